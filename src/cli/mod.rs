@@ -1,0 +1,136 @@
+//! The `n2g-index` command line: a thin layer over the library.
+
+mod activations;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::model::{DeviceSpec, LoadOptions, Model, DEFAULT_MODEL_PATH};
+use crate::{Error, Result};
+
+/// n2g-index: build Neuron-to-Graph explanations of every MLP neuron of a language
+/// model and search them.
+#[derive(Parser, Debug)]
+#[command(name = "n2g-index", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Scan a corpus with a model and build an N2G graph for every selected neuron.
+    Build,
+    /// Search the index: neurons whose graphs match a query such as
+    /// "token:Paris context:capital".
+    Query {
+        /// The query.
+        query: String,
+    },
+    /// Neurons whose activating and context tokens overlap those of LAYER:INDEX.
+    Similar {
+        /// The neuron, as LAYER:INDEX.
+        neuron: String,
+    },
+    /// A neuron's graph, scores and top examples.
+    Show {
+        /// The neuron, as LAYER:INDEX.
+        neuron: String,
+    },
+    /// Per-token MLP neuron activations of a text, straight from the model.
+    Activations(activations::ActivationsArgs),
+    /// What an index holds: model, corpus, layers, neurons, format version, size.
+    Info,
+}
+
+/// Model options shared by the commands that load a model.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// A GGUF file (Llama family) or a Hugging Face folder (llama, gpt2, gpt_neox).
+    /// Default: the SmolLM2-135M-Instruct GGUF fetched by scripts/setup.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// A tokenizer.json to use instead of the model's own tokenizer.
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// Device: cpu, cuda:N (built with --features cuda) or metal:N (--features metal).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Keep GGUF weights quantized (less memory, slower on CPU, not exact).
+    #[arg(long)]
+    pub quantized: bool,
+}
+
+impl ModelArgs {
+    /// Loads the chosen model, or the default one with an error naming scripts/setup.
+    pub fn load(&self) -> Result<Model> {
+        let options = LoadOptions {
+            device: self.device.parse::<DeviceSpec>()?,
+            quantized: self.quantized,
+            tokenizer: self.tokenizer.clone(),
+        };
+        match &self.model {
+            Some(path) => Model::load(path, &options),
+            None => Model::load(default_model_path()?, &options),
+        }
+    }
+}
+
+/// Where the default model is: `$N2G_DATA/models/...`, else `data/` in the current
+/// folder or beside the executable's repository.
+pub fn default_model_path() -> Result<PathBuf> {
+    let rel = PathBuf::from(DEFAULT_MODEL_PATH);
+    let file_in_data = rel.strip_prefix("data").expect("default path starts with data/");
+    if let Some(dir) = std::env::var_os("N2G_DATA") {
+        let p = PathBuf::from(dir).join(file_in_data);
+        return if p.exists() {
+            Ok(p)
+        } else {
+            Err(Error::MissingDefault {
+                what: "default model",
+                path: p,
+            })
+        };
+    }
+    let mut candidates = vec![rel.clone()];
+    if let Ok(exe) = std::env::current_exe() {
+        candidates.extend(exe.ancestors().skip(1).map(|a| a.join(&rel)));
+    }
+    candidates
+        .into_iter()
+        .find(|p| p.exists())
+        .ok_or(Error::MissingDefault {
+            what: "default model",
+            path: rel,
+        })
+}
+
+/// Parses the arguments and runs the command; errors go to stderr with exit code 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Activations(args) => activations::run(&args),
+        Command::Build => not_built("build", 5),
+        Command::Query { .. } => not_built("query", 3),
+        Command::Similar { .. } => not_built("similar", 3),
+        Command::Show { .. } => not_built("show", 5),
+        Command::Info => not_built("info", 5),
+    }
+}
+
+fn not_built(command: &str, issue: u32) -> anyhow::Result<ExitCode> {
+    eprintln!("n2g-index {command}: not built yet (tracked in issue {issue})");
+    Ok(ExitCode::from(2))
+}

@@ -1,0 +1,15 @@
+//! n2g-index: a neuron search engine for language-model interpretability.
+//!
+//! Data flows one way: [`model`] (a transformer runtime that reads MLP neuron
+//! activations) → scan → graphs → store → search. The command-line tool in
+//! [`cli`] is a thin layer over this library.
+
+pub mod cli;
+mod error;
+pub mod model;
+
+pub use error::{Error, Result};
+pub use model::{
+    Architecture, DeviceSpec, LayerActivations, LoadOptions, Model, ModelInfo, TextTokenizer,
+    TokenizedText,
+};

@@ -1,0 +1,168 @@
+//! The GPT-NeoX architecture (Pythia).
+//!
+//! Partial rotary embeddings on the first `rotary_pct` of each head (half rotation),
+//! fused per-head `query_key_value`, and the parallel residual
+//! `x' = x + attn(ln1(x)) + mlp(ln2(x))` (or sequential when
+//! `use_parallel_residual = false`). The neuron activation is `gelu(dense_h_to_4h(.))`.
+
+use candle_core::{Device, Tensor};
+
+use super::gpt2::Gelu;
+use super::hf::{HfConfig, Weights};
+use super::linear::Linear;
+use super::ops;
+use super::{ForwardOutput, ForwardRequest};
+use crate::error::Result;
+
+struct Block {
+    ln_1: (Tensor, Tensor),
+    ln_2: (Tensor, Tensor),
+    qkv: Linear,
+    dense: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+/// A GPT-NeoX network.
+pub(crate) struct GptNeox {
+    hidden: usize,
+    inner: usize,
+    n_heads: usize,
+    rotary_dims: usize,
+    rope_theta: f64,
+    eps: f32,
+    act: Gelu,
+    parallel: bool,
+    embed: Tensor,
+    blocks: Vec<Block>,
+    ln_f: (Tensor, Tensor),
+    lm_head: Linear,
+    device: Device,
+}
+
+impl GptNeox {
+    /// Loads from a Hugging Face folder.
+    pub fn load(config: &HfConfig, w: &Weights, device: &Device) -> Result<GptNeox> {
+        let hidden = config.usize("hidden_size")?;
+        let n_layers = config.usize("num_hidden_layers")?;
+        let n_heads = config.usize("num_attention_heads")?;
+        let inner = config.usize("intermediate_size")?;
+        let vocab = config.usize("vocab_size")?;
+        let head_dim = hidden / n_heads;
+        if config.has("rope_scaling") {
+            return Err(config.error("rope_scaling is not supported"));
+        }
+        let rotary_pct = config.opt_f64("rotary_pct")?.unwrap_or(0.25);
+        let rotary_dims = (head_dim as f64 * rotary_pct) as usize;
+        let bias = config.opt_bool("attention_bias")?.unwrap_or(true);
+        let embed = w.get("gpt_neox.embed_in.weight", &[vocab, hidden])?;
+        let mut blocks = Vec::with_capacity(n_layers);
+        for i in 0..n_layers {
+            let p = |s: &str| format!("gpt_neox.layers.{i}.{s}");
+            blocks.push(Block {
+                ln_1: w.layer_norm(&p("input_layernorm"), hidden)?,
+                ln_2: w.layer_norm(&p("post_attention_layernorm"), hidden)?,
+                qkv: w.linear(&p("attention.query_key_value"), 3 * hidden, hidden, bias)?,
+                dense: w.linear(&p("attention.dense"), hidden, hidden, bias)?,
+                up: w.linear(&p("mlp.dense_h_to_4h"), inner, hidden, true)?,
+                down: w.linear(&p("mlp.dense_4h_to_h"), hidden, inner, true)?,
+            });
+        }
+        let ln_f = w.layer_norm("gpt_neox.final_layer_norm", hidden)?;
+        let lm_head = if w.has("embed_out.weight") {
+            w.linear("embed_out", vocab, hidden, false)?
+        } else {
+            Linear::from_out_in(embed.clone(), None)?
+        };
+        let rope_theta = match config.opt_f64("rotary_emb_base")? {
+            Some(t) => t,
+            None => config.opt_f64("rope_theta")?.unwrap_or(10_000.0),
+        };
+        Ok(GptNeox {
+            hidden,
+            inner,
+            n_heads,
+            rotary_dims,
+            rope_theta,
+            eps: config.opt_f64("layer_norm_eps")?.unwrap_or(1e-5) as f32,
+            act: Gelu::parse(config, "hidden_act", "gelu")?,
+            parallel: config.opt_bool("use_parallel_residual")?.unwrap_or(true),
+            embed,
+            blocks,
+            ln_f,
+            lm_head,
+            device: device.clone(),
+        })
+    }
+
+    /// `(layers, neurons, hidden, vocab)`.
+    pub fn shape(&self) -> (usize, usize, usize, usize) {
+        (self.blocks.len(), self.inner, self.hidden, self.embed.dim(0).unwrap_or(0))
+    }
+
+    fn attention(&self, block: &Block, x: &Tensor, mask: &Tensor, rope: &(Tensor, Tensor)) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let head_dim = self.hidden / self.n_heads;
+        let h = candle_nn::ops::layer_norm(x, &block.ln_1.0, &block.ln_1.1, self.eps)?;
+        // Hugging Face views the fused output as [b, t, heads, 3 * head_dim].
+        let qkv = block.qkv.forward(&h)?.reshape((b, t, self.n_heads, 3 * head_dim))?;
+        let part = |i: usize| -> Result<Tensor> {
+            Ok(qkv.narrow(3, i * head_dim, head_dim)?.transpose(1, 2)?.contiguous()?)
+        };
+        let (q, k, v) = (part(0)?, part(1)?, part(2)?);
+        let q = ops::rope_partial(&q, self.rotary_dims, &rope.0, &rope.1)?;
+        let k = ops::rope_partial(&k, self.rotary_dims, &rope.0, &rope.1)?;
+        let y = ops::attention(&q, &k, &v, mask, 1.0 / (head_dim as f64).sqrt())?;
+        block.dense.forward(&y)
+    }
+
+    /// Runs the blocks up to the highest requested layer.
+    pub fn forward(&self, ids: &Tensor, request: &ForwardRequest) -> Result<ForwardOutput> {
+        let (b, t) = ids.dims2()?;
+        let last = if request.logits {
+            self.blocks.len() - 1
+        } else {
+            *request.layers.last().expect("at least one layer")
+        };
+        let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.hidden))?;
+        let mask = ops::causal_mask(t, &self.device)?;
+        let rope = ops::rope_tables(t, self.rotary_dims, self.rope_theta, &self.device)?;
+        let mut activations = Vec::with_capacity(request.layers.len());
+        for (layer, block) in self.blocks.iter().enumerate().take(last + 1) {
+            let stop_here = layer == last && !request.logits;
+            if self.parallel {
+                // The MLP reads the block input: at the last needed layer the attention
+                // branch is not needed at all.
+                let m = candle_nn::ops::layer_norm(&x, &block.ln_2.0, &block.ln_2.1, self.eps)?;
+                let act = self.act.apply(&block.up.forward(&m)?)?;
+                if request.layers.binary_search(&layer).is_ok() {
+                    activations.push(act.clone());
+                }
+                if stop_here {
+                    break;
+                }
+                let attn = self.attention(block, &x, &mask, &rope)?;
+                x = ((x + attn)? + block.down.forward(&act)?)?;
+            } else {
+                let attn = self.attention(block, &x, &mask, &rope)?;
+                x = (x + attn)?;
+                let m = candle_nn::ops::layer_norm(&x, &block.ln_2.0, &block.ln_2.1, self.eps)?;
+                let act = self.act.apply(&block.up.forward(&m)?)?;
+                if request.layers.binary_search(&layer).is_ok() {
+                    activations.push(act.clone());
+                }
+                if stop_here {
+                    break;
+                }
+                x = (x + block.down.forward(&act)?)?;
+            }
+        }
+        let logits = if request.logits {
+            let x = candle_nn::ops::layer_norm(&x, &self.ln_f.0, &self.ln_f.1, self.eps)?;
+            Some(self.lm_head.forward(&x)?)
+        } else {
+            None
+        };
+        Ok(ForwardOutput { activations, logits })
+    }
+}

@@ -1,0 +1,59 @@
+//! A linear layer that is either dense f32 (weights stored transposed, `[in, out]`,
+//! for a straight GEMM) or a quantized GGUF matmul.
+
+use candle_core::quantized::QMatMul;
+use candle_core::{Module, Tensor};
+
+use crate::error::Result;
+
+/// `y = x W^T + b` over the last dimension of `x`.
+#[derive(Debug, Clone)]
+pub(crate) enum Linear {
+    /// Dense weights, transposed to `[in, out]` and contiguous, with an optional bias.
+    Dense {
+        /// `W^T`, `[in, out]`.
+        weight_t: Tensor,
+        /// `[out]`.
+        bias: Option<Tensor>,
+    },
+    /// A quantized matmul (GGUF blocks kept as they are).
+    Quantized(QMatMul),
+}
+
+impl Linear {
+    /// From a PyTorch-layout weight `[out, in]`.
+    pub fn from_out_in(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
+        Ok(Linear::Dense {
+            weight_t: weight.t()?.contiguous()?,
+            bias,
+        })
+    }
+
+    /// From an already transposed weight `[in, out]` (GPT-2's Conv1D layout).
+    pub fn from_in_out(weight_t: Tensor, bias: Option<Tensor>) -> Result<Self> {
+        Ok(Linear::Dense {
+            weight_t: weight_t.contiguous()?,
+            bias,
+        })
+    }
+
+    /// Applies the layer to `[..., in]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Linear::Dense { weight_t, bias } => {
+                let dims = x.dims().to_vec();
+                let last = *dims.last().expect("linear input has a last dimension");
+                let rows = x.elem_count() / last;
+                let y = x.reshape((rows, last))?.matmul(weight_t)?;
+                let mut out_dims = dims;
+                *out_dims.last_mut().expect("non-empty") = y.dim(1)?;
+                let y = y.reshape(out_dims)?;
+                Ok(match bias {
+                    Some(b) => y.broadcast_add(b)?,
+                    None => y,
+                })
+            }
+            Linear::Quantized(q) => Ok(q.forward(x)?),
+        }
+    }
+}

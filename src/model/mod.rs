@@ -1,0 +1,400 @@
+//! The model runtime: loads a transformer and reads its MLP neuron activations.
+//!
+//! A neuron's activation is the MLP hidden value after the non-linearity, i.e. the input
+//! of the down/out projection (TransformerLens `mlp.hook_post`):
+//! `silu(gate(x)) * up(x)` for Llama, `gelu_new(c_fc(x))` for GPT-2 and
+//! `gelu(dense_h_to_4h(x))` for GPT-NeoX.
+//!
+//! Supported inputs: GGUF files of the Llama family (the default SmolLM2-135M-Instruct)
+//! and Hugging Face folders (`config.json`, `*.safetensors`, `tokenizer.json`) of the
+//! `llama`, `gpt2` and `gpt_neox` architectures. A forward pass runs only up to the
+//! highest requested layer and never computes the LM head unless asked.
+
+mod gguf;
+mod gpt2;
+mod gpt_neox;
+mod hf;
+mod linear;
+mod llama;
+mod ops;
+mod tokenizer;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::error::{Error, Result};
+pub use tokenizer::{TextTokenizer, TokenizedText};
+
+/// The path (relative to the repository root) where `scripts/setup` puts the default model.
+pub const DEFAULT_MODEL_PATH: &str = "data/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// Architectures the runtime can run, as named in a Hugging Face `config.json`.
+pub const SUPPORTED_ARCHITECTURES: &str =
+    "llama (GGUF file or Hugging Face folder), gpt2, gpt_neox (Hugging Face folders)";
+
+/// A transformer architecture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Architecture {
+    /// Llama family (gated SwiGLU MLP, RMSNorm, RoPE).
+    Llama,
+    /// GPT-2 (GELU MLP, LayerNorm, learned positions).
+    Gpt2,
+    /// GPT-NeoX / Pythia (GELU MLP, LayerNorm, partial RoPE, parallel residual).
+    GptNeox,
+}
+
+impl std::fmt::Display for Architecture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Architecture::Llama => "llama",
+            Architecture::Gpt2 => "gpt2",
+            Architecture::GptNeox => "gpt_neox",
+        })
+    }
+}
+
+/// Where tensors live: `cpu`, `cuda:N` (cargo feature `cuda`) or `metal:N` (feature `metal`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeviceSpec {
+    /// The CPU (default).
+    #[default]
+    Cpu,
+    /// An NVIDIA GPU by ordinal.
+    Cuda(usize),
+    /// An Apple GPU by ordinal.
+    Metal(usize),
+}
+
+impl FromStr for DeviceSpec {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let (kind, ordinal) = match s.split_once(':') {
+            Some((k, n)) => {
+                let n = n.parse::<usize>().map_err(|_| {
+                    Error::InvalidRequest(format!("--device {s}: `{n}` is not a device number"))
+                })?;
+                (k, n)
+            }
+            None => (s, 0),
+        };
+        match kind {
+            "cpu" => Ok(DeviceSpec::Cpu),
+            "cuda" => Ok(DeviceSpec::Cuda(ordinal)),
+            "metal" => Ok(DeviceSpec::Metal(ordinal)),
+            _ => Err(Error::InvalidRequest(format!(
+                "--device {s}: expected cpu, cuda:N or metal:N"
+            ))),
+        }
+    }
+}
+
+impl DeviceSpec {
+    /// Opens the device; a GPU device fails clearly when the binary lacks its feature.
+    pub fn open(self) -> Result<Device> {
+        Ok(match self {
+            DeviceSpec::Cpu => Device::Cpu,
+            DeviceSpec::Cuda(n) => Device::new_cuda(n)?,
+            DeviceSpec::Metal(n) => Device::new_metal(n)?,
+        })
+    }
+}
+
+/// How to load a model.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// The device to run on.
+    pub device: DeviceSpec,
+    /// Keep GGUF weights quantized and use quantized matmuls (less memory; slower on x86
+    /// CPUs with candle 0.11 and not exact). Default: dequantize to f32 at load.
+    pub quantized: bool,
+    /// A `tokenizer.json` to use instead of the model's own tokenizer.
+    pub tokenizer: Option<PathBuf>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            device: DeviceSpec::Cpu,
+            quantized: false,
+            tokenizer: None,
+        }
+    }
+}
+
+/// What a loaded model is: shape, special tokens, where it came from.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct ModelInfo {
+    /// The model file or folder.
+    pub path: PathBuf,
+    /// A readable name (file stem or `general.name`).
+    pub name: String,
+    /// The architecture.
+    pub architecture: Architecture,
+    /// Number of transformer blocks.
+    pub n_layers: usize,
+    /// MLP neurons per layer.
+    pub n_neurons: usize,
+    /// Residual stream width.
+    pub hidden_size: usize,
+    /// Vocabulary size of the embedding matrix.
+    pub vocab_size: usize,
+    /// The beginning-of-sequence token prepended by default, if the model has one.
+    pub bos_id: Option<u32>,
+    /// The end-of-sequence token.
+    pub eos_id: Option<u32>,
+    /// The padding token declared by the model, if any.
+    pub pad_id: Option<u32>,
+}
+
+/// The activations of one layer for a batch, `[batch, seq_len, n_neurons]` row-major.
+///
+/// Sequences shorter than `seq_len` were right-padded; positions at or past
+/// `lengths[b]` hold the padded values and must be ignored.
+#[derive(Clone, Debug)]
+pub struct LayerActivations {
+    /// The layer.
+    pub layer: usize,
+    /// Number of sequences.
+    pub batch: usize,
+    /// Padded sequence length.
+    pub seq_len: usize,
+    /// Neurons per position.
+    pub n_neurons: usize,
+    /// Real length of each sequence.
+    pub lengths: Vec<usize>,
+    /// The values, `[batch, seq_len, n_neurons]`.
+    pub data: Vec<f32>,
+}
+
+impl LayerActivations {
+    /// All neurons at position `t` of sequence `b`.
+    pub fn at(&self, b: usize, t: usize) -> &[f32] {
+        let start = (b * self.seq_len + t) * self.n_neurons;
+        &self.data[start..start + self.n_neurons]
+    }
+
+    /// One neuron's activation at position `t` of sequence `b`.
+    pub fn get(&self, b: usize, t: usize, neuron: usize) -> f32 {
+        self.data[(b * self.seq_len + t) * self.n_neurons + neuron]
+    }
+}
+
+/// A loaded model: network, tokenizer and device.
+pub struct Model {
+    info: ModelInfo,
+    tokenizer: TextTokenizer,
+    network: Network,
+    device: Device,
+}
+
+/// The per-architecture networks.
+enum Network {
+    Llama(llama::Llama),
+    Gpt2(gpt2::Gpt2),
+    GptNeox(gpt_neox::GptNeox),
+}
+
+/// What one forward pass should produce.
+pub(crate) struct ForwardRequest<'a> {
+    /// Layers whose neuron activations are kept (sorted, deduplicated).
+    pub layers: &'a [usize],
+    /// Also run the final norm and LM head.
+    pub logits: bool,
+}
+
+/// What one forward pass produced.
+pub(crate) struct ForwardOutput {
+    /// One `[batch, seq, neurons]` tensor per requested layer, in request order.
+    pub activations: Vec<Tensor>,
+    /// `[batch, seq, vocab]` when asked for.
+    pub logits: Option<Tensor>,
+}
+
+impl Model {
+    /// Loads a GGUF file or a Hugging Face folder.
+    pub fn load(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Model> {
+        let path = path.as_ref();
+        let device = options.device.open()?;
+        if !path.exists() {
+            return Err(Error::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
+            ));
+        }
+        let (info, mut tokenizer, network) = if path.is_dir() {
+            hf::load_folder(path, &device)?
+        } else {
+            let (info, tokenizer, net) = gguf::load_gguf(path, &device, options.quantized)?;
+            (info, tokenizer, Network::Llama(net))
+        };
+        if let Some(tok) = &options.tokenizer {
+            tokenizer = TextTokenizer::from_file(tok, info.bos_id)?;
+        }
+        Ok(Model {
+            info,
+            tokenizer,
+            network,
+            device,
+        })
+    }
+
+    /// Loads the default model fetched by `scripts/setup`, looked up from `root`.
+    pub fn load_default(root: impl AsRef<Path>, options: &LoadOptions) -> Result<Model> {
+        let path = root.as_ref().join(DEFAULT_MODEL_PATH);
+        if !path.exists() {
+            return Err(Error::MissingDefault {
+                what: "default model",
+                path,
+            });
+        }
+        Model::load(path, options)
+    }
+
+    /// Shape and special tokens of the model.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// The model's tokenizer.
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.tokenizer
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Neuron activations of `layers` for a batch of token-id sequences.
+    ///
+    /// Sequences may differ in length: they are right-padded, which does not change a
+    /// causal model's values at real positions. The pass stops at the highest requested
+    /// layer. Returns one [`LayerActivations`] per distinct layer, in ascending order.
+    pub fn activations(
+        &self,
+        batch: &[Vec<u32>],
+        layers: &[usize],
+    ) -> Result<Vec<LayerActivations>> {
+        let mut layers = layers.to_vec();
+        layers.sort_unstable();
+        layers.dedup();
+        if layers.is_empty() {
+            return Err(Error::InvalidRequest("no layer requested".into()));
+        }
+        if let Some(&l) = layers.iter().find(|&&l| l >= self.info.n_layers) {
+            return Err(Error::InvalidRequest(format!(
+                "layer {l} out of range: the model has layers 0..={}",
+                self.info.n_layers - 1
+            )));
+        }
+        let (ids, lengths) = self.pad_batch(batch)?;
+        let out = self.forward(
+            &ids,
+            &ForwardRequest {
+                layers: &layers,
+                logits: false,
+            },
+        )?;
+        let (b, t) = ids.dims2()?;
+        out.activations
+            .into_iter()
+            .zip(&layers)
+            .map(|(act, &layer)| {
+                let data = act
+                    .to_dtype(DType::F32)?
+                    .flatten_all()?
+                    .to_device(&Device::Cpu)?
+                    .to_vec1::<f32>()?;
+                Ok(LayerActivations {
+                    layer,
+                    batch: b,
+                    seq_len: t,
+                    n_neurons: self.info.n_neurons,
+                    lengths: lengths.clone(),
+                    data,
+                })
+            })
+            .collect()
+    }
+
+    /// For every position of every sequence, the `k` most likely next tokens as
+    /// `(token id, logit)`, best first. Runs the whole model and the LM head.
+    pub fn next_token_top_k(
+        &self,
+        batch: &[Vec<u32>],
+        k: usize,
+    ) -> Result<Vec<Vec<Vec<(u32, f32)>>>> {
+        let (ids, lengths) = self.pad_batch(batch)?;
+        let out = self.forward(
+            &ids,
+            &ForwardRequest {
+                layers: &[],
+                logits: true,
+            },
+        )?;
+        let logits = out.logits.expect("logits were requested");
+        let logits = logits.to_dtype(DType::F32)?.to_device(&Device::Cpu)?;
+        let (_, t, v) = logits.dims3()?;
+        let flat = logits.flatten_all()?.to_vec1::<f32>()?;
+        Ok(lengths
+            .iter()
+            .enumerate()
+            .map(|(b, &len)| {
+                (0..len)
+                    .map(|p| {
+                        let row = &flat[(b * t + p) * v..(b * t + p + 1) * v];
+                        ops::top_k(row, k)
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// Pads a batch on the right into a `[batch, max_len]` id tensor.
+    fn pad_batch(&self, batch: &[Vec<u32>]) -> Result<(Tensor, Vec<usize>)> {
+        if batch.is_empty() {
+            return Err(Error::InvalidRequest("empty batch".into()));
+        }
+        let max_len = batch.iter().map(Vec::len).max().unwrap_or(0);
+        if max_len == 0 {
+            return Err(Error::InvalidRequest("empty sequence in batch".into()));
+        }
+        let vocab = self.info.vocab_size as u32;
+        let pad = self.info.eos_id.unwrap_or(0).min(vocab - 1);
+        let mut flat = Vec::with_capacity(batch.len() * max_len);
+        for seq in batch {
+            if seq.is_empty() {
+                return Err(Error::InvalidRequest("empty sequence in batch".into()));
+            }
+            if let Some(&bad) = seq.iter().find(|&&id| id >= vocab) {
+                return Err(Error::InvalidRequest(format!(
+                    "token id {bad} out of range (vocabulary size {vocab})"
+                )));
+            }
+            flat.extend_from_slice(seq);
+            flat.extend(std::iter::repeat_n(pad, max_len - seq.len()));
+        }
+        let lengths = batch.iter().map(Vec::len).collect();
+        let ids = Tensor::from_vec(flat, (batch.len(), max_len), &self.device)?;
+        Ok((ids, lengths))
+    }
+
+    fn forward(&self, ids: &Tensor, request: &ForwardRequest) -> Result<ForwardOutput> {
+        match &self.network {
+            Network::Llama(n) => n.forward(ids, request),
+            Network::Gpt2(n) => n.forward(ids, request),
+            Network::GptNeox(n) => n.forward(ids, request),
+        }
+    }
+}
+
+/// The `k` highest-activating neurons of one position, as `(neuron, value)`, best first.
+pub fn top_neurons(row: &[f32], k: usize) -> Vec<(usize, f32)> {
+    ops::top_k(row, k)
+        .into_iter()
+        .map(|(i, v)| (i as usize, v))
+        .collect()
+}
