@@ -7,6 +7,7 @@
 pub mod cli;
 mod error;
 pub mod model;
+pub mod n2g;
 
 pub use error::{Error, Result};
 pub use model::{
