@@ -8,8 +8,10 @@ pub mod cli;
 mod error;
 pub mod model;
 pub mod n2g;
+mod neuron;
 
 pub use error::{Error, Result};
+pub use neuron::NeuronId;
 pub use model::{
     Architecture, DeviceSpec, LayerActivations, LoadOptions, Model, ModelInfo, TextTokenizer,
     TokenizedText,
