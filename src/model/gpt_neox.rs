@@ -52,7 +52,10 @@ impl GptNeox {
         if config.has("rope_scaling") {
             return Err(config.error("rope_scaling is not supported"));
         }
-        let rotary_pct = config.opt_f64("rotary_pct")?.unwrap_or(0.25);
+        let rotary_pct = match config.opt_f64("rotary_pct")? {
+            Some(p) => p,
+            None => config.opt_f64("partial_rotary_factor")?.unwrap_or(0.25),
+        };
         let rotary_dims = (head_dim as f64 * rotary_pct) as usize;
         let bias = config.opt_bool("attention_bias")?.unwrap_or(true);
         let embed = w.get("gpt_neox.embed_in.weight", &[vocab, hidden])?;

@@ -1,0 +1,305 @@
+//! The model runtime against an independent oracle: activations computed in float64 by
+//! `scripts/reference/` (numpy, the `gguf` dequantizer, llama.cpp's tokenizer), never
+//! values copied from this crate's output.
+//!
+//! Needs the default model: `scripts/setup` (the test command runs it first).
+
+use std::path::{Path, PathBuf};
+
+use n2g_index::{Error, LoadOptions, Model};
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixture(path: &str) -> Value {
+    let p = root().join(path);
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+fn default_model(options: &LoadOptions) -> Model {
+    Model::load_default(root(), options).unwrap_or_else(|e| {
+        panic!("{e}\n(the test command runs scripts/setup first; run it by hand to fetch the model)")
+    })
+}
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+}
+
+/// Index of the largest value (first on ties).
+fn argmax(xs: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, &x) in xs.iter().enumerate() {
+        if x > xs[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// For every (text, layer, neuron) of a reference file: max |ours - ref| over the tokens
+/// is at most `tol` times max |ref|, and the highest-activating token is the same.
+fn compare_activations(model: &Model, texts: &[Value], all_neurons: bool, tol: f64) {
+    let batch: Vec<Vec<u32>> = texts.iter().map(|t| ids(&t["ids"])).collect();
+    let layers: Vec<usize> = texts[0]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["layer"].as_u64().unwrap() as usize)
+        .collect();
+    let acts = model.activations(&batch, &layers).unwrap();
+    let mut worst = 0.0f64;
+    let mut checked = 0;
+    for (b, text) in texts.iter().enumerate() {
+        for (li, layer) in text["layers"].as_array().unwrap().iter().enumerate() {
+            let ours = &acts[li];
+            assert_eq!(ours.layer, layers[li]);
+            let rows: Vec<Vec<f64>> = layer["activations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(floats)
+                .collect();
+            let neurons: Vec<usize> = if all_neurons {
+                (0..rows[0].len()).collect()
+            } else {
+                ids(&layer["neurons"]).into_iter().map(|n| n as usize).collect()
+            };
+            assert_eq!(rows.len(), batch[b].len());
+            for (j, &n) in neurons.iter().enumerate() {
+                let reference: Vec<f64> = rows.iter().map(|r| r[j]).collect();
+                let got: Vec<f64> = (0..rows.len())
+                    .map(|t| ours.get(b, t, n) as f64)
+                    .collect();
+                let scale = reference.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-6);
+                let err = reference
+                    .iter()
+                    .zip(&got)
+                    .fold(0.0f64, |m, (r, g)| m.max((r - g).abs()));
+                let rel = err / scale;
+                worst = worst.max(rel);
+                assert!(
+                    rel <= tol,
+                    "text {b} layer {} neuron {n}: relative error {rel:.2e} > {tol:.0e}",
+                    layers[li]
+                );
+                assert_eq!(
+                    argmax(&got),
+                    argmax(&reference),
+                    "text {b} layer {} neuron {n}: highest-activating token differs",
+                    layers[li]
+                );
+                // The same ignoring the BOS attention sink at position 0.
+                if rows.len() > 1 {
+                    assert_eq!(argmax(&got[1..]), argmax(&reference[1..]));
+                }
+                checked += 1;
+            }
+        }
+    }
+    eprintln!("checked {checked} neuron traces, worst relative error {worst:.2e}");
+}
+
+#[test]
+fn smollm2_activations_match_float64_reference() {
+    let model = default_model(&LoadOptions::default());
+    let reference = fixture("fixtures/reference/smollm2_activations.json");
+    let texts = reference["texts"].as_array().unwrap();
+    assert!(texts.len() >= 8);
+    for t in texts {
+        let ours = model.tokenizer().encode(t["text"].as_str().unwrap(), true).unwrap();
+        assert_eq!(ours.ids, ids(&t["ids"]), "token ids of {}", t["name"]);
+        assert!(ours.bos);
+    }
+    compare_activations(&model, texts, false, 1e-3);
+}
+
+#[test]
+fn smollm2_tokenizer_matches_llama_cpp() {
+    let model = default_model(&LoadOptions::default());
+    let cases = fixture("fixtures/reference/smollm2_tokenizer.json");
+    let cases = cases.as_array().unwrap();
+    assert!(cases.len() >= 10);
+    for case in cases {
+        let text = case["text"].as_str().unwrap();
+        let ours = model.tokenizer().encode(text, false).unwrap();
+        assert_eq!(ours.ids, ids(&case["ids"]), "ids of {text:?}");
+        // Offsets cover the text and the token strings put it back together.
+        let joined: Vec<u8> = ours
+            .ids
+            .iter()
+            .flat_map(|&id| model.tokenizer().decode(&[id]).unwrap().into_bytes())
+            .collect();
+        if text.is_ascii() {
+            assert_eq!(String::from_utf8(joined).unwrap(), text);
+        }
+    }
+    let bos = model.tokenizer().encode("The", true).unwrap();
+    assert_eq!(bos.ids, vec![1, 504]);
+    assert_eq!(bos.offsets, vec![(0, 0), (0, 3)]);
+}
+
+#[test]
+fn smollm2_next_token_matches_reference() {
+    let model = default_model(&LoadOptions::default());
+    let reference = fixture("fixtures/reference/smollm2_next_token.json");
+    let seq = ids(&reference["ids"]);
+    let top = model.next_token_top_k(&[seq.clone()], 10).unwrap();
+    let last = &top[0][seq.len() - 1];
+    let want_ids = ids(&reference["top_ids"]);
+    let want_logits = floats(&reference["top_logits"]);
+    // The top 5 are separated by more than the tolerance; compare them exactly.
+    for i in 0..5 {
+        assert_eq!(last[i].0, want_ids[i], "rank {i}");
+        assert!((last[i].1 as f64 - want_logits[i]).abs() <= 1e-3 * want_logits[0].abs());
+    }
+    assert_eq!(model.tokenizer().token_str(last[0].0), " Paris");
+}
+
+#[test]
+fn batch_equals_single_sequences() {
+    let model = default_model(&LoadOptions::default());
+    let texts = [
+        "A short one.",
+        "A rather longer sentence, so that the others are padded on the right.",
+        "12 34",
+    ];
+    let seqs: Vec<Vec<u32>> = texts
+        .iter()
+        .map(|t| model.tokenizer().encode(t, true).unwrap().ids)
+        .collect();
+    let layers = [0, 7, 29];
+    let batched = model.activations(&seqs, &layers).unwrap();
+    for (b, seq) in seqs.iter().enumerate() {
+        let single = model.activations(std::slice::from_ref(seq), &layers).unwrap();
+        for (l, (one, many)) in single.iter().zip(&batched).enumerate() {
+            assert_eq!(many.lengths[b], seq.len());
+            for t in 0..seq.len() {
+                for (x, y) in one.at(0, t).iter().zip(many.at(b, t)) {
+                    let tol = 1e-4 * (1.0 + x.abs());
+                    assert!((x - y).abs() <= tol, "layer {} seq {b} pos {t}: {x} vs {y}", layers[l]);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn quantized_path_stays_close() {
+    let exact = default_model(&LoadOptions::default());
+    let quant = default_model(&LoadOptions {
+        quantized: true,
+        ..LoadOptions::default()
+    });
+    let seq = exact.tokenizer().encode("The quick brown fox jumps over the lazy dog.", true).unwrap().ids;
+    let a = &exact.activations(std::slice::from_ref(&seq), &[2]).unwrap()[0];
+    let b = &quant.activations(std::slice::from_ref(&seq), &[2]).unwrap()[0];
+    // Pearson correlation over non-BOS positions: the quantized matmul rounds
+    // activations to 8 bits, so it is close but not exact.
+    let xs: Vec<f64> = (1..seq.len()).flat_map(|t| a.at(0, t).to_vec()).map(f64::from).collect();
+    let ys: Vec<f64> = (1..seq.len()).flat_map(|t| b.at(0, t).to_vec()).map(f64::from).collect();
+    let n = xs.len() as f64;
+    let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
+    let cov: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+    let vx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
+    let vy: f64 = ys.iter().map(|y| (y - my).powi(2)).sum();
+    let corr = cov / (vx * vy).sqrt();
+    assert!(corr > 0.98, "correlation {corr}");
+}
+
+fn tiny(arch: &str) {
+    let dir = root().join("fixtures/tiny").join(arch);
+    let model = Model::load(&dir, &LoadOptions::default()).unwrap();
+    assert_eq!(model.info().architecture.to_string(), arch);
+    let reference = fixture(&format!("fixtures/tiny/{arch}/reference.json"));
+    let texts = reference["texts"].as_array().unwrap();
+    for t in texts {
+        let ours = model.tokenizer().encode(t["text"].as_str().unwrap(), true).unwrap();
+        assert_eq!(ours.ids, ids(&t["ids"]), "{arch}: token ids of {}", t["text"]);
+    }
+    compare_activations(&model, texts, true, 1e-4);
+}
+
+#[test]
+fn tiny_llama_matches_reference() {
+    tiny("llama");
+}
+
+#[test]
+fn tiny_gpt2_matches_reference() {
+    tiny("gpt2");
+}
+
+#[test]
+fn tiny_gpt_neox_matches_reference() {
+    tiny("gpt_neox");
+}
+
+fn expect_bad_model(path: &Path, needle: &str) {
+    match Model::load(path, &LoadOptions::default()) {
+        Ok(_) => panic!("{} loaded but should not", path.display()),
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(msg.contains(needle), "error `{msg}` lacks `{needle}`");
+            assert!(msg.contains(&path.display().to_string()) || msg.contains(path.file_name().unwrap().to_str().unwrap()), "error `{msg}` does not name the file");
+        }
+    }
+}
+
+#[test]
+fn truncated_or_corrupt_files_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A GGUF cut in the middle of its tensor data.
+    let gguf = std::fs::read(root().join(n2g_index::model::DEFAULT_MODEL_PATH)).unwrap();
+    let cut = tmp.path().join("cut.gguf");
+    std::fs::write(&cut, &gguf[..gguf.len() / 2]).unwrap();
+    expect_bad_model(&cut, "truncated");
+    // A GGUF cut inside its header.
+    let head = tmp.path().join("head.gguf");
+    std::fs::write(&head, &gguf[..1000]).unwrap();
+    expect_bad_model(&head, "GGUF");
+    // Not a GGUF at all.
+    let junk = tmp.path().join("junk.gguf");
+    std::fs::write(&junk, b"hello, this is not a model").unwrap();
+    expect_bad_model(&junk, "GGUF");
+
+    // A safetensors file cut short.
+    let src = root().join("fixtures/tiny/gpt2");
+    let bad = tmp.path().join("gpt2-cut");
+    std::fs::create_dir(&bad).unwrap();
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(src.join(f), bad.join(f)).unwrap();
+    }
+    let st = std::fs::read(src.join("model.safetensors")).unwrap();
+    std::fs::write(bad.join("model.safetensors"), &st[..st.len() - 100]).unwrap();
+    expect_bad_model(&bad, "safetensors");
+
+    // A config.json that is not JSON, one without the needed field, an unknown arch.
+    std::fs::copy(src.join("model.safetensors"), bad.join("model.safetensors")).unwrap();
+    std::fs::write(bad.join("config.json"), "{ not json").unwrap();
+    expect_bad_model(&bad, "config.json");
+    std::fs::write(bad.join("config.json"), r#"{"model_type": "gpt2", "n_layer": 3}"#).unwrap();
+    expect_bad_model(&bad, "n_embd");
+    std::fs::write(bad.join("config.json"), r#"{"model_type": "mamba"}"#).unwrap();
+    match Model::load(&bad, &LoadOptions::default()) {
+        Err(Error::UnsupportedArchitecture { found, supported, .. }) => {
+            assert_eq!(found, "mamba");
+            assert!(supported.contains("gpt_neox"));
+        }
+        other => panic!("expected UnsupportedArchitecture, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn missing_default_model_names_the_setup_script() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = Model::load_default(tmp.path(), &LoadOptions::default()).err().unwrap();
+    assert!(err.to_string().contains("scripts/setup"), "{err}");
+}
