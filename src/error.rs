@@ -45,6 +45,28 @@ pub enum Error {
     /// A request that does not fit the model (layer out of range, empty batch, ...).
     #[error("{0}")]
     InvalidRequest(String),
+    /// The store (redb database) could not be opened, read or written.
+    #[error("{path}: {message}")]
+    Store {
+        /// The database file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// Another process holds the index open for writing.
+    #[error("{path}: the index is in use by another process (a build running into the same folder?); wait for it or choose another --index")]
+    Locked {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// An index written by another format version or another run configuration.
+    #[error("{path}: {message}")]
+    Incompatible {
+        /// The database file.
+        path: PathBuf,
+        /// What differs.
+        message: String,
+    },
     /// An error raised by the tensor library.
     #[error("tensor runtime: {0}")]
     Candle(#[from] candle_core::Error),

@@ -5,10 +5,14 @@
 //! [`cli`] is a thin layer over this library.
 
 pub mod cli;
+pub mod corpus;
 mod error;
 pub mod model;
 pub mod n2g;
+pub mod render;
 mod neuron;
+pub mod scan;
+pub mod store;
 
 pub use error::{Error, Result};
 pub use neuron::NeuronId;

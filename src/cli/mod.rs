@@ -1,6 +1,9 @@
 //! The `n2g-index` command line: a thin layer over the library.
 
 mod activations;
+mod build;
+mod info;
+mod show;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,7 +25,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Scan a corpus with a model and build an N2G graph for every selected neuron.
-    Build,
+    Build(build::BuildArgs),
     /// Search the index: neurons whose graphs match a query such as
     /// "token:Paris context:capital".
     Query {
@@ -35,14 +38,11 @@ enum Command {
         neuron: String,
     },
     /// A neuron's graph, scores and top examples.
-    Show {
-        /// The neuron, as LAYER:INDEX.
-        neuron: String,
-    },
+    Show(show::ShowArgs),
     /// Per-token MLP neuron activations of a text, straight from the model.
     Activations(activations::ActivationsArgs),
     /// What an index holds: model, corpus, layers, neurons, format version, size.
-    Info,
+    Info(info::InfoArgs),
 }
 
 /// Model options shared by the commands that load a model.
@@ -66,15 +66,20 @@ pub struct ModelArgs {
 impl ModelArgs {
     /// Loads the chosen model, or the default one with an error naming scripts/setup.
     pub fn load(&self) -> Result<Model> {
+        match &self.model {
+            Some(path) => self.load_from(path),
+            None => self.load_from(&default_model_path()?),
+        }
+    }
+
+    /// Loads the model at `path` with these options.
+    pub fn load_from(&self, path: &std::path::Path) -> Result<Model> {
         let options = LoadOptions {
             device: self.device.parse::<DeviceSpec>()?,
             quantized: self.quantized,
             tokenizer: self.tokenizer.clone(),
         };
-        match &self.model {
-            Some(path) => Model::load(path, &options),
-            None => Model::load(default_model_path()?, &options),
-        }
+        Model::load(path, &options)
     }
 }
 
@@ -110,6 +115,13 @@ pub fn default_model_path() -> Result<PathBuf> {
 /// Parses the arguments and runs the command; errors go to stderr with exit code 1.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("N2G_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -122,11 +134,11 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Activations(args) => activations::run(&args),
-        Command::Build => not_built("build", 5),
+        Command::Build(args) => build::run(&args),
         Command::Query { .. } => not_built("query", 3),
         Command::Similar { .. } => not_built("similar", 3),
-        Command::Show { .. } => not_built("show", 5),
-        Command::Info => not_built("info", 5),
+        Command::Show(args) => show::run(&args),
+        Command::Info(args) => info::run(&args),
     }
 }
 

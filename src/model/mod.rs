@@ -398,3 +398,37 @@ pub fn top_neurons(row: &[f32], k: usize) -> Vec<(usize, f32)> {
         .map(|(i, v)| (i as usize, v))
         .collect()
 }
+
+/// SHA-256 of a model file, or of a folder's files (names and contents, in name order).
+pub fn model_sha256(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut files = Vec::new();
+    if path.is_dir() {
+        for e in std::fs::read_dir(path).map_err(|e| Error::io(path, e))? {
+            let p = e.map_err(|e| Error::io(path, e))?.path();
+            if p.is_file() {
+                files.push(p);
+            }
+        }
+        files.sort();
+    } else {
+        files.push(path.to_path_buf());
+    }
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    for f in files {
+        if path.is_dir() {
+            hasher.update(f.file_name().unwrap_or_default().to_string_lossy().as_bytes());
+        }
+        let mut file = std::fs::File::open(&f).map_err(|e| Error::io(&f, e))?;
+        loop {
+            let n = file.read(&mut buf).map_err(|e| Error::io(&f, e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+    }
+    Ok(format!("{:x}", hasher.finalize()))
+}

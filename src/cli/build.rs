@@ -1,0 +1,216 @@
+//! `n2g-index build`: scan a corpus and build graphs into an index folder.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::ModelArgs;
+use crate::corpus::{tokenize_windows, Corpus, CorpusFormat, CorpusSpec, DEFAULT_CORPUS_PATH};
+use crate::model::model_sha256;
+use crate::scan::{parse_selection, run_scan, ScanOptions};
+use crate::store::{CorpusRecord, ModelRecord, RunMeta, ScanSettings, Store, FORMAT_VERSION};
+use crate::Error;
+
+/// The default layers of `build` (chosen to finish within the 10-minute budget on a
+/// 2-core machine with the default model and corpus).
+pub const DEFAULT_LAYERS: &str = "0-2";
+
+/// Arguments of `n2g-index build`.
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Corpus files or folders (default: the fortunes fetched by scripts/setup).
+    #[arg(long, num_args = 1..)]
+    pub corpus: Vec<PathBuf>,
+    /// How to read the corpus files.
+    #[arg(long, value_enum, default_value_t = CorpusFormat::Auto)]
+    pub format: CorpusFormat,
+    /// JSON field holding the text in .jsonl files.
+    #[arg(long, default_value = "text")]
+    pub text_field: String,
+    /// Skip (and count) .jsonl lines that are not JSON or lack the text field.
+    #[arg(long)]
+    pub skip_bad_lines: bool,
+    /// The index folder to build into (resumed when it holds an unfinished build).
+    #[arg(long, default_value = "index")]
+    pub index: PathBuf,
+    /// Layers: numbers and ranges (`0-2`, `5`, `0,5`, `0-2,7`, `all`).
+    #[arg(long, default_value = DEFAULT_LAYERS)]
+    pub layers: String,
+    /// Neurons in every selected layer: numbers and ranges, or `all`.
+    #[arg(long, default_value = "all")]
+    pub neurons: String,
+    /// Examples kept per neuron (Neuroscope keeps 20).
+    #[arg(long, default_value_t = 20)]
+    pub top_k: usize,
+    /// Tokens per window (BOS not counted).
+    #[arg(long, default_value_t = 64)]
+    pub window: usize,
+    /// Windows per forward batch.
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    /// Batches between checkpoints of the scan.
+    #[arg(long, default_value_t = 200)]
+    pub checkpoint_every: usize,
+    /// Do not prepend BOS to windows.
+    #[arg(long)]
+    pub no_bos: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Stop the scan after this many batches (testing resumption).
+    #[arg(long, hide = true)]
+    pub max_batches: Option<usize>,
+}
+
+/// The default corpus folder, with an error naming scripts/setup when missing.
+fn default_corpus() -> anyhow::Result<PathBuf> {
+    let rel = PathBuf::from(DEFAULT_CORPUS_PATH);
+    if let Some(dir) = std::env::var_os("N2G_DATA") {
+        let p = PathBuf::from(dir).join("corpus/fortunes");
+        return if p.exists() {
+            Ok(p)
+        } else {
+            Err(Error::MissingDefault {
+                what: "default corpus",
+                path: p,
+            }
+            .into())
+        };
+    }
+    let mut candidates = vec![rel.clone()];
+    if let Ok(exe) = std::env::current_exe() {
+        candidates.extend(exe.ancestors().skip(1).map(|a| a.join(&rel)));
+    }
+    candidates.into_iter().find(|p| p.exists()).ok_or_else(|| {
+        Error::MissingDefault {
+            what: "default corpus",
+            path: rel,
+        }
+        .into()
+    })
+}
+
+/// Runs the command.
+pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.top_k > 0, "--top-k must be at least 1");
+    anyhow::ensure!(args.window > 0, "--window must be at least 1");
+    anyhow::ensure!(args.batch_size > 0, "--batch-size must be at least 1");
+    anyhow::ensure!(args.checkpoint_every > 0, "--checkpoint-every must be at least 1");
+    let model_path = match &args.model.model {
+        Some(p) => p.clone(),
+        None => super::default_model_path()?,
+    };
+    let corpus_paths = if args.corpus.is_empty() {
+        vec![default_corpus()?]
+    } else {
+        args.corpus.clone()
+    };
+    let model = args.model.load_from(&model_path)?;
+    let info = model.info().clone();
+    let layers = parse_selection(&args.layers, info.n_layers, "--layers")?;
+    let neurons = parse_selection(&args.neurons, info.n_neurons, "--neurons")?;
+    let spec = CorpusSpec {
+        paths: corpus_paths.clone(),
+        format: args.format,
+        text_field: args.text_field.clone(),
+        skip_bad_lines: args.skip_bad_lines,
+    };
+    let corpus = Corpus::read(&spec)?;
+    let windows = tokenize_windows(&corpus, model.tokenizer(), args.window, !args.no_bos)?;
+    let store = Store::open_or_create(&args.index)?;
+    let run = RunMeta {
+        format_version: FORMAT_VERSION,
+        model: ModelRecord {
+            name: info.name.clone(),
+            path: model_path.display().to_string(),
+            sha256: model_sha256(&model_path)?,
+            architecture: info.architecture,
+            n_layers: info.n_layers as u32,
+            n_neurons: info.n_neurons as u32,
+            bos_id: if windows.has_bos() { info.bos_id } else { None },
+        },
+        corpus: CorpusRecord {
+            paths: corpus_paths.iter().map(|p| p.display().to_string()).collect(),
+            files: corpus.files.iter().map(|p| p.display().to_string()).collect(),
+            fingerprint: corpus.fingerprint.clone(),
+            documents: corpus.documents.len() as u64,
+            bytes: corpus.bytes,
+            invalid_utf8: corpus.invalid_utf8,
+            skipped_lines: corpus.skipped_lines,
+        },
+        scan: ScanSettings {
+            layers: layers.iter().map(|&l| l as u32).collect(),
+            neurons: neurons.iter().map(|&n| n as u32).collect(),
+            top_k: args.top_k as u32,
+            window: args.window as u32,
+            batch_size: args.batch_size as u32,
+            bos: windows.has_bos(),
+        },
+    };
+    store.check_or_set_run(&run)?;
+    let progress = store.scan_progress()?;
+    let show_progress = !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if !args.quiet {
+        eprintln!(
+            "model {} · corpus {} documents, {} windows, {} tokens · layers {} · {} neurons per layer",
+            info.name,
+            corpus.documents.len(),
+            windows.len(),
+            windows.total_tokens(),
+            args.layers,
+            neurons.len()
+        );
+        if progress.batches_done > 0 && !progress.complete {
+            eprintln!(
+                "resuming the scan at batch {}/{} ({} tokens already done)",
+                progress.batches_done, progress.batches_total, progress.tokens_done
+            );
+        }
+    }
+    let report = run_scan(
+        &model,
+        &windows,
+        &store,
+        &ScanOptions {
+            layers: layers.clone(),
+            neurons: neurons.clone(),
+            top_k: args.top_k,
+            batch_size: args.batch_size,
+            checkpoint_every: args.checkpoint_every,
+            progress: show_progress,
+            max_batches: args.max_batches,
+        },
+    )
+    .with_context(|| format!("scanning into {}", args.index.display()))?;
+    if !args.quiet {
+        let secs = report.elapsed.as_secs_f64().max(1e-9);
+        eprintln!(
+            "scan: {} tokens in {:.1} s ({:.0} tokens/s){}{}",
+            report.tokens,
+            secs,
+            report.tokens as f64 / secs,
+            if report.resumed_at > 0 {
+                format!(", resumed at batch {}", report.resumed_at)
+            } else {
+                String::new()
+            },
+            if corpus.invalid_utf8 > 0 || corpus.skipped_lines > 0 {
+                format!(
+                    "; {} invalid UTF-8 sequences replaced, {} bad lines skipped",
+                    corpus.invalid_utf8, corpus.skipped_lines
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    if !report.complete {
+        eprintln!("scan stopped before the end; run the same command again to resume");
+        return Ok(ExitCode::from(3));
+    }
+    Ok(ExitCode::SUCCESS)
+}

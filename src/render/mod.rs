@@ -1,0 +1,3 @@
+//! Rendering for people: coloured token strips, graph drawings, tables.
+
+pub mod examples;

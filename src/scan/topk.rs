@@ -1,0 +1,186 @@
+//! Per-neuron scan state: the top-k windows and running statistics, folded in one
+//! batch of activations at a time, in parallel over neurons.
+
+use rayon::prelude::*;
+
+use crate::model::LayerActivations;
+use crate::store::records::{histogram_bin, HISTOGRAM_BINS};
+use crate::store::{Example, NeuronScan, NeuronStats};
+
+/// Whether `a` ranks before `b`: higher activation, then lower window id.
+pub fn ranks_before(a: &Example, b: &Example) -> bool {
+    a.activation > b.activation || (a.activation == b.activation && a.window < b.window)
+}
+
+/// Offers an example to a best-first top-k list.
+pub fn offer(examples: &mut Vec<Example>, k: usize, ex: Example) {
+    if examples.len() == k {
+        match examples.last() {
+            Some(last) if ranks_before(&ex, last) => {}
+            _ => return,
+        }
+    }
+    let pos = examples.partition_point(|e| ranks_before(e, &ex));
+    examples.insert(pos, ex);
+    examples.truncate(k);
+}
+
+/// The running state of one neuron (plain arrays, no pointers in the hot loop).
+#[derive(Clone)]
+struct Accumulator {
+    max: f32,
+    sum: f64,
+    positive: u64,
+    histogram: [u32; HISTOGRAM_BINS],
+    examples: Vec<Example>,
+}
+
+/// The scan state of the selected neurons of one layer.
+pub struct LayerState {
+    /// The layer.
+    pub layer: usize,
+    /// Model neuron index of each state.
+    pub neurons: Vec<usize>,
+    /// Tokens folded in per neuron (the same for all neurons of a layer).
+    count: u64,
+    acc: Vec<Accumulator>,
+    top_k: usize,
+}
+
+/// Neurons handled by one parallel task.
+const CHUNK: usize = 64;
+
+impl LayerState {
+    /// A fresh state.
+    pub fn new(layer: usize, neurons: Vec<usize>, top_k: usize) -> Self {
+        let acc = neurons
+            .iter()
+            .map(|_| Accumulator {
+                max: f32::NEG_INFINITY,
+                sum: 0.0,
+                positive: 0,
+                histogram: [0; HISTOGRAM_BINS],
+                examples: Vec::with_capacity(top_k + 1),
+            })
+            .collect();
+        LayerState {
+            layer,
+            neurons,
+            count: 0,
+            acc,
+            top_k,
+        }
+    }
+
+    /// Restores neuron `j`'s state from a stored scan.
+    pub fn restore(&mut self, j: usize, scan: &NeuronScan) {
+        let a = &mut self.acc[j];
+        a.max = scan.stats.max;
+        a.sum = scan.stats.sum;
+        a.positive = scan.stats.positive;
+        a.histogram.copy_from_slice(&scan.stats.histogram);
+        a.examples = scan.examples.clone();
+        self.count = scan.stats.count;
+    }
+
+    /// Neuron `j`'s state as a stored record.
+    pub fn snapshot(&self, j: usize) -> NeuronScan {
+        let a = &self.acc[j];
+        NeuronScan {
+            examples: a.examples.clone(),
+            stats: NeuronStats {
+                max: a.max,
+                sum: a.sum,
+                count: self.count,
+                positive: a.positive,
+                histogram: a.histogram.to_vec(),
+            },
+        }
+    }
+
+    /// Whether window `id` is in neuron `j`'s top-k.
+    pub fn holds(&self, j: usize, window: u32) -> bool {
+        self.acc[j].examples.iter().any(|e| e.window == window)
+    }
+
+    /// Every window id in some top-k of this layer.
+    pub fn referenced_windows(&self, out: &mut Vec<u32>) {
+        for a in &self.acc {
+            out.extend(a.examples.iter().map(|e| e.window));
+        }
+    }
+
+    /// Folds in one batch: `window_ids[b]` is the window of row `b` of `acts`;
+    /// positions before `first` (the BOS) are skipped.
+    pub fn fold(&mut self, acts: &LayerActivations, window_ids: &[u32], first: usize) {
+        debug_assert_eq!(acts.layer, self.layer);
+        let top_k = self.top_k;
+        let neurons = &self.neurons;
+        self.acc
+            .par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(c, chunk)| {
+                let ids = &neurons[c * CHUNK..c * CHUNK + chunk.len()];
+                let mut best = vec![(f32::NEG_INFINITY, 0u16); chunk.len()];
+                for (b, &window) in window_ids.iter().enumerate() {
+                    let len = acts.lengths[b];
+                    if len <= first {
+                        continue;
+                    }
+                    best.fill((f32::NEG_INFINITY, 0));
+                    for t in first..len {
+                        let row = acts.at(b, t);
+                        for ((a, &n), best) in chunk.iter_mut().zip(ids).zip(best.iter_mut()) {
+                            let v = row[n];
+                            if v > best.0 {
+                                *best = (v, t as u16);
+                            }
+                            a.sum += v as f64;
+                            a.positive += (v > 0.0) as u64;
+                            a.histogram[histogram_bin(v)] += 1;
+                        }
+                    }
+                    for (a, &(v, pos)) in chunk.iter_mut().zip(&best) {
+                        if v > a.max {
+                            a.max = v;
+                        }
+                        offer(
+                            &mut a.examples,
+                            top_k,
+                            Example {
+                                window,
+                                position: pos,
+                                activation: v,
+                            },
+                        );
+                    }
+                }
+            });
+        for (b, _) in window_ids.iter().enumerate() {
+            self.count += acts.lengths[b].saturating_sub(first) as u64;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ex(window: u32, activation: f32) -> Example {
+        Example {
+            window,
+            position: 1,
+            activation,
+        }
+    }
+
+    #[test]
+    fn offer_keeps_the_best_k_with_window_order_on_ties() {
+        let mut v = Vec::new();
+        for (w, a) in [(5, 1.0), (3, 2.0), (9, 2.0), (1, 0.5), (2, 2.0), (7, 3.0)] {
+            offer(&mut v, 3, ex(w, a));
+        }
+        let got: Vec<(u32, f32)> = v.iter().map(|e| (e.window, e.activation)).collect();
+        assert_eq!(got, vec![(7, 3.0), (2, 2.0), (3, 2.0)]);
+    }
+}

@@ -1,0 +1,394 @@
+//! The embedded store of an index: one redb database, `<index>/store.redb`.
+//!
+//! Tables (keys and postcard-encoded values are described in `schema/STORE.md`):
+//! `meta` (format version, run description, scan progress), `windows` (token ids of
+//! windows that are in some neuron's top-k), `neurons` (top-k examples and statistics
+//! per neuron) and `graphs` (one N2G graph per neuron, written by the graph stage).
+//! Every checkpoint is one write transaction, so a killed build loses at most the
+//! work since the last checkpoint and never leaves a half-written state.
+
+pub mod records;
+
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use records::{
+    CorpusRecord, Example, ModelRecord, NeuronScan, NeuronStats, RunMeta, ScanProgress,
+    ScanSettings, WindowRecord,
+};
+
+use crate::error::{Error, Result};
+use crate::NeuronId;
+
+/// The store's on-disk format version; opening another version is refused.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The database file name inside an index folder.
+pub const STORE_FILE: &str = "store.redb";
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const WINDOWS: TableDefinition<u32, &[u8]> = TableDefinition::new("windows");
+const NEURONS: TableDefinition<u32, &[u8]> = TableDefinition::new("neurons");
+const GRAPHS: TableDefinition<u32, &[u8]> = TableDefinition::new("graphs");
+
+const KEY_FORMAT: &str = "format_version";
+const KEY_RUN: &str = "run";
+const KEY_PROGRESS: &str = "scan_progress";
+
+/// The key of a neuron in the `neurons` and `graphs` tables: `layer << 20 | index`.
+pub fn neuron_key(n: NeuronId) -> u32 {
+    ((n.layer as u32) << 20) | n.index
+}
+
+/// The inverse of [`neuron_key`].
+pub fn key_neuron(key: u32) -> NeuronId {
+    NeuronId {
+        layer: (key >> 20) as u16,
+        index: key & 0xF_FFFF,
+    }
+}
+
+/// An open store.
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+/// The writes of one checkpoint, committed atomically.
+#[derive(Default)]
+pub struct Checkpoint<'a> {
+    /// New scan progress.
+    pub progress: Option<&'a ScanProgress>,
+    /// Neuron states to write.
+    pub neurons: Vec<(NeuronId, &'a NeuronScan)>,
+    /// Windows to add.
+    pub windows: Vec<(u32, WindowRecord)>,
+    /// Windows to delete (no longer in any top-k).
+    pub drop_windows: Vec<u32>,
+}
+
+impl Store {
+    /// Opens the store of `index_dir` for writing, creating the folder and database when
+    /// missing. Refuses a database of another format version and one locked by another
+    /// process.
+    pub fn open_or_create(index_dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(index_dir).map_err(|e| Error::io(index_dir, e))?;
+        let path = index_dir.join(STORE_FILE);
+        let db = Database::create(&path).map_err(|e| db_error(&path, e))?;
+        let store = Store { db, path };
+        store.init_or_check_format()?;
+        Ok(store)
+    }
+
+    /// Opens an existing store (read access; fails clearly when the folder has none).
+    pub fn open(index_dir: &Path) -> Result<Store> {
+        let path = index_dir.join(STORE_FILE);
+        if !path.exists() {
+            return Err(Error::Store {
+                path,
+                message: "no index here: build one with `n2g-index build --index DIR`".into(),
+            });
+        }
+        let db = Database::open(&path).map_err(|e| db_error(&path, e))?;
+        let store = Store { db, path };
+        match store.get_meta::<u32>(KEY_FORMAT)? {
+            Some(v) if v == FORMAT_VERSION => Ok(store),
+            Some(v) => Err(store.incompatible(format!(
+                "written by format version {v}; this n2g-index reads version {FORMAT_VERSION}: rebuild the index"
+            ))),
+            None => Err(store.incompatible("not an n2g-index store (no format version)".into())),
+        }
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn incompatible(&self, message: String) -> Error {
+        Error::Incompatible {
+            path: self.path.clone(),
+            message,
+        }
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> Error {
+        Error::Store {
+            path: self.path.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    fn init_or_check_format(&self) -> Result<()> {
+        match self.get_meta::<u32>(KEY_FORMAT)? {
+            Some(v) if v == FORMAT_VERSION => Ok(()),
+            Some(v) => Err(self.incompatible(format!(
+                "written by format version {v}; this n2g-index writes version {FORMAT_VERSION}: use a new --index folder"
+            ))),
+            None => {
+                let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+                {
+                    let mut t = txn.open_table(META).map_err(|e| self.err(e))?;
+                    t.insert(KEY_FORMAT, encode(&FORMAT_VERSION).as_slice())
+                        .map_err(|e| self.err(e))?;
+                    // Create the other tables so readers find them.
+                    txn.open_table(WINDOWS).map_err(|e| self.err(e))?;
+                    txn.open_table(NEURONS).map_err(|e| self.err(e))?;
+                    txn.open_table(GRAPHS).map_err(|e| self.err(e))?;
+                }
+                txn.commit().map_err(|e| self.err(e))
+            }
+        }
+    }
+
+    fn get_meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = match txn.open_table(META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(self.err(e)),
+        };
+        match table.get(key).map_err(|e| self.err(e))? {
+            Some(v) => Ok(Some(self.decode(&format!("meta `{key}`"), v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    fn decode<T: DeserializeOwned>(&self, what: &str, bytes: &[u8]) -> Result<T> {
+        postcard::from_bytes(bytes).map_err(|e| self.err(format!("corrupt record {what}: {e}")))
+    }
+
+    /// The run description, once a build has started.
+    pub fn run_meta(&self) -> Result<Option<RunMeta>> {
+        self.get_meta(KEY_RUN)
+    }
+
+    /// Records the run description (the first time) or checks that it equals the stored
+    /// one, naming every field that differs.
+    pub fn check_or_set_run(&self, run: &RunMeta) -> Result<()> {
+        if let Some(stored) = self.run_meta()? {
+            let diffs = run_differences(&stored, run);
+            if diffs.is_empty() {
+                return Ok(());
+            }
+            return Err(self.incompatible(format!(
+                "this index was built with other inputs, so it cannot be continued ({}); use a new --index folder or the original options",
+                diffs.join("; ")
+            )));
+        }
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut t = txn.open_table(META).map_err(|e| self.err(e))?;
+            t.insert(KEY_RUN, encode(run).as_slice())
+                .map_err(|e| self.err(e))?;
+        }
+        txn.commit().map_err(|e| self.err(e))
+    }
+
+    /// The scan progress (default when the scan has not started).
+    pub fn scan_progress(&self) -> Result<ScanProgress> {
+        Ok(self.get_meta(KEY_PROGRESS)?.unwrap_or_default())
+    }
+
+    /// Commits one checkpoint in a single transaction.
+    pub fn commit(&self, c: &Checkpoint) -> Result<()> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut neurons = txn.open_table(NEURONS).map_err(|e| self.err(e))?;
+            for (id, scan) in &c.neurons {
+                neurons
+                    .insert(neuron_key(*id), encode(*scan).as_slice())
+                    .map_err(|e| self.err(e))?;
+            }
+            let mut windows = txn.open_table(WINDOWS).map_err(|e| self.err(e))?;
+            for (id, w) in &c.windows {
+                windows
+                    .insert(*id, encode(w).as_slice())
+                    .map_err(|e| self.err(e))?;
+            }
+            for id in &c.drop_windows {
+                windows.remove(*id).map_err(|e| self.err(e))?;
+            }
+            if let Some(p) = c.progress {
+                let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
+                meta.insert(KEY_PROGRESS, encode(p).as_slice())
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.err(e))
+    }
+
+    /// Every stored neuron scan, in key order.
+    pub fn neuron_scans(&self) -> Result<Vec<(NeuronId, NeuronScan)>> {
+        self.scan_table(NEURONS, "neuron")
+            .map(|rows| rows.into_iter().map(|(k, v)| (key_neuron(k), v)).collect())
+    }
+
+    /// One neuron's scan.
+    pub fn neuron_scan(&self, n: NeuronId) -> Result<Option<NeuronScan>> {
+        self.get_row(NEURONS, neuron_key(n), "neuron")
+    }
+
+    /// One stored window.
+    pub fn window(&self, id: u32) -> Result<Option<WindowRecord>> {
+        self.get_row(WINDOWS, id, "window")
+    }
+
+    /// Ids of every stored window, ascending.
+    pub fn window_ids(&self) -> Result<Vec<u32>> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = txn.open_table(WINDOWS).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(|e| self.err(e))? {
+            out.push(row.map_err(|e| self.err(e))?.0.value());
+        }
+        Ok(out)
+    }
+
+    /// Every stored window, in id order.
+    pub fn windows(&self) -> Result<Vec<(u32, WindowRecord)>> {
+        self.scan_table(WINDOWS, "window")
+    }
+
+    /// Writes graph records (any serialisable value) for neurons, in one transaction.
+    pub fn put_graphs<T: Serialize>(&self, graphs: &[(NeuronId, T)]) -> Result<()> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut t = txn.open_table(GRAPHS).map_err(|e| self.err(e))?;
+            for (id, g) in graphs {
+                t.insert(neuron_key(*id), encode(g).as_slice())
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.err(e))
+    }
+
+    /// One neuron's graph record.
+    pub fn graph<T: DeserializeOwned>(&self, n: NeuronId) -> Result<Option<T>> {
+        self.get_row(GRAPHS, neuron_key(n), "graph")
+    }
+
+    /// Every graph record, in key order.
+    pub fn graphs<T: DeserializeOwned>(&self) -> Result<Vec<(NeuronId, T)>> {
+        self.scan_table(GRAPHS, "graph")
+            .map(|rows| rows.into_iter().map(|(k, v)| (key_neuron(k), v)).collect())
+    }
+
+    /// Neurons that already have a graph.
+    pub fn graph_keys(&self) -> Result<Vec<NeuronId>> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = txn.open_table(GRAPHS).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(|e| self.err(e))? {
+            out.push(key_neuron(row.map_err(|e| self.err(e))?.0.value()));
+        }
+        Ok(out)
+    }
+
+    /// Stores a meta value (dictionary, graph settings, ...).
+    pub fn put_meta<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut t = txn.open_table(META).map_err(|e| self.err(e))?;
+            t.insert(key, encode(value).as_slice())
+                .map_err(|e| self.err(e))?;
+        }
+        txn.commit().map_err(|e| self.err(e))
+    }
+
+    /// Reads a meta value.
+    pub fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.get_meta(key)
+    }
+
+    fn get_row<T: DeserializeOwned>(
+        &self,
+        table: TableDefinition<u32, &[u8]>,
+        key: u32,
+        what: &str,
+    ) -> Result<Option<T>> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = txn.open_table(table).map_err(|e| self.err(e))?;
+        match t.get(key).map_err(|e| self.err(e))? {
+            Some(v) => Ok(Some(self.decode(&format!("{what} {key}"), v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    fn scan_table<T: DeserializeOwned>(
+        &self,
+        table: TableDefinition<u32, &[u8]>,
+        what: &str,
+    ) -> Result<Vec<(u32, T)>> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = txn.open_table(table).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            let key = k.value();
+            out.push((key, self.decode(&format!("{what} {key}"), v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// A canonical text dump of the scan content (run, progress, neurons, windows): two
+    /// stores with equal dumps hold the same data, whatever their page layout.
+    pub fn dump(&self) -> Result<String> {
+        use std::fmt::Write;
+        let mut out = String::new();
+        writeln!(out, "format {FORMAT_VERSION}").ok();
+        writeln!(out, "run {:?}", self.run_meta()?).ok();
+        writeln!(out, "progress {:?}", self.scan_progress()?).ok();
+        for (id, scan) in self.neuron_scans()? {
+            writeln!(out, "neuron {id} {scan:?}").ok();
+        }
+        for (id, w) in self.windows()? {
+            writeln!(out, "window {id} {w:?}").ok();
+        }
+        Ok(out)
+    }
+}
+
+/// postcard encoding (infallible for the store's plain records).
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    postcard::to_stdvec(value).expect("postcard encodes plain records")
+}
+
+fn db_error(path: &Path, e: redb::DatabaseError) -> Error {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => Error::Locked { path: path.into() },
+        other => Error::Store {
+            path: path.into(),
+            message: format!("cannot open the store: {other}"),
+        },
+    }
+}
+
+/// The fields of two run descriptions that differ, named.
+fn run_differences(a: &RunMeta, b: &RunMeta) -> Vec<String> {
+    let mut d = Vec::new();
+    let mut check = |name: &str, x: String, y: String| {
+        if x != y {
+            d.push(format!("{name}: stored {x}, now {y}"));
+        }
+    };
+    check("model sha256", a.model.sha256.clone(), b.model.sha256.clone());
+    check("corpus fingerprint", a.corpus.fingerprint.clone(), b.corpus.fingerprint.clone());
+    check("--layers", format!("{:?}", a.scan.layers), format!("{:?}", b.scan.layers));
+    check("--neurons", summarize(&a.scan.neurons), summarize(&b.scan.neurons));
+    check("--top-k", a.scan.top_k.to_string(), b.scan.top_k.to_string());
+    check("--window", a.scan.window.to_string(), b.scan.window.to_string());
+    check("--batch-size", a.scan.batch_size.to_string(), b.scan.batch_size.to_string());
+    check("BOS", a.scan.bos.to_string(), b.scan.bos.to_string());
+    d
+}
+
+fn summarize(xs: &[u32]) -> String {
+    match (xs.first(), xs.last()) {
+        (Some(f), Some(l)) => format!("{} neurons {f}..={l}", xs.len()),
+        _ => "none".into(),
+    }
+}
