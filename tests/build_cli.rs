@@ -1,0 +1,150 @@
+//! The `build` command for real: killed with SIGKILL mid-scan, re-run, and compared
+//! with an uninterrupted run; a second build into a folder in use is refused; bad
+//! corpus input gets errors naming the file and line.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use n2g_index::store::Store;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_n2g-index"));
+    c.current_dir(root());
+    c
+}
+
+/// Build arguments: one fortune file of the default corpus, three layers, so the scan
+/// takes a few seconds and checkpoints often.
+fn build_args(index: &Path) -> Vec<String> {
+    [
+        "build",
+        "--corpus",
+        "data/corpus/fortunes/wisdom",
+        "--layers",
+        "0-3",
+        "--neurons",
+        "0-255",
+        "--batch-size",
+        "4",
+        "--checkpoint-every",
+        "8",
+        "--quiet",
+        "--index",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([index.display().to_string()])
+    .collect()
+}
+
+fn dump(index: &Path) -> String {
+    Store::open(index).unwrap().dump().unwrap()
+}
+
+#[test]
+fn killed_build_resumes_to_the_same_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let full = tmp.path().join("full");
+    let out = bin().args(build_args(&full)).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let killed = tmp.path().join("killed");
+    let mut child = bin()
+        .args(build_args(&killed))
+        .env("N2G_LOG", "n2g_index=info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill as soon as the second checkpoint is committed: mid-scan, for real.
+    let stderr = child.stderr.take().unwrap();
+    let mut checkpoints = 0;
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        if line.contains("checkpoint committed") {
+            assert!(line.contains("complete=false"), "scan finished before the kill: {line}");
+            checkpoints += 1;
+            if checkpoints == 2 {
+                child.kill().unwrap(); // SIGKILL on Unix
+                break;
+            }
+        }
+    }
+    child.wait().unwrap();
+    assert_eq!(checkpoints, 2);
+    let progress = Store::open(&killed).unwrap().scan_progress().unwrap();
+    assert!(!progress.complete && progress.batches_done >= 16);
+
+    let out = bin().args(build_args(&killed)).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(dump(&killed), dump(&full));
+}
+
+#[test]
+fn continuing_with_other_options_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = tmp.path().join("idx");
+    let mut args = build_args(&index);
+    args.extend(["--max-batches".into(), "2".into()]);
+    let out = bin().args(&args).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut other = build_args(&index);
+    other[6] = "0-127".into(); // --neurons
+    let out = bin().args(&other).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("--neurons") && err.contains("cannot be continued"), "{err}");
+}
+
+#[test]
+fn bad_corpus_input_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |corpus: &Path, extra: &[&str]| {
+        let out = bin()
+            .args(["build", "--layers", "0", "--neurons", "0-3", "--quiet", "--index"])
+            .arg(tmp.path().join("idx-bad"))
+            .arg("--corpus")
+            .arg(corpus)
+            .args(extra)
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    // Missing path.
+    let (ok, err) = run(&tmp.path().join("nope"), &[]);
+    assert!(!ok && err.contains("nope"), "{err}");
+    // Empty folder and zero-length file: no documents.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let (ok, err) = run(&empty, &[]);
+    assert!(!ok && err.contains("no documents"), "{err}");
+    std::fs::write(empty.join("zero.txt"), "").unwrap();
+    let (ok, err) = run(&empty, &[]);
+    assert!(!ok && err.contains("no documents"), "{err}");
+    // A .jsonl line that is not JSON, and one without the field.
+    let jsonl = tmp.path().join("bad.jsonl");
+    std::fs::write(&jsonl, "{\"text\": \"fine\"}\nnot json\n{\"body\": \"x\"}\n").unwrap();
+    let (ok, err) = run(&jsonl, &[]);
+    assert!(!ok && err.contains("bad.jsonl:2") && err.contains("not JSON"), "{err}");
+    let (ok, err) = run(&jsonl, &["--text-field", "body"]);
+    assert!(!ok && err.contains("bad.jsonl:1") && err.contains("no field `body`"), "{err}");
+    std::fs::remove_dir_all(tmp.path().join("idx-bad")).ok();
+    let (ok, err) = run(&jsonl, &["--skip-bad-lines"]);
+    assert!(ok, "{err}");
+}
+
+#[test]
+fn second_build_into_a_busy_index_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = tmp.path().join("busy");
+    // Hold the store open in this process, as a running build would.
+    let _held = Store::open_or_create(&index).unwrap();
+    let out = bin().args(build_args(&index)).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("in use by another process"), "{err}");
+}
