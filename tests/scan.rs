@@ -79,6 +79,13 @@ fn stored_top_k_equals_brute_force() {
                 assert_eq!(ex.position, want.2, "{layer}:{n} position");
                 let tol = 1e-4 * (1.0 + want.0.abs());
                 assert!((ex.activation - want.0).abs() <= tol, "{layer}:{n} value");
+                // The stored activation trace equals the brute-force one.
+                let a = &per_window[want.1 as usize][li];
+                assert_eq!(ex.activations.len(), a.lengths[0]);
+                for (t, &v) in ex.activations.iter().enumerate() {
+                    let w = a.get(0, t, n);
+                    assert!((v - w).abs() <= 1e-4 * (1.0 + w.abs()), "{layer}:{n} trace");
+                }
                 // The window's tokens are stored and equal the corpus window.
                 let rec = store.window(ex.window).unwrap().unwrap();
                 assert_eq!(rec.ids, windows.get(ex.window).ids);

@@ -152,6 +152,9 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         },
     };
     store.check_or_set_run(&run)?;
+    if store.meta::<Vec<String>>(crate::store::KEY_VOCABULARY)?.is_none() {
+        store.put_meta(crate::store::KEY_VOCABULARY, &model.tokenizer().token_strs())?;
+    }
     let progress = store.scan_progress()?;
     let show_progress = !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
     if !args.quiet {

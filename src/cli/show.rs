@@ -7,7 +7,6 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
-use crate::model::{LoadOptions, Model};
 use crate::render::examples::{sparkline, token_strip, ColorMode};
 use crate::store::Store;
 use crate::NeuronId;
@@ -20,9 +19,6 @@ pub struct ShowArgs {
     /// The index folder.
     #[arg(long, default_value = "index")]
     pub index: PathBuf,
-    /// The model, when it has moved since the build (default: the path recorded then).
-    #[arg(long)]
-    pub model: Option<PathBuf>,
     /// Print one JSON object (schema/show.schema.json).
     #[arg(long)]
     pub json: bool,
@@ -83,37 +79,24 @@ pub fn run(args: &ShowArgs) -> anyhow::Result<ExitCode> {
             run.scan.neurons.len()
         );
     };
-    let model_path = args
-        .model
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(&run.model.path));
-    let model = Model::load(&model_path, &LoadOptions::default()).with_context(|| {
-        format!("loading the index's model (pass --model if it moved)")
-    })?;
+    let vocabulary: Vec<String> = store
+        .meta(crate::store::KEY_VOCABULARY)?
+        .context("the index has no vocabulary recorded")?;
+    let token = |id: u32| vocabulary.get(id as usize).cloned().unwrap_or_default();
     let shown = args.examples.unwrap_or(scan.examples.len()).min(scan.examples.len());
-    let mut seqs = Vec::with_capacity(shown);
+    let mut examples = Vec::with_capacity(shown);
     for ex in &scan.examples[..shown] {
         let w = store
             .window(ex.window)?
             .with_context(|| format!("window {} missing from the store", ex.window))?;
-        seqs.push(w.ids);
-    }
-    let mut examples = Vec::with_capacity(shown);
-    if !seqs.is_empty() {
-        let acts = model.activations(&seqs, &[neuron.layer as usize])?;
-        for (b, (ex, ids)) in scan.examples.iter().zip(&seqs).enumerate() {
-            let activations: Vec<f32> = (0..ids.len())
-                .map(|t| acts[0].get(b, t, neuron.index as usize))
-                .collect();
-            examples.push(ExampleJson {
-                window: ex.window,
-                tokens: ids.iter().map(|&i| model.tokenizer().token_str(i).to_string()).collect(),
-                ids: ids.clone(),
-                activations,
-                argmax: ex.position as usize,
-                max: ex.activation,
-            });
-        }
+        examples.push(ExampleJson {
+            window: ex.window,
+            tokens: w.ids.iter().map(|&i| token(i)).collect(),
+            ids: w.ids,
+            activations: ex.activations.clone(),
+            argmax: ex.position as usize,
+            max: ex.activation,
+        });
     }
     let stats = &scan.stats;
     let out = ShowJson {

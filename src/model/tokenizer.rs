@@ -177,6 +177,11 @@ impl TextTokenizer {
         self.display.get(id as usize).map_or("", String::as_str)
     }
 
+    /// Display strings of every id (see [`token_str`](Self::token_str)).
+    pub fn token_strs(&self) -> &[String] {
+        &self.display
+    }
+
     /// The token's string in the vocabulary (byte-level symbols such as `Ġ` kept).
     pub fn vocab_str(&self, id: u32) -> Option<String> {
         self.inner.id_to_token(id)

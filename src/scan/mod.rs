@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-pub use topk::{offer, ranks_before, LayerState};
+pub use topk::{offer, qualifies, ranks_before, LayerState};
 
 use crate::corpus::Windows;
 use crate::error::{Error, Result};

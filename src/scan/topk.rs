@@ -12,13 +12,15 @@ pub fn ranks_before(a: &Example, b: &Example) -> bool {
     a.activation > b.activation || (a.activation == b.activation && a.window < b.window)
 }
 
+/// Whether an example would enter a best-first top-k list.
+pub fn qualifies(examples: &[Example], k: usize, ex: &Example) -> bool {
+    examples.len() < k || examples.last().is_some_and(|last| ranks_before(ex, last))
+}
+
 /// Offers an example to a best-first top-k list.
 pub fn offer(examples: &mut Vec<Example>, k: usize, ex: Example) {
-    if examples.len() == k {
-        match examples.last() {
-            Some(last) if ranks_before(&ex, last) => {}
-            _ => return,
-        }
+    if !qualifies(examples, k, &ex) {
+        return;
     }
     let pos = examples.partition_point(|e| ranks_before(e, &ex));
     examples.insert(pos, ex);
@@ -140,19 +142,20 @@ impl LayerState {
                             a.histogram[histogram_bin(v)] += 1;
                         }
                     }
-                    for (a, &(v, pos)) in chunk.iter_mut().zip(&best) {
+                    for ((a, &(v, pos)), &n) in chunk.iter_mut().zip(&best).zip(ids) {
                         if v > a.max {
                             a.max = v;
                         }
-                        offer(
-                            &mut a.examples,
-                            top_k,
-                            Example {
-                                window,
-                                position: pos,
-                                activation: v,
-                            },
-                        );
+                        let mut ex = Example {
+                            window,
+                            position: pos,
+                            activation: v,
+                            activations: Vec::new(),
+                        };
+                        if qualifies(&a.examples, top_k, &ex) {
+                            ex.activations = (0..len).map(|t| acts.get(b, t, n)).collect();
+                            offer(&mut a.examples, top_k, ex);
+                        }
                     }
                 }
             });
@@ -171,6 +174,7 @@ mod tests {
             window,
             position: 1,
             activation,
+            activations: Vec::new(),
         }
     }
 

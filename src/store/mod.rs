@@ -34,6 +34,9 @@ const WINDOWS: TableDefinition<u32, &[u8]> = TableDefinition::new("windows");
 const NEURONS: TableDefinition<u32, &[u8]> = TableDefinition::new("neurons");
 const GRAPHS: TableDefinition<u32, &[u8]> = TableDefinition::new("graphs");
 
+/// Meta key of the display string of every model token id (`Vec<String>`).
+pub const KEY_VOCABULARY: &str = "vocabulary";
+
 const KEY_FORMAT: &str = "format_version";
 const KEY_RUN: &str = "run";
 const KEY_PROGRESS: &str = "scan_progress";

@@ -103,7 +103,7 @@ pub struct WindowRecord {
 }
 
 /// One top-k example of a neuron.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Example {
     /// Window id.
     pub window: u32,
@@ -111,6 +111,9 @@ pub struct Example {
     pub position: u16,
     /// The maximum activation (raw).
     pub activation: f32,
+    /// The neuron's raw activation at every position of the window (BOS included),
+    /// kept so that evaluation and display need no second forward pass.
+    pub activations: Vec<f32>,
 }
 
 /// Number of histogram bins (see [`histogram_bin`]).
