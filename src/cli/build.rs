@@ -9,9 +9,21 @@ use clap::Args;
 use super::ModelArgs;
 use crate::corpus::{tokenize_windows, Corpus, CorpusFormat, CorpusSpec, DEFAULT_CORPUS_PATH};
 use crate::model::model_sha256;
+use crate::n2g::{build_graphs, BatchConfig, EndActivation, GraphSettings};
 use crate::scan::{parse_selection, run_scan, ScanOptions};
 use crate::store::{CorpusRecord, ModelRecord, RunMeta, ScanSettings, Store, FORMAT_VERSION};
 use crate::Error;
+
+/// What an END node keeps (see `EndActivation`).
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum EndChoice {
+    /// Mean over the lines ending there (default).
+    Mean,
+    /// Maximum.
+    Max,
+    /// The first line's (the authors' code).
+    First,
+}
 
 /// The default layers of `build` (chosen to finish within the 10-minute budget on a
 /// 2-core machine with the default model and corpus).
@@ -61,6 +73,37 @@ pub struct BuildArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Graph stage: a position makes a line above this normalised activation.
+    #[arg(long, default_value_t = 0.5)]
+    pub activation_threshold: f32,
+    /// Graph stage: a context token is kept above this importance.
+    #[arg(long, default_value_t = 0.75)]
+    pub importance_threshold: f32,
+    /// Evaluation: a token fires at or above this normalised activation.
+    #[arg(long, default_value_t = 0.5)]
+    pub fire_threshold: f32,
+    /// Substitutes per important word for augmentation (0: off).
+    #[arg(long, default_value_t = 5)]
+    pub augment: usize,
+    /// What a trie END keeps when several lines end there (the authors' code: first).
+    #[arg(long, value_enum, default_value_t = EndChoice::Mean)]
+    pub end_activation: EndChoice,
+    /// The token id that masks context for importance (default: the model's pad token,
+    /// else EOS).
+    #[arg(long)]
+    pub mask_token: Option<u32>,
+    /// Random corpus windows for the false-positive rate.
+    #[arg(long, default_value_t = 32)]
+    pub random_windows: usize,
+    /// Neurons whose graph work shares batches.
+    #[arg(long, default_value_t = 512)]
+    pub graph_chunk: usize,
+    /// Build graphs one neuron and one sequence at a time (the authors' way; slow).
+    #[arg(long)]
+    pub no_batching: bool,
+    /// Stop after the scan (no graphs).
+    #[arg(long)]
+    pub scan_only: bool,
     /// Stop the scan after this many batches (testing resumption).
     #[arg(long, hide = true)]
     pub max_batches: Option<usize>,
@@ -214,6 +257,46 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
     if !report.complete {
         eprintln!("scan stopped before the end; run the same command again to resume");
         return Ok(ExitCode::from(3));
+    }
+    if args.scan_only {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let settings = GraphSettings {
+        activation_threshold: args.activation_threshold,
+        importance_threshold: args.importance_threshold,
+        fire_threshold: args.fire_threshold,
+        augment: args.augment,
+        end_activation: match args.end_activation {
+            EndChoice::Mean => EndActivation::Mean,
+            EndChoice::Max => EndActivation::Max,
+            EndChoice::First => EndActivation::First,
+        },
+        mask_token: args.mask_token.unwrap_or_else(|| model.mask_token()),
+        random_windows: args.random_windows,
+        ..GraphSettings::default()
+    };
+    let batch = if args.no_batching {
+        BatchConfig::unbatched()
+    } else {
+        BatchConfig {
+            chunk_neurons: args.graph_chunk.max(1),
+            ..BatchConfig::default()
+        }
+    };
+    let graphs = build_graphs(&model, &store, &windows, &settings, batch, show_progress)
+        .with_context(|| format!("building graphs into {}", args.index.display()))?;
+    if !args.quiet {
+        let secs = graphs.elapsed.as_secs_f64().max(1e-9);
+        eprintln!(
+            "graphs: {} built in {:.1} s ({:.3} s per neuron){}; {} sequences run for {} requested, {} tokens",
+            graphs.built,
+            secs,
+            secs / graphs.built.max(1) as f64,
+            if graphs.skipped > 0 { format!(", {} already built", graphs.skipped) } else { String::new() },
+            graphs.work.run,
+            graphs.work.requested,
+            graphs.work.tokens
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -77,5 +77,81 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<ExitCode> {
         run.scan.layers.len() * run.scan.neurons.len()
     );
     println!("size on disk {:.1} MiB", dir_size(&args.index) as f64 / (1 << 20) as f64);
+    let graphs: Vec<(crate::NeuronId, crate::n2g::NeuronGraph)> = store.graphs()?;
+    if graphs.is_empty() {
+        println!("graphs       none yet");
+    } else {
+        println!(
+            "graphs       {} of {} neurons; held-out top examples, means per neuron:\n",
+            graphs.len(),
+            run.scan.layers.len() * run.scan.neurons.len()
+        );
+        print!("{}", eval_table(&graphs));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Per-layer means of the graph evaluation, graph beside the per-token baseline.
+pub fn eval_table(graphs: &[(crate::NeuronId, crate::n2g::NeuronGraph)]) -> String {
+    use std::collections::BTreeMap;
+    use std::fmt::Write;
+    #[derive(Default)]
+    struct Sum {
+        n: usize,
+        gp: f64,
+        gr: f64,
+        gf: f64,
+        bf: f64,
+        gv: f64,
+        bv: f64,
+        fpr: f64,
+        bfpr: f64,
+        nf: f64,
+        lines: f64,
+        pos: f64,
+        var: f64,
+    }
+    let mut by_layer: BTreeMap<u16, Sum> = BTreeMap::new();
+    for (id, g) in graphs {
+        let e = &g.eval;
+        let s = by_layer.entry(id.layer).or_default();
+        s.n += 1;
+        s.gp += e.graph.firing.precision;
+        s.gr += e.graph.firing.recall;
+        s.gf += e.graph.firing.f1;
+        s.bf += e.baseline.firing.f1;
+        s.gv += e.graph.variance_explained;
+        s.bv += e.baseline.variance_explained;
+        s.fpr += e.random_fpr;
+        s.bfpr += e.random_fpr_baseline;
+        s.nf += e.graph.non_firing.f1;
+        s.lines += e.lines as f64;
+        s.pos += e.positive_variants as f64;
+        s.var += e.variants as f64;
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "layer  neurons  firing P   R     F1  (baseline F1)  non-firing F1  1-MSE/Var (baseline)  random FPR (baseline)  lines  variants kept"
+    );
+    for (layer, s) in &by_layer {
+        let n = s.n as f64;
+        let _ = writeln!(
+            out,
+            "{layer:>5}  {:>7}  {:>8.3} {:>5.3} {:>5.3}  ({:>5.3})        {:>5.3}          {:>6.3} ({:>6.3})       {:>6.4} ({:>6.4})      {:>5.1}  {:>5.1}%",
+            s.n,
+            s.gp / n,
+            s.gr / n,
+            s.gf / n,
+            s.bf / n,
+            s.nf / n,
+            s.gv / n,
+            s.bv / n,
+            s.fpr / n,
+            s.bfpr / n,
+            s.lines / n,
+            if s.var > 0.0 { 100.0 * s.pos / s.var } else { 0.0 }
+        );
+    }
+    out
 }

@@ -113,6 +113,11 @@ impl Gpt2 {
         })
     }
 
+    /// The token embedding matrix.
+    pub fn embedding(&self) -> &Tensor {
+        &self.wte
+    }
+
     /// `(layers, neurons, hidden, vocab)`.
     pub fn shape(&self) -> (usize, usize, usize, usize) {
         (self.blocks.len(), self.inner, self.hidden, self.wte.dim(0).unwrap_or(0))

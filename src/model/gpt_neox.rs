@@ -98,6 +98,11 @@ impl GptNeox {
         })
     }
 
+    /// The token embedding matrix.
+    pub fn embedding(&self) -> &Tensor {
+        &self.embed
+    }
+
     /// `(layers, neurons, hidden, vocab)`.
     pub fn shape(&self) -> (usize, usize, usize, usize) {
         (self.blocks.len(), self.inner, self.hidden, self.embed.dim(0).unwrap_or(0))

@@ -353,6 +353,21 @@ impl Model {
             .collect())
     }
 
+    /// The token embedding matrix, `[vocab, hidden]` f32.
+    pub fn embedding_matrix(&self) -> &Tensor {
+        match &self.network {
+            Network::Llama(n) => &n.embed,
+            Network::Gpt2(n) => n.embedding(),
+            Network::GptNeox(n) => n.embedding(),
+        }
+    }
+
+    /// The pad token if the model declares one, else EOS, else id 0: the neutral
+    /// token N2G masks context with.
+    pub fn mask_token(&self) -> u32 {
+        self.info.pad_id.or(self.info.eos_id).unwrap_or(0)
+    }
+
     /// Pads a batch on the right into a `[batch, max_len]` id tensor.
     fn pad_batch(&self, batch: &[Vec<u32>]) -> Result<(Tensor, Vec<usize>)> {
         if batch.is_empty() {

@@ -1,0 +1,376 @@
+//! The graph stage for a chunk of neurons of one layer (N2G steps 2–8), batched across
+//! neurons: every step gathers the forward passes of all neurons of the chunk into one
+//! [`Runner`] call (deduplicated, length-sorted, stopping at the layer), then the
+//! per-neuron work (lines, trie, evaluation) runs in parallel with rayon.
+//!
+//! Causality is used to keep sequences short: a masked or substituted row only needs
+//! the tokens up to the last activating position, since later tokens cannot change the
+//! activations there.
+
+use rayon::prelude::*;
+
+use super::augment::Substitutes;
+use super::eval::{score, TokenBaseline};
+use super::graph::{make_line, Graph, Line};
+use super::prune::{accepts, candidate_start, post_context_end, split};
+use super::runner::{BatchConfig, Runner, RunnerStats};
+use super::settings::{GraphSettings, NeuronEval, NeuronGraph};
+use crate::error::Result;
+use crate::model::Model;
+use crate::NeuronId;
+
+/// One top example of a neuron, as the scan stored it.
+#[derive(Clone, Debug)]
+pub struct ExampleInput {
+    /// Window token ids (BOS first when the scan used it).
+    pub ids: Vec<u32>,
+    /// Position of the maximum.
+    pub position: usize,
+    /// The maximum activation.
+    pub activation: f32,
+    /// The neuron's activation at every position.
+    pub activations: Vec<f32>,
+}
+
+/// A neuron to build: its id, normaliser and top examples.
+#[derive(Clone, Debug)]
+pub struct NeuronInput {
+    /// The neuron.
+    pub id: NeuronId,
+    /// Its max activation over the corpus.
+    pub max: f32,
+    /// Its top examples, best first.
+    pub examples: Vec<ExampleInput>,
+}
+
+/// Random corpus windows with the activations of every neuron of one layer, for the
+/// false-positive rate.
+pub struct RandomSample {
+    /// Token ids per window.
+    pub ids: Vec<Vec<u32>>,
+    /// `acts[w][t * n_neurons + n]`.
+    pub acts: Vec<Vec<f32>>,
+    /// Neurons per position.
+    pub n_neurons: usize,
+}
+
+/// Shared inputs of the graph stage.
+pub struct GraphContext<'a> {
+    /// The model.
+    pub model: &'a Model,
+    /// Parameters.
+    pub settings: &'a GraphSettings,
+    /// Batching.
+    pub batch: BatchConfig,
+    /// Dictionary id of every model token id.
+    pub dict_of: &'a [u32],
+    /// Display string of every model token id.
+    pub vocab: &'a [String],
+    /// First position usable as context (1 when windows start with BOS).
+    pub first: usize,
+}
+
+/// The state of one training example through pruning, importance and augmentation.
+struct Train {
+    /// Index of its neuron in the chunk.
+    neuron: usize,
+    /// Its window.
+    ids: Vec<u32>,
+    p: usize,
+    a0: f32,
+    /// Chosen prune start, once decided.
+    start: Option<usize>,
+    /// The pruned text: BOS, window[start..=p], post-context.
+    text: Vec<u32>,
+    /// Scale that puts pruned activations back on the original's scale.
+    scale: f32,
+    /// Activations on the pruned text.
+    acts: Vec<f32>,
+    /// Activating positions of the pruned text.
+    active: Vec<usize>,
+    /// `importance[j][k]` for j < `active.last()`, k <= `active.last()`.
+    importance: Vec<Vec<f32>>,
+}
+
+impl<'a> GraphContext<'a> {
+    fn dict_ids(&self, ids: &[u32]) -> Vec<u32> {
+        ids.iter()
+            .map(|&i| self.dict_of.get(i as usize).copied().unwrap_or(u32::MAX))
+            .collect()
+    }
+
+    fn normalised(&self, act: f32, scale: f32, max: f32) -> f32 {
+        if max > 0.0 {
+            act * scale / max
+        } else {
+            0.0
+        }
+    }
+
+    /// Builds and evaluates the graphs of `neurons` (all of layer `layer`).
+    pub fn build_chunk(
+        &self,
+        layer: usize,
+        neurons: &[NeuronInput],
+        substitutes: &mut Substitutes,
+        random: &RandomSample,
+    ) -> Result<(Vec<(NeuronId, NeuronGraph)>, RunnerStats)> {
+        let s = self.settings;
+        let first = self.first;
+        let mut runner = Runner::new(self.model, layer, self.batch);
+        // Step 2: split.
+        let splits: Vec<(Vec<usize>, Vec<usize>)> = neurons
+            .iter()
+            .map(|n| {
+                let seed = s.seed ^ ((n.id.layer as u64) << 32 | n.id.index as u64);
+                split(n.examples.len(), s.train_fraction, seed)
+            })
+            .collect();
+        let mut train: Vec<Train> = Vec::new();
+        for (j, (n, (tr, _))) in neurons.iter().zip(&splits).enumerate() {
+            for &e in tr {
+                let ex = &n.examples[e];
+                if ex.activation <= 0.0 || ex.position < first {
+                    continue;
+                }
+                train.push(Train {
+                    neuron: j,
+                    ids: ex.ids.clone(),
+                    p: ex.position,
+                    a0: ex.activation,
+                    start: None,
+                    text: Vec::new(),
+                    scale: 1.0,
+                    acts: Vec::new(),
+                    active: Vec::new(),
+                    importance: Vec::new(),
+                });
+            }
+        }
+        let bos: Vec<u32> = if first == 1 { vec![window_bos(&train)] } else { Vec::new() };
+
+        // Step 3: prune, shortest candidate first, one batched round per length.
+        let longest = *s.prune_lengths.last().unwrap_or(&30);
+        for &len in &s.prune_lengths {
+            let open: Vec<usize> = (0..train.len()).filter(|&i| train[i].start.is_none()).collect();
+            if open.is_empty() {
+                break;
+            }
+            let requests: Vec<(Vec<u32>, usize)> = open
+                .iter()
+                .map(|&i| {
+                    let t = &train[i];
+                    let st = candidate_start(t.p, len, first);
+                    let mut seq = bos.clone();
+                    seq.extend_from_slice(&t.ids[st..=t.p]);
+                    (seq, neurons[t.neuron].id.index as usize)
+                })
+                .collect();
+            let results = runner.run(&requests)?;
+            for (&i, acts) in open.iter().zip(&results) {
+                let t = &mut train[i];
+                let st = candidate_start(t.p, len, first);
+                let last = len == longest || st == first;
+                if accepts(acts, first, t.a0, s.prune_tolerance) || last {
+                    t.start = Some(st);
+                    let a = *acts.last().expect("non-empty");
+                    t.scale = if a > 1e-6 { t.a0 / a } else { 1.0 };
+                }
+            }
+        }
+        // The pruned texts with post-context, and their activations.
+        for t in train.iter_mut() {
+            let st = t.start.unwrap_or_else(|| candidate_start(t.p, longest, first));
+            let strs: Vec<&str> = t.ids.iter().map(|&i| self.vocab_str(i)).collect();
+            let end = post_context_end(&strs, t.p, s.post_context);
+            let mut text = bos.clone();
+            text.extend_from_slice(&t.ids[st..end]);
+            t.text = text;
+        }
+        let requests: Vec<(Vec<u32>, usize)> = train
+            .iter()
+            .map(|t| (t.text.clone(), neurons[t.neuron].id.index as usize))
+            .collect();
+        let results = runner.run(&requests)?;
+        for (t, acts) in train.iter_mut().zip(results) {
+            let max = neurons[t.neuron].max;
+            t.active = (first..acts.len())
+                .filter(|&k| self.normalised(acts[k], t.scale, max) > s.activation_threshold)
+                .collect();
+            t.acts = acts;
+        }
+
+        // Step 4: importance from masked rows, each cut after the last activating token.
+        let mut requests = Vec::new();
+        let mut owners = Vec::new();
+        for (i, t) in train.iter().enumerate() {
+            let Some(&kmax) = t.active.last() else { continue };
+            for j in first..kmax {
+                let mut row = t.text[..=kmax].to_vec();
+                row[j] = s.mask_token;
+                requests.push((row, neurons[t.neuron].id.index as usize));
+                owners.push((i, j));
+            }
+        }
+        let results = runner.run(&requests)?;
+        for t in train.iter_mut() {
+            if let Some(&kmax) = t.active.last() {
+                t.importance = vec![vec![0.0; kmax + 1]; kmax];
+            }
+        }
+        for ((i, j), masked) in owners.into_iter().zip(results) {
+            let t = &mut train[i];
+            for (k, &m) in masked.iter().enumerate().skip(j + 1) {
+                let a = t.acts[k];
+                t.importance[j][k] = if a > 0.0 { 1.0 - m / a } else { 0.0 };
+            }
+        }
+
+        // Step 6 for the pruned texts: lines.
+        let mut lines: Vec<Vec<Line>> = vec![Vec::new(); neurons.len()];
+        for t in &train {
+            let max = neurons[t.neuron].max;
+            let dict = self.dict_ids(&t.text);
+            for &k in &t.active {
+                let act = self.normalised(t.acts[k], t.scale, max);
+                let imp = |j: usize| t.importance[j][k];
+                lines[t.neuron].push(make_line(&dict, k, first, imp, s.importance_threshold, act));
+            }
+        }
+
+        // Step 5: augmentation of important words with embedding neighbours.
+        let mut variants = vec![(0u32, 0u32); neurons.len()];
+        if s.augment > 0 {
+            let important = |t: &Train| -> Vec<usize> {
+                let Some(&kmax) = t.active.last() else { return Vec::new() };
+                (first..kmax)
+                    .filter(|&j| t.active.iter().any(|&k| k > j && t.importance[j][k] > s.importance_threshold))
+                    .collect()
+            };
+            let wanted: Vec<u32> = train
+                .iter()
+                .flat_map(|t| important(t).into_iter().map(|j| t.text[j]).collect::<Vec<_>>())
+                .collect();
+            substitutes.prepare(wanted)?;
+            let mut requests = Vec::new();
+            let mut owners = Vec::new();
+            for (i, t) in train.iter().enumerate() {
+                let Some(&kmax) = t.active.last() else { continue };
+                for j in important(t) {
+                    for &sub in substitutes.get(t.text[j]) {
+                        let mut row = t.text[..=kmax].to_vec();
+                        row[j] = sub;
+                        requests.push((row, neurons[t.neuron].id.index as usize));
+                        owners.push(i);
+                    }
+                }
+            }
+            let results = runner.run(&requests)?;
+            for ((row, _), (i, acts)) in requests.iter().zip(owners.into_iter().zip(results)) {
+                let t = &train[i];
+                let max = neurons[t.neuron].max;
+                let top = |v: &[f32]| v[first..].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let (a, a0) = (top(&acts), top(&t.acts[..acts.len()]));
+                variants[t.neuron].0 += 1;
+                if a0 > 0.0 && (a - a0) / a0 >= -s.prune_tolerance {
+                    variants[t.neuron].1 += 1;
+                }
+                let dict = self.dict_ids(row);
+                for k in first..acts.len() {
+                    let act = self.normalised(acts[k], t.scale, max);
+                    if act > s.activation_threshold {
+                        let imp = |j: usize| t.importance.get(j).map_or(0.0, |r| r[k]);
+                        lines[t.neuron].push(make_line(&dict, k, first, imp, s.importance_threshold, act));
+                    }
+                }
+            }
+        }
+
+        // Steps 6–8 per neuron, in parallel.
+        let out: Vec<(NeuronId, NeuronGraph)> = neurons
+            .par_iter()
+            .enumerate()
+            .map(|(j, n)| {
+                let graph = Graph::build(&lines[j], s.end_activation);
+                let eval = self.evaluate(n, &splits[j], &graph, random, lines[j].len(), variants[j]);
+                (n.id, NeuronGraph { graph, eval })
+            })
+            .collect();
+        Ok((out, runner.stats))
+    }
+
+    fn vocab_str(&self, id: u32) -> &str {
+        self.vocab.get(id as usize).map_or("", String::as_str)
+    }
+
+    /// Step 8: held-out top examples (whole windows) and random windows.
+    fn evaluate(
+        &self,
+        n: &NeuronInput,
+        split: &(Vec<usize>, Vec<usize>),
+        graph: &Graph,
+        random: &RandomSample,
+        lines: usize,
+        variants: (u32, u32),
+    ) -> NeuronEval {
+        let s = self.settings;
+        let first = self.first;
+        let texts = |idx: &[usize]| -> Vec<(Vec<Option<u32>>, Vec<f32>)> {
+            idx.iter()
+                .map(|&e| {
+                    let ex = &n.examples[e];
+                    let toks = self.dict_ids(&ex.ids).into_iter().map(Some).collect();
+                    let acts = ex.activations.iter().map(|&a| self.normalised(a, 1.0, n.max)).collect();
+                    (toks, acts)
+                })
+                .collect()
+        };
+        let train = texts(&split.0);
+        let test = texts(&split.1);
+        let baseline = TokenBaseline::fit(
+            train.iter().map(|(t, a)| (&t[first.min(t.len())..], &a[first.min(a.len())..])),
+        );
+        let (mut pg, mut pb, mut truth) = (Vec::new(), Vec::new(), Vec::new());
+        for (toks, acts) in &test {
+            let g = graph.predict_all(toks);
+            let b = baseline.predict(toks);
+            pg.extend_from_slice(&g[first.min(g.len())..]);
+            pb.extend_from_slice(&b[first.min(b.len())..]);
+            truth.extend_from_slice(&acts[first.min(acts.len())..]);
+        }
+        let (mut fp_g, mut fp_b, mut negatives, mut tokens) = (0u64, 0u64, 0u64, 0u64);
+        for (ids, acts) in random.ids.iter().zip(&random.acts) {
+            let toks: Vec<Option<u32>> = self.dict_ids(ids).into_iter().map(Some).collect();
+            let g = graph.predict_all(&toks);
+            let b = baseline.predict(&toks);
+            for t in first..ids.len() {
+                let y = self.normalised(acts[t * random.n_neurons + n.id.index as usize], 1.0, n.max);
+                tokens += 1;
+                if y < s.fire_threshold {
+                    negatives += 1;
+                    fp_g += (g[t] >= s.fire_threshold) as u64;
+                    fp_b += (b[t] >= s.fire_threshold) as u64;
+                }
+            }
+        }
+        let rate = |fp: u64| if negatives == 0 { 0.0 } else { fp as f64 / negatives as f64 };
+        NeuronEval {
+            graph: score(&pg, &truth, s.fire_threshold),
+            baseline: score(&pb, &truth, s.fire_threshold),
+            random_fpr: rate(fp_g),
+            random_fpr_baseline: rate(fp_b),
+            random_tokens: tokens,
+            train_examples: split.0.len() as u32,
+            test_examples: split.1.len() as u32,
+            lines: lines as u32,
+            variants: variants.0,
+            positive_variants: variants.1,
+            max_activation: n.max,
+        }
+    }
+}
+
+/// The BOS id the windows start with (unused when there is no training example).
+fn window_bos(train: &[Train]) -> u32 {
+    train.first().map_or(0, |t| t.ids[0])
+}

@@ -1,0 +1,91 @@
+//! The graph stage's parameters and the per-neuron record it stores.
+
+use serde::{Deserialize, Serialize};
+
+use super::eval::Scores;
+use super::graph::{EndActivation, Graph};
+
+/// Every parameter of graph building (the authors' values are the defaults). Stored in
+/// the index; continuing a build with other settings is refused.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GraphSettings {
+    /// A position makes a line when its normalised activation is above this.
+    pub activation_threshold: f32,
+    /// A context token is kept when its importance is above this.
+    pub importance_threshold: f32,
+    /// A token "fires" at or above this normalised activation (evaluation).
+    pub fire_threshold: f32,
+    /// Substitutes per important word (0 turns augmentation off).
+    pub augment: usize,
+    /// Prune candidate lengths, shortest first.
+    pub prune_lengths: Vec<usize>,
+    /// Accept a prune candidate when `(a - a0) / a0 > -prune_tolerance`.
+    pub prune_tolerance: f32,
+    /// Tokens of post-context appended after the max token.
+    pub post_context: usize,
+    /// Fraction of the top-k examples used for training.
+    pub train_fraction: f32,
+    /// Seed of the train/held-out split.
+    pub seed: u64,
+    /// What END nodes keep when several lines end there.
+    pub end_activation: EndActivation,
+    /// The token that masks context for importance.
+    pub mask_token: u32,
+    /// Random corpus windows for the false-positive rate.
+    pub random_windows: usize,
+}
+
+impl Default for GraphSettings {
+    fn default() -> Self {
+        GraphSettings {
+            activation_threshold: 0.5,
+            importance_threshold: 0.75,
+            fire_threshold: 0.5,
+            augment: 5,
+            prune_lengths: vec![5, 10, 15, 20, 25, 30],
+            prune_tolerance: 0.5,
+            post_context: 5,
+            train_fraction: 0.5,
+            seed: 0x4e32_4721,
+            end_activation: EndActivation::default(),
+            mask_token: 0,
+            random_windows: 32,
+        }
+    }
+}
+
+/// The evaluation of one neuron's graph (N2G step 8) beside the per-token baseline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NeuronEval {
+    /// The graph on the held-out top examples.
+    pub graph: Scores,
+    /// The per-token baseline on the same tokens.
+    pub baseline: Scores,
+    /// Share of non-firing tokens of random corpus windows where the graph predicts firing.
+    pub random_fpr: f64,
+    /// The same for the baseline.
+    pub random_fpr_baseline: f64,
+    /// Tokens of random windows evaluated.
+    pub random_tokens: u64,
+    /// Training examples.
+    pub train_examples: u32,
+    /// Held-out examples.
+    pub test_examples: u32,
+    /// Lines inserted into the trie.
+    pub lines: u32,
+    /// Augmented variants run.
+    pub variants: u32,
+    /// Variants that kept the neuron firing (positive examples).
+    pub positive_variants: u32,
+    /// The neuron's max activation over the corpus (the normaliser).
+    pub max_activation: f32,
+}
+
+/// What the graph stage stores per neuron.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NeuronGraph {
+    /// The graph (token ids into the index's dictionary).
+    pub graph: Graph,
+    /// Its evaluation.
+    pub eval: NeuronEval,
+}

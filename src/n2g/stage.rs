@@ -1,0 +1,187 @@
+//! The graph stage over a whole store: every scanned neuron without a graph yet gets
+//! one, layer by layer, in chunks committed one transaction each (so a killed build
+//! never recomputes a committed neuron).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::augment::Substitutes;
+use super::pipeline::{ExampleInput, GraphContext, NeuronInput, RandomSample};
+use super::prune::shuffled;
+use super::runner::{BatchConfig, RunnerStats};
+use super::settings::GraphSettings;
+use super::tokens::{normalize, TokenDictionary};
+use crate::corpus::Windows;
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::store::{Store, KEY_VOCABULARY};
+use crate::NeuronId;
+
+/// Meta key of the token dictionary.
+pub const KEY_DICTIONARY: &str = "dictionary";
+/// Meta key of the graph settings.
+pub const KEY_GRAPH_SETTINGS: &str = "graph_settings";
+
+/// What a graph-stage run did.
+#[derive(Clone, Debug, Default)]
+pub struct GraphReport {
+    /// Graphs built by this run.
+    pub built: usize,
+    /// Neurons that already had a graph.
+    pub skipped: usize,
+    /// Time spent.
+    pub elapsed: Duration,
+    /// Forward work.
+    pub work: RunnerStats,
+}
+
+/// The dictionary of normalised strings of a vocabulary, and the id of every token.
+pub fn vocabulary_dictionary(vocab: &[String]) -> (TokenDictionary, Vec<u32>) {
+    let mut dict = TokenDictionary::new();
+    let ids = vocab.iter().map(|t| dict.intern(&normalize(t))).collect();
+    (dict, ids)
+}
+
+/// Builds the graphs of every scanned neuron of `store` that has none yet.
+pub fn build_graphs(
+    model: &Model,
+    store: &Store,
+    windows: &Windows,
+    settings: &GraphSettings,
+    batch: BatchConfig,
+    show_progress: bool,
+) -> Result<GraphReport> {
+    let start = Instant::now();
+    match store.meta::<GraphSettings>(KEY_GRAPH_SETTINGS)? {
+        Some(stored) if &stored != settings => {
+            return Err(Error::Incompatible {
+                path: store.path().into(),
+                message: format!(
+                    "graphs in this index were built with other settings ({stored:?}); use a new --index folder or the original options"
+                ),
+            })
+        }
+        Some(_) => {}
+        None => store.put_meta(KEY_GRAPH_SETTINGS, settings)?,
+    }
+    let vocab: Vec<String> = match store.meta(KEY_VOCABULARY)? {
+        Some(v) => v,
+        None => model.tokenizer().token_strs().to_vec(),
+    };
+    let (dict, dict_of) = vocabulary_dictionary(&vocab);
+    if store.meta::<Vec<String>>(KEY_DICTIONARY)?.is_none() {
+        store.put_meta(KEY_DICTIONARY, &dict.strings().to_vec())?;
+    }
+    let done: std::collections::HashSet<NeuronId> = store.graph_keys()?.into_iter().collect();
+    let scans = store.neuron_scans()?;
+    let todo: Vec<_> = scans.iter().filter(|(id, _)| !done.contains(id)).collect();
+    let mut report = GraphReport {
+        skipped: scans.len() - todo.len(),
+        ..GraphReport::default()
+    };
+    if todo.is_empty() {
+        report.elapsed = start.elapsed();
+        return Ok(report);
+    }
+    let stored_windows: HashMap<u32, Vec<u32>> =
+        store.windows()?.into_iter().map(|(id, w)| (id, w.ids)).collect();
+    let first = usize::from(windows.has_bos());
+    let ctx = GraphContext {
+        model,
+        settings,
+        batch,
+        dict_of: &dict_of,
+        vocab: &vocab,
+        first,
+    };
+    let random_ids: Vec<Vec<u32>> = shuffled(windows.len(), settings.seed)
+        .into_iter()
+        .take(settings.random_windows)
+        .map(|w| windows.get(w as u32).ids.to_vec())
+        .collect();
+    let mut substitutes = Substitutes::new(model, settings.augment)?;
+    let bar = progress_bar(show_progress, todo.len() as u64);
+    let mut layers: Vec<u16> = todo.iter().map(|(id, _)| id.layer).collect();
+    layers.dedup();
+    for layer in layers {
+        let random = random_sample(model, layer as usize, &random_ids)?;
+        let of_layer: Vec<_> = todo.iter().filter(|(id, _)| id.layer == layer).collect();
+        for chunk in of_layer.chunks(batch.chunk_neurons.max(1)) {
+            let inputs: Vec<NeuronInput> = chunk
+                .iter()
+                .map(|(id, scan)| {
+                    let examples = scan
+                        .examples
+                        .iter()
+                        .map(|e| {
+                            let ids = stored_windows.get(&e.window).cloned().ok_or_else(|| Error::Store {
+                                path: store.path().into(),
+                                message: format!("window {} of neuron {id} is missing", e.window),
+                            })?;
+                            Ok(ExampleInput {
+                                ids,
+                                position: e.position as usize,
+                                activation: e.activation,
+                                activations: e.activations.clone(),
+                            })
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    Ok(NeuronInput {
+                        id: *id,
+                        max: scan.stats.max,
+                        examples,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let (graphs, work) = ctx.build_chunk(layer as usize, &inputs, &mut substitutes, &random)?;
+            store.put_graphs(&graphs)?;
+            report.built += graphs.len();
+            report.work.requested += work.requested;
+            report.work.run += work.run;
+            report.work.tokens += work.tokens;
+            report.work.passes += work.passes;
+            bar.inc(graphs.len() as u64);
+            tracing::info!(layer, built = report.built, "graph chunk committed");
+        }
+    }
+    bar.finish_and_clear();
+    report.elapsed = start.elapsed();
+    Ok(report)
+}
+
+/// The activations of every neuron of `layer` on the random windows.
+fn random_sample(model: &Model, layer: usize, ids: &[Vec<u32>]) -> Result<RandomSample> {
+    let n = model.info().n_neurons;
+    let mut acts = Vec::with_capacity(ids.len());
+    for batch in ids.chunks(16) {
+        let a = &model.activations(batch, &[layer])?[0];
+        for (b, seq) in batch.iter().enumerate() {
+            let mut v = Vec::with_capacity(seq.len() * n);
+            for t in 0..seq.len() {
+                v.extend_from_slice(a.at(b, t));
+            }
+            acts.push(v);
+        }
+    }
+    Ok(RandomSample {
+        ids: ids.to_vec(),
+        acts,
+        n_neurons: n,
+    })
+}
+
+fn progress_bar(show: bool, total: u64) -> ProgressBar {
+    let target = if show {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let bar = ProgressBar::with_draw_target(Some(total), target);
+    bar.set_style(
+        ProgressStyle::with_template("graphs {bar:30} {human_pos}/{human_len} neurons  {per_sec}  ETA {eta}")
+            .expect("valid template"),
+    );
+    bar
+}
