@@ -82,6 +82,10 @@ pub struct BuildArgs {
     /// Evaluation: a token fires at or above this normalised activation.
     #[arg(long, default_value_t = 0.5)]
     pub fire_threshold: f32,
+    /// Firing positions of each training window turned into lines: the max plus up to
+    /// N-1 others (the authors: 1, the max only).
+    #[arg(long, default_value_t = 8)]
+    pub seeds_per_example: usize,
     /// Substitutes per important word for augmentation (0: off).
     #[arg(long, default_value_t = 5)]
     pub augment: usize,
@@ -266,6 +270,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         importance_threshold: args.importance_threshold,
         fire_threshold: args.fire_threshold,
         augment: args.augment,
+        seeds_per_example: args.seeds_per_example,
         end_activation: match args.end_activation {
             EndChoice::Mean => EndActivation::Mean,
             EndChoice::Max => EndActivation::Max,

@@ -133,18 +133,32 @@ impl<'a> GraphContext<'a> {
                 if ex.activation <= 0.0 || ex.position < first {
                     continue;
                 }
-                train.push(Train {
-                    neuron: j,
-                    ids: ex.ids.clone(),
-                    p: ex.position,
-                    a0: ex.activation,
-                    start: None,
-                    text: Vec::new(),
-                    scale: 1.0,
-                    acts: Vec::new(),
-                    active: Vec::new(),
-                    importance: Vec::new(),
-                });
+                // The max first, then other firing positions, strongest first.
+                let acts = &ex.activations;
+                let mut others: Vec<usize> = (first..acts.len())
+                    .filter(|&q| {
+                        q != ex.position
+                            && self.normalised(acts[q], 1.0, n.max) > s.activation_threshold
+                    })
+                    .collect();
+                others.sort_by(|&a, &b| acts[b].total_cmp(&acts[a]).then(a.cmp(&b)));
+                let seeds = std::iter::once(ex.position)
+                    .chain(others)
+                    .take(s.seeds_per_example.max(1));
+                for p in seeds {
+                    train.push(Train {
+                        neuron: j,
+                        ids: ex.ids.clone(),
+                        p,
+                        a0: acts.get(p).copied().unwrap_or(ex.activation),
+                        start: None,
+                        text: Vec::new(),
+                        scale: 1.0,
+                        acts: Vec::new(),
+                        active: Vec::new(),
+                        importance: Vec::new(),
+                    });
+                }
             }
         }
         let bos: Vec<u32> = if first == 1 { vec![window_bos(&train)] } else { Vec::new() };

@@ -15,6 +15,10 @@ pub struct GraphSettings {
     pub importance_threshold: f32,
     /// A token "fires" at or above this normalised activation (evaluation).
     pub fire_threshold: f32,
+    /// Positions of a training window that are pruned and turned into lines: the max
+    /// and up to `seeds_per_example - 1` other positions above the activation threshold
+    /// (the authors used the max only: 1).
+    pub seeds_per_example: usize,
     /// Substitutes per important word (0 turns augmentation off).
     pub augment: usize,
     /// Prune candidate lengths, shortest first.
@@ -41,6 +45,7 @@ impl Default for GraphSettings {
             activation_threshold: 0.5,
             importance_threshold: 0.75,
             fire_threshold: 0.5,
+            seeds_per_example: 8,
             augment: 5,
             prune_lengths: vec![5, 10, 15, 20, 25, 30],
             prune_tolerance: 0.5,
