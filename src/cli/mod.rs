@@ -2,6 +2,7 @@
 
 mod activations;
 mod build;
+mod export;
 mod info;
 mod show;
 
@@ -43,6 +44,8 @@ enum Command {
     Activations(activations::ActivationsArgs),
     /// What an index holds: model, corpus, layers, neurons, format version, size.
     Info(info::InfoArgs),
+    /// Write one JSON line per neuron: id, statistics, graph, evaluation.
+    Export(export::ExportArgs),
 }
 
 /// Model options shared by the commands that load a model.
@@ -126,6 +129,14 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
+            // A closed pipe (`| head`) is not an error for the user.
+            let broken_pipe = e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            });
+            if broken_pipe {
+                return ExitCode::SUCCESS;
+            }
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
@@ -140,6 +151,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Similar { .. } => not_built("similar", 3),
         Command::Show(args) => show::run(&args),
         Command::Info(args) => info::run(&args),
+        Command::Export(args) => export::run(&args),
     }
 }
 

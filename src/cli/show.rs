@@ -22,9 +22,91 @@ pub struct ShowArgs {
     /// Print one JSON object (schema/show.schema.json).
     #[arg(long)]
     pub json: bool,
+    /// Output format: text (default), dot (Graphviz, the graph only) or json.
+    #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+    pub format: ShowFormat,
     /// How many examples to print (default: all kept).
     #[arg(long)]
     pub examples: Option<usize>,
+}
+
+/// Output formats of `show`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShowFormat {
+    /// Readable text with colours on a truecolor terminal.
+    Text,
+    /// Graphviz DOT of the graph.
+    Dot,
+    /// One JSON object.
+    Json,
+}
+
+/// An activating token of the graph in `--json`.
+#[derive(Serialize)]
+pub struct ActivatingJson {
+    /// Normalised token string.
+    pub token: String,
+    /// Highest normalised END activation below it.
+    pub activation: f32,
+}
+
+/// A context token of the graph in `--json`.
+#[derive(Serialize)]
+pub struct ContextJson {
+    /// Normalised token string.
+    pub token: String,
+    /// Distance from the activating token (1 = directly before it).
+    pub depth: u16,
+    /// Max importance.
+    pub importance: f32,
+}
+
+/// The graph in `--json`.
+#[derive(Serialize)]
+pub struct GraphJson {
+    /// Activating tokens, strongest first.
+    pub activating: Vec<ActivatingJson>,
+    /// Context tokens by depth.
+    pub context: Vec<ContextJson>,
+    /// Every path from the activating token backwards, `*` for IGNORE.
+    pub paths: Vec<Vec<String>>,
+    /// END activation of each path.
+    pub path_activations: Vec<f32>,
+    /// Trie nodes.
+    pub nodes: usize,
+}
+
+/// The graph and evaluation of a neuron as JSON objects.
+pub fn graph_json(g: &crate::n2g::NeuronGraph, dict: &crate::n2g::TokenDictionary) -> GraphJson {
+    let tok = |id: u32| dict.str(id).to_string();
+    let mut activating: Vec<ActivatingJson> = g
+        .graph
+        .activating()
+        .into_iter()
+        .map(|(t, a)| ActivatingJson { token: tok(t), activation: a })
+        .collect();
+    activating.sort_by(|a, b| b.activation.total_cmp(&a.activation).then(a.token.cmp(&b.token)));
+    let paths = g.graph.paths();
+    GraphJson {
+        activating,
+        context: g
+            .graph
+            .context()
+            .into_iter()
+            .map(|c| ContextJson { token: tok(c.token), depth: c.depth, importance: c.importance })
+            .collect(),
+        path_activations: paths.iter().map(|p| p.activation).collect(),
+        paths: paths
+            .iter()
+            .map(|p| {
+                p.elements
+                    .iter()
+                    .map(|e| e.token().map_or_else(|| "*".to_string(), tok))
+                    .collect()
+            })
+            .collect(),
+        nodes: g.graph.node_count(),
+    }
 }
 
 /// One example in `--json`.
@@ -61,8 +143,68 @@ pub struct ShowJson {
     pub positive_fraction: f64,
     /// Tokens scanned.
     pub tokens: u64,
-    /// Top examples, best first.
+    /// Top examples, best first (absent from `export` without `--examples`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub examples: Vec<ExampleJson>,
+    /// The N2G graph, once built.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graph: Option<GraphJson>,
+    /// Its evaluation (schema/show.schema.json), once built.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eval: Option<crate::n2g::NeuronEval>,
+}
+
+/// The `show --json` object of a neuron, with its first `examples` examples.
+pub fn neuron_json(
+    store: &Store,
+    vocabulary: &[String],
+    dict: Option<&crate::n2g::TokenDictionary>,
+    neuron: NeuronId,
+    scan: &crate::store::NeuronScan,
+    graph: Option<&crate::n2g::NeuronGraph>,
+    examples: usize,
+) -> anyhow::Result<ShowJson> {
+    let token = |id: u32| vocabulary.get(id as usize).cloned().unwrap_or_default();
+    let shown = examples.min(scan.examples.len());
+    let mut out_examples = Vec::with_capacity(shown);
+    for ex in &scan.examples[..shown] {
+        let w = store
+            .window(ex.window)?
+            .with_context(|| format!("window {} missing from the store", ex.window))?;
+        out_examples.push(ExampleJson {
+            window: ex.window,
+            tokens: w.ids.iter().map(|&i| token(i)).collect(),
+            ids: w.ids,
+            activations: ex.activations.clone(),
+            argmax: ex.position as usize,
+            max: ex.activation,
+        });
+    }
+    let stats = &scan.stats;
+    Ok(ShowJson {
+        neuron: neuron.to_string(),
+        layer: neuron.layer as usize,
+        index: neuron.index as usize,
+        max_activation: stats.max,
+        mean_activation: stats.mean(),
+        positive_fraction: if stats.count == 0 {
+            0.0
+        } else {
+            stats.positive as f64 / stats.count as f64
+        },
+        tokens: stats.count,
+        examples: out_examples,
+        graph: graph.zip(dict).map(|(g, d)| graph_json(g, d)),
+        eval: graph.map(|g| g.eval.clone()),
+    })
+}
+
+/// Loads the token dictionary of an index.
+pub fn load_dictionary(store: &Store) -> anyhow::Result<crate::n2g::TokenDictionary> {
+    let strings: Vec<String> = store
+        .meta(crate::n2g::stage::KEY_DICTIONARY)?
+        .context("the index has no token dictionary (graphs not built yet)")?;
+    Ok(crate::n2g::TokenDictionary::from_strings(strings))
 }
 
 /// Runs the command.
@@ -82,38 +224,22 @@ pub fn run(args: &ShowArgs) -> anyhow::Result<ExitCode> {
     let vocabulary: Vec<String> = store
         .meta(crate::store::KEY_VOCABULARY)?
         .context("the index has no vocabulary recorded")?;
-    let token = |id: u32| vocabulary.get(id as usize).cloned().unwrap_or_default();
-    let shown = args.examples.unwrap_or(scan.examples.len()).min(scan.examples.len());
-    let mut examples = Vec::with_capacity(shown);
-    for ex in &scan.examples[..shown] {
-        let w = store
-            .window(ex.window)?
-            .with_context(|| format!("window {} missing from the store", ex.window))?;
-        examples.push(ExampleJson {
-            window: ex.window,
-            tokens: w.ids.iter().map(|&i| token(i)).collect(),
-            ids: w.ids,
-            activations: ex.activations.clone(),
-            argmax: ex.position as usize,
-            max: ex.activation,
-        });
-    }
-    let stats = &scan.stats;
-    let out = ShowJson {
-        neuron: neuron.to_string(),
-        layer: neuron.layer as usize,
-        index: neuron.index as usize,
-        max_activation: stats.max,
-        mean_activation: stats.mean(),
-        positive_fraction: if stats.count == 0 {
-            0.0
-        } else {
-            stats.positive as f64 / stats.count as f64
-        },
-        tokens: stats.count,
-        examples,
+    let graph: Option<crate::n2g::NeuronGraph> = store.graph(neuron)?;
+    let dict = match &graph {
+        Some(_) => Some(load_dictionary(&store)?),
+        None => None,
     };
-    if args.json {
+    if args.format == ShowFormat::Dot {
+        let (Some(g), Some(d)) = (&graph, &dict) else {
+            anyhow::bail!("neuron {neuron} has no graph yet: run `n2g-index build` to the end");
+        };
+        print!("{}", crate::render::to_dot(&g.graph, d, &format!("neuron {neuron}")));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let shown = args.examples.unwrap_or(scan.examples.len());
+    let out = neuron_json(&store, &vocabulary, dict.as_ref(), neuron, &scan, graph.as_ref(), shown)?;
+    let stats = &scan.stats;
+    if args.json || args.format == ShowFormat::Json {
         println!("{}", serde_json::to_string(&out)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -127,6 +253,27 @@ pub fn run(args: &ShowArgs) -> anyhow::Result<ExitCode> {
         out.tokens
     );
     println!("density (log scale, negative ← 0 → positive): |{}|", sparkline(&stats.histogram));
+    if let (Some(g), Some(d)) = (&graph, &dict) {
+        println!("\ngraph ({} nodes): activating tokens and the context behind them", g.graph.node_count());
+        print!("{}", crate::render::to_text(&g.graph, d, mode == ColorMode::TrueColor));
+        let e = &g.eval;
+        println!(
+            "\nheld-out top examples ({} windows): firing precision {:.3} recall {:.3} F1 {:.3} (token baseline F1 {:.3}); 1-MSE/Var {:.3} (baseline {:.3})",
+            e.test_examples,
+            e.graph.firing.precision,
+            e.graph.firing.recall,
+            e.graph.firing.f1,
+            e.baseline.firing.f1,
+            e.graph.variance_explained,
+            e.baseline.variance_explained
+        );
+        println!(
+            "random windows ({} tokens): false-positive rate {:.4} (baseline {:.4}); {} lines, {} of {} augmented variants kept firing",
+            e.random_tokens, e.random_fpr, e.random_fpr_baseline, e.lines, e.positive_variants, e.variants
+        );
+    } else {
+        println!("\n(no graph yet: run `n2g-index build` to the end)");
+    }
     println!("\ntop examples (activation, normalised by the max):");
     for (rank, ex) in out.examples.iter().enumerate() {
         // Skip the BOS token in the strip: it is an attention sink, not text.
