@@ -255,32 +255,45 @@ impl<'a> GraphContext<'a> {
         // Step 5: augmentation of important words with embedding neighbours.
         let mut variants = vec![(0u32, 0u32); neurons.len()];
         if s.augment > 0 {
-            let important = |t: &Train| -> Vec<usize> {
+            // Important context words, and (unless turned off) the activating tokens
+            // themselves: a variant that still fires there teaches the graph an
+            // activating token its examples never showed.
+            // Each as (position, last position of the row): a context word's row runs
+            // to the last activating token, an activating token's row ends at it.
+            let important = |t: &Train| -> Vec<(usize, usize)> {
                 let Some(&kmax) = t.active.last() else { return Vec::new() };
-                (first..kmax)
+                let mut out: Vec<(usize, usize)> = (first..kmax)
                     .filter(|&j| t.active.iter().any(|&k| k > j && t.importance[j][k] > s.importance_threshold))
-                    .collect()
+                    .map(|j| (j, kmax))
+                    .collect();
+                if s.augment_activating {
+                    for &k in &t.active {
+                        if !out.iter().any(|&(j, _)| j == k) {
+                            out.push((k, k));
+                        }
+                    }
+                }
+                out
             };
             let wanted: Vec<u32> = train
                 .iter()
-                .flat_map(|t| important(t).into_iter().map(|j| t.text[j]).collect::<Vec<_>>())
+                .flat_map(|t| important(t).into_iter().map(|(j, _)| t.text[j]).collect::<Vec<_>>())
                 .collect();
             substitutes.prepare(wanted)?;
             let mut requests = Vec::new();
             let mut owners = Vec::new();
             for (i, t) in train.iter().enumerate() {
-                let Some(&kmax) = t.active.last() else { continue };
-                for j in important(t) {
+                for (j, cut) in important(t) {
                     for &sub in substitutes.get(t.text[j]) {
-                        let mut row = t.text[..=kmax].to_vec();
+                        let mut row = t.text[..=cut].to_vec();
                         row[j] = sub;
                         requests.push((row, neurons[t.neuron].id.index as usize));
-                        owners.push(i);
+                        owners.push((i, j));
                     }
                 }
             }
             let results = runner.run(&requests)?;
-            for ((row, _), (i, acts)) in requests.iter().zip(owners.into_iter().zip(results)) {
+            for ((row, _), ((i, j), acts)) in requests.iter().zip(owners.into_iter().zip(results)) {
                 let t = &train[i];
                 let max = neurons[t.neuron].max;
                 let top = |v: &[f32]| v[first..].iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -290,12 +303,38 @@ impl<'a> GraphContext<'a> {
                     variants[t.neuron].1 += 1;
                 }
                 let dict = self.dict_ids(row);
-                for k in first..acts.len() {
+                // Positions before the substitution are unchanged: their lines exist.
+                for k in j..acts.len() {
                     let act = self.normalised(acts[k], t.scale, max);
                     if act > s.activation_threshold {
                         let imp = |j: usize| t.importance.get(j).map_or(0.0, |r| r[k]);
                         lines[t.neuron].push(make_line(&dict, k, first, imp, s.importance_threshold, act));
                     }
+                }
+            }
+        }
+
+        // Context-free check: does each activating token fire with no context at all
+        // (just BOS and the token)? Then it gets a line without context, so the graph
+        // does not demand context the neuron does not need.
+        if s.token_alone {
+            let mut requests: Vec<(Vec<u32>, usize)> = Vec::new();
+            let mut owners = Vec::new();
+            for t in &train {
+                for &k in &t.active {
+                    let mut seq = bos.clone();
+                    seq.push(t.text[k]);
+                    requests.push((seq, neurons[t.neuron].id.index as usize));
+                    owners.push((t.neuron, t.text[k]));
+                }
+            }
+            let results = runner.run(&requests)?;
+            let mut seen = std::collections::HashSet::new();
+            for ((j, token), acts) in owners.into_iter().zip(results) {
+                let act = self.normalised(*acts.last().expect("non-empty"), 1.0, neurons[j].max);
+                if act > s.activation_threshold && seen.insert((j, token)) {
+                    let dict = self.dict_ids(&[token]);
+                    lines[j].push(make_line(&dict, 0, 0, |_| 0.0, s.importance_threshold, act));
                 }
             }
         }

@@ -11,7 +11,7 @@ use super::graph::{EndActivation, Graph};
 pub struct GraphSettings {
     /// A position makes a line when its normalised activation is above this.
     pub activation_threshold: f32,
-    /// A context token is kept when its importance is above this.
+    /// A context token is kept when its importance is above this (the authors: 0.75).
     pub importance_threshold: f32,
     /// A token "fires" at or above this normalised activation (evaluation).
     pub fire_threshold: f32,
@@ -19,6 +19,12 @@ pub struct GraphSettings {
     /// and up to `seeds_per_example - 1` other positions above the activation threshold
     /// (the authors used the max only: 1).
     pub seeds_per_example: usize,
+    /// Also test every activating token alone (BOS + token) and give it a line without
+    /// context when it fires so (not in the paper).
+    pub token_alone: bool,
+    /// Also substitute the activating tokens themselves (not in the paper, which
+    /// substitutes important context words only).
+    pub augment_activating: bool,
     /// Substitutes per important word (0 turns augmentation off).
     pub augment: usize,
     /// Prune candidate lengths, shortest first.
@@ -43,9 +49,11 @@ impl Default for GraphSettings {
     fn default() -> Self {
         GraphSettings {
             activation_threshold: 0.5,
-            importance_threshold: 0.75,
+            importance_threshold: 0.9,
             fire_threshold: 0.5,
             seeds_per_example: 8,
+            token_alone: true,
+            augment_activating: true,
             augment: 5,
             prune_lengths: vec![5, 10, 15, 20, 25, 30],
             prune_tolerance: 0.5,
