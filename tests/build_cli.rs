@@ -148,3 +148,67 @@ fn second_build_into_a_busy_index_is_refused() {
     assert!(!out.status.success());
     assert!(err.contains("in use by another process"), "{err}");
 }
+
+/// Graph-stage arguments: two layers of a few neurons, small chunks.
+fn graph_args(index: &Path) -> Vec<String> {
+    [
+        "build",
+        "--corpus",
+        "data/corpus/fortunes/wisdom",
+        "--layers",
+        "0-1",
+        "--neurons",
+        "0-47",
+        "--graph-chunk",
+        "8",
+        "--quiet",
+        "--index",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([index.display().to_string()])
+    .collect()
+}
+
+fn export(index: &Path) -> String {
+    let out = bin().args(["export", "--index"]).arg(index).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn killed_graph_stage_resumes_without_recomputing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let full = tmp.path().join("full");
+    let out = bin().args(graph_args(&full)).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let killed = tmp.path().join("killed");
+    let mut child = bin()
+        .args(graph_args(&killed))
+        .env("N2G_LOG", "n2g_index=info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    for line in BufReader::new(stderr).lines() {
+        if line.unwrap().contains("graph chunk committed") {
+            child.kill().unwrap();
+            break;
+        }
+    }
+    child.wait().unwrap();
+    let built = Store::open(&killed).unwrap().graph_keys().unwrap().len();
+    assert!(built >= 8 && built < 96, "{built} graphs at the kill");
+
+    let out = bin().args(graph_args(&killed)).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(export(&killed), export(&full));
+    // The JSON lines are well formed and carry graph and eval for every neuron.
+    let lines: Vec<serde_json::Value> = export(&full)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 96);
+    assert!(lines.iter().all(|v| v["graph"].is_object() && v["eval"].is_object()));
+}
