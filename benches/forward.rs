@@ -99,7 +99,10 @@ fn main() {
     let f3 = median_time(|| drop(model.activations(&seqs, &[0, 1, 2]).unwrap()), 7);
     let fa = median_time(|| drop(model.activations(&seqs, &all).unwrap()), 3);
     let tokens = (BATCH * SEQ) as f64;
-    println!("\nsummary (batch {BATCH} x {SEQ} tokens, {} threads)", rayon::current_num_threads());
+    println!(
+        "\nsummary (batch {BATCH} x {SEQ} tokens, {} threads)",
+        rayon::current_num_threads()
+    );
     println!("  GEMM f32 MLP shape      {:8.1} GFLOP/s", gemm_rate / 1e9);
     for (name, t, layers) in [("layers 0..=2", f3, 3), ("all layers  ", fa, n_layers)] {
         let rate = linear_flops(&model, layers) / t.as_secs_f64();

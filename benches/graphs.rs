@@ -19,7 +19,8 @@ const NEURONS: usize = 32;
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let model = Model::load_default(&root, &LoadOptions::default()).expect("run scripts/setup first");
+    let model =
+        Model::load_default(&root, &LoadOptions::default()).expect("run scripts/setup first");
     let files = ["computers", "cookie"]
         .iter()
         .map(|f| root.join("data/corpus/fortunes").join(f))
@@ -58,7 +59,10 @@ fn main() {
             .unwrap();
         }
         let mut times = Vec::new();
-        for (name, batch) in [("batched", BatchConfig::default()), ("one at a time", BatchConfig::unbatched())] {
+        for (name, batch) in [
+            ("batched", BatchConfig::default()),
+            ("one at a time", BatchConfig::unbatched()),
+        ] {
             let dir = tmp.path().join(name.replace(' ', "-"));
             copy_store(&scanned, &dir);
             let store = Store::open_or_create(&dir).unwrap();
@@ -75,7 +79,10 @@ fn main() {
             );
             times.push(secs);
         }
-        println!("  layer {layer} batched is {:.1}x faster than one at a time", times[1] / times[0]);
+        println!(
+            "  layer {layer} batched is {:.1}x faster than one at a time",
+            times[1] / times[0]
+        );
     }
 }
 

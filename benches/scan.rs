@@ -15,7 +15,8 @@ use n2g_index::{LoadOptions, Model};
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let model = Model::load_default(&root, &LoadOptions::default()).expect("run scripts/setup first");
+    let model =
+        Model::load_default(&root, &LoadOptions::default()).expect("run scripts/setup first");
     let files = ["wisdom", "science", "work"]
         .iter()
         .map(|f| root.join("data/corpus/fortunes").join(f))
@@ -72,5 +73,8 @@ fn main() {
         v[v.len() / 2]
     };
     let (f, s) = (median(&mut forward), median(&mut scan));
-    println!("median: bare forward {f:.0} tokens/s, scan {s:.0} tokens/s, scan = {:.1}% of forward", 100.0 * s / f);
+    println!(
+        "median: bare forward {f:.0} tokens/s, scan {s:.0} tokens/s, scan = {:.1}% of forward",
+        100.0 * s / f
+    );
 }

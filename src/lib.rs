@@ -9,14 +9,14 @@ pub mod corpus;
 mod error;
 pub mod model;
 pub mod n2g;
-pub mod render;
 mod neuron;
+pub mod render;
 pub mod scan;
 pub mod store;
 
 pub use error::{Error, Result};
-pub use neuron::NeuronId;
 pub use model::{
     Architecture, DeviceSpec, LayerActivations, LoadOptions, Model, ModelInfo, TextTokenizer,
     TokenizedText,
 };
+pub use neuron::NeuronId;

@@ -51,7 +51,11 @@ fn killed_build_resumes_to_the_same_store() {
     let tmp = tempfile::tempdir().unwrap();
     let full = tmp.path().join("full");
     let out = bin().args(build_args(&full)).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let killed = tmp.path().join("killed");
     let mut child = bin()
@@ -66,7 +70,10 @@ fn killed_build_resumes_to_the_same_store() {
     for line in BufReader::new(stderr).lines() {
         let line = line.unwrap();
         if line.contains("checkpoint committed") {
-            assert!(line.contains("complete=false"), "scan finished before the kill: {line}");
+            assert!(
+                line.contains("complete=false"),
+                "scan finished before the kill: {line}"
+            );
             checkpoints += 1;
             if checkpoints == 2 {
                 child.kill().unwrap(); // SIGKILL on Unix
@@ -80,7 +87,11 @@ fn killed_build_resumes_to_the_same_store() {
     assert!(!progress.complete && progress.batches_done >= 16);
 
     let out = bin().args(build_args(&killed)).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(dump(&killed), dump(&full));
 }
 
@@ -91,13 +102,21 @@ fn continuing_with_other_options_is_refused() {
     let mut args = build_args(&index);
     args.extend(["--max-batches".into(), "2".into()]);
     let out = bin().args(&args).output().unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut other = build_args(&index);
     other[6] = "0-127".into(); // --neurons
     let out = bin().args(&other).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("--neurons") && err.contains("cannot be continued"), "{err}");
+    assert!(
+        err.contains("--neurons") && err.contains("cannot be continued"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -105,14 +124,25 @@ fn bad_corpus_input_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     let run = |corpus: &Path, extra: &[&str]| {
         let out = bin()
-            .args(["build", "--layers", "0", "--neurons", "0-3", "--quiet", "--index"])
+            .args([
+                "build",
+                "--layers",
+                "0",
+                "--neurons",
+                "0-3",
+                "--quiet",
+                "--index",
+            ])
             .arg(tmp.path().join("idx-bad"))
             .arg("--corpus")
             .arg(corpus)
             .args(extra)
             .output()
             .unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     // Missing path.
     let (ok, err) = run(&tmp.path().join("nope"), &[]);
@@ -127,11 +157,21 @@ fn bad_corpus_input_is_named() {
     assert!(!ok && err.contains("no documents"), "{err}");
     // A .jsonl line that is not JSON, and one without the field.
     let jsonl = tmp.path().join("bad.jsonl");
-    std::fs::write(&jsonl, "{\"text\": \"fine\"}\nnot json\n{\"body\": \"x\"}\n").unwrap();
+    std::fs::write(
+        &jsonl,
+        "{\"text\": \"fine\"}\nnot json\n{\"body\": \"x\"}\n",
+    )
+    .unwrap();
     let (ok, err) = run(&jsonl, &[]);
-    assert!(!ok && err.contains("bad.jsonl:2") && err.contains("not JSON"), "{err}");
+    assert!(
+        !ok && err.contains("bad.jsonl:2") && err.contains("not JSON"),
+        "{err}"
+    );
     let (ok, err) = run(&jsonl, &["--text-field", "body"]);
-    assert!(!ok && err.contains("bad.jsonl:1") && err.contains("no field `body`"), "{err}");
+    assert!(
+        !ok && err.contains("bad.jsonl:1") && err.contains("no field `body`"),
+        "{err}"
+    );
     std::fs::remove_dir_all(tmp.path().join("idx-bad")).ok();
     let (ok, err) = run(&jsonl, &["--skip-bad-lines"]);
     assert!(ok, "{err}");
@@ -171,8 +211,16 @@ fn graph_args(index: &Path) -> Vec<String> {
 }
 
 fn export(index: &Path) -> String {
-    let out = bin().args(["export", "--index"]).arg(index).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bin()
+        .args(["export", "--index"])
+        .arg(index)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -181,7 +229,11 @@ fn killed_graph_stage_resumes_without_recomputing() {
     let tmp = tempfile::tempdir().unwrap();
     let full = tmp.path().join("full");
     let out = bin().args(graph_args(&full)).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let killed = tmp.path().join("killed");
     let mut child = bin()
@@ -199,10 +251,14 @@ fn killed_graph_stage_resumes_without_recomputing() {
     }
     child.wait().unwrap();
     let built = Store::open(&killed).unwrap().graph_keys().unwrap().len();
-    assert!(built >= 8 && built < 96, "{built} graphs at the kill");
+    assert!((8..96).contains(&built), "{built} graphs at the kill");
 
     let out = bin().args(graph_args(&killed)).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(export(&killed), export(&full));
     // The JSON lines are well formed and carry graph and eval for every neuron.
     let lines: Vec<serde_json::Value> = export(&full)
@@ -210,5 +266,7 @@ fn killed_graph_stage_resumes_without_recomputing() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 96);
-    assert!(lines.iter().all(|v| v["graph"].is_object() && v["eval"].is_object()));
+    assert!(lines
+        .iter()
+        .all(|v| v["graph"].is_object() && v["eval"].is_object()));
 }

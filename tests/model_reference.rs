@@ -21,16 +21,26 @@ fn fixture(path: &str) -> Value {
 
 fn default_model(options: &LoadOptions) -> Model {
     Model::load_default(root(), options).unwrap_or_else(|e| {
-        panic!("{e}\n(the test command runs scripts/setup first; run it by hand to fetch the model)")
+        panic!(
+            "{e}\n(the test command runs scripts/setup first; run it by hand to fetch the model)"
+        )
     })
 }
 
 fn ids(v: &Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 fn floats(v: &Value) -> Vec<f64> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
 }
 
 /// Index of the largest value (first on ties).
@@ -70,15 +80,19 @@ fn compare_activations(model: &Model, texts: &[Value], all_neurons: bool, tol: f
             let neurons: Vec<usize> = if all_neurons {
                 (0..rows[0].len()).collect()
             } else {
-                ids(&layer["neurons"]).into_iter().map(|n| n as usize).collect()
+                ids(&layer["neurons"])
+                    .into_iter()
+                    .map(|n| n as usize)
+                    .collect()
             };
             assert_eq!(rows.len(), batch[b].len());
             for (j, &n) in neurons.iter().enumerate() {
                 let reference: Vec<f64> = rows.iter().map(|r| r[j]).collect();
-                let got: Vec<f64> = (0..rows.len())
-                    .map(|t| ours.get(b, t, n) as f64)
-                    .collect();
-                let scale = reference.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-6);
+                let got: Vec<f64> = (0..rows.len()).map(|t| ours.get(b, t, n) as f64).collect();
+                let scale = reference
+                    .iter()
+                    .fold(0.0f64, |m, x| m.max(x.abs()))
+                    .max(1e-6);
                 let err = reference
                     .iter()
                     .zip(&got)
@@ -114,7 +128,10 @@ fn smollm2_activations_match_float64_reference() {
     let texts = reference["texts"].as_array().unwrap();
     assert!(texts.len() >= 8);
     for t in texts {
-        let ours = model.tokenizer().encode(t["text"].as_str().unwrap(), true).unwrap();
+        let ours = model
+            .tokenizer()
+            .encode(t["text"].as_str().unwrap(), true)
+            .unwrap();
         assert_eq!(ours.ids, ids(&t["ids"]), "token ids of {}", t["name"]);
         assert!(ours.bos);
     }
@@ -151,7 +168,9 @@ fn smollm2_next_token_matches_reference() {
     let model = default_model(&LoadOptions::default());
     let reference = fixture("fixtures/reference/smollm2_next_token.json");
     let seq = ids(&reference["ids"]);
-    let top = model.next_token_top_k(&[seq.clone()], 10).unwrap();
+    let top = model
+        .next_token_top_k(std::slice::from_ref(&seq), 10)
+        .unwrap();
     let last = &top[0][seq.len() - 1];
     let want_ids = ids(&reference["top_ids"]);
     let want_logits = floats(&reference["top_logits"]);
@@ -178,13 +197,19 @@ fn batch_equals_single_sequences() {
     let layers = [0, 7, 29];
     let batched = model.activations(&seqs, &layers).unwrap();
     for (b, seq) in seqs.iter().enumerate() {
-        let single = model.activations(std::slice::from_ref(seq), &layers).unwrap();
+        let single = model
+            .activations(std::slice::from_ref(seq), &layers)
+            .unwrap();
         for (l, (one, many)) in single.iter().zip(&batched).enumerate() {
             assert_eq!(many.lengths[b], seq.len());
             for t in 0..seq.len() {
                 for (x, y) in one.at(0, t).iter().zip(many.at(b, t)) {
                     let tol = 1e-4 * (1.0 + x.abs());
-                    assert!((x - y).abs() <= tol, "layer {} seq {b} pos {t}: {x} vs {y}", layers[l]);
+                    assert!(
+                        (x - y).abs() <= tol,
+                        "layer {} seq {b} pos {t}: {x} vs {y}",
+                        layers[l]
+                    );
                 }
             }
         }
@@ -198,13 +223,23 @@ fn quantized_path_stays_close() {
         quantized: true,
         ..LoadOptions::default()
     });
-    let seq = exact.tokenizer().encode("The quick brown fox jumps over the lazy dog.", true).unwrap().ids;
+    let seq = exact
+        .tokenizer()
+        .encode("The quick brown fox jumps over the lazy dog.", true)
+        .unwrap()
+        .ids;
     let a = &exact.activations(std::slice::from_ref(&seq), &[2]).unwrap()[0];
     let b = &quant.activations(std::slice::from_ref(&seq), &[2]).unwrap()[0];
     // Pearson correlation over non-BOS positions: the quantized matmul rounds
     // activations to 8 bits, so it is close but not exact.
-    let xs: Vec<f64> = (1..seq.len()).flat_map(|t| a.at(0, t).to_vec()).map(f64::from).collect();
-    let ys: Vec<f64> = (1..seq.len()).flat_map(|t| b.at(0, t).to_vec()).map(f64::from).collect();
+    let xs: Vec<f64> = (1..seq.len())
+        .flat_map(|t| a.at(0, t).to_vec())
+        .map(f64::from)
+        .collect();
+    let ys: Vec<f64> = (1..seq.len())
+        .flat_map(|t| b.at(0, t).to_vec())
+        .map(f64::from)
+        .collect();
     let n = xs.len() as f64;
     let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
     let cov: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
@@ -221,8 +256,16 @@ fn tiny(arch: &str) {
     let reference = fixture(&format!("fixtures/tiny/{arch}/reference.json"));
     let texts = reference["texts"].as_array().unwrap();
     for t in texts {
-        let ours = model.tokenizer().encode(t["text"].as_str().unwrap(), true).unwrap();
-        assert_eq!(ours.ids, ids(&t["ids"]), "{arch}: token ids of {}", t["text"]);
+        let ours = model
+            .tokenizer()
+            .encode(t["text"].as_str().unwrap(), true)
+            .unwrap();
+        assert_eq!(
+            ours.ids,
+            ids(&t["ids"]),
+            "{arch}: token ids of {}",
+            t["text"]
+        );
     }
     compare_activations(&model, texts, true, 1e-4);
 }
@@ -248,7 +291,11 @@ fn expect_bad_model(path: &Path, needle: &str) {
         Err(e) => {
             let msg = e.to_string();
             assert!(msg.contains(needle), "error `{msg}` lacks `{needle}`");
-            assert!(msg.contains(&path.display().to_string()) || msg.contains(path.file_name().unwrap().to_str().unwrap()), "error `{msg}` does not name the file");
+            assert!(
+                msg.contains(&path.display().to_string())
+                    || msg.contains(path.file_name().unwrap().to_str().unwrap()),
+                "error `{msg}` does not name the file"
+            );
         }
     }
 }
@@ -285,11 +332,17 @@ fn truncated_or_corrupt_files_are_refused() {
     std::fs::copy(src.join("model.safetensors"), bad.join("model.safetensors")).unwrap();
     std::fs::write(bad.join("config.json"), "{ not json").unwrap();
     expect_bad_model(&bad, "config.json");
-    std::fs::write(bad.join("config.json"), r#"{"model_type": "gpt2", "n_layer": 3}"#).unwrap();
+    std::fs::write(
+        bad.join("config.json"),
+        r#"{"model_type": "gpt2", "n_layer": 3}"#,
+    )
+    .unwrap();
     expect_bad_model(&bad, "n_embd");
     std::fs::write(bad.join("config.json"), r#"{"model_type": "mamba"}"#).unwrap();
     match Model::load(&bad, &LoadOptions::default()) {
-        Err(Error::UnsupportedArchitecture { found, supported, .. }) => {
+        Err(Error::UnsupportedArchitecture {
+            found, supported, ..
+        }) => {
             assert_eq!(found, "mamba");
             assert!(supported.contains("gpt_neox"));
         }
@@ -300,6 +353,8 @@ fn truncated_or_corrupt_files_are_refused() {
 #[test]
 fn missing_default_model_names_the_setup_script() {
     let tmp = tempfile::tempdir().unwrap();
-    let err = Model::load_default(tmp.path(), &LoadOptions::default()).err().unwrap();
+    let err = Model::load_default(tmp.path(), &LoadOptions::default())
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("scripts/setup"), "{err}");
 }

@@ -42,16 +42,35 @@ fn graphs_of_layer_0_beat_the_token_baseline() {
         mask_token: model.mask_token(),
         ..GraphSettings::default()
     };
-    let report = build_graphs(&model, &store, &windows, &settings, BatchConfig::default(), false).unwrap();
+    let report = build_graphs(
+        &model,
+        &store,
+        &windows,
+        &settings,
+        BatchConfig::default(),
+        false,
+    )
+    .unwrap();
     assert_eq!(report.built, neurons.len());
     // A second run finds everything built and recomputes nothing.
-    let again = build_graphs(&model, &store, &windows, &settings, BatchConfig::default(), false).unwrap();
+    let again = build_graphs(
+        &model,
+        &store,
+        &windows,
+        &settings,
+        BatchConfig::default(),
+        false,
+    )
+    .unwrap();
     assert_eq!((again.built, again.skipped), (0, neurons.len()));
 
     let graphs: Vec<(NeuronId, NeuronGraph)> = store.graphs().unwrap();
     assert_eq!(graphs.len(), neurons.len());
     let non_empty = graphs.iter().filter(|(_, g)| !g.graph.is_empty()).count();
-    assert!(non_empty * 4 >= graphs.len() * 3, "only {non_empty} non-empty graphs");
+    assert!(
+        non_empty * 4 >= graphs.len() * 3,
+        "only {non_empty} non-empty graphs"
+    );
     let (mut f1, mut base) = (0.0, 0.0);
     for (id, g) in &graphs {
         let e = &g.eval;
@@ -67,7 +86,11 @@ fn graphs_of_layer_0_beat_the_token_baseline() {
             assert!(p.activation > settings.activation_threshold);
         }
     }
-    eprintln!("layer 0, 64 neurons: mean firing F1 {:.3}, token baseline {:.3}", f1 / 64.0, base / 64.0);
+    eprintln!(
+        "layer 0, 64 neurons: mean firing F1 {:.3}, token baseline {:.3}",
+        f1 / 64.0,
+        base / 64.0
+    );
     assert!(f1 > base, "graph F1 {f1} <= baseline {base}");
 }
 
@@ -95,14 +118,29 @@ fn graph_settings_cannot_change_midway() {
     )
     .unwrap();
     let settings = GraphSettings::default();
-    build_graphs(&model, &store, &windows, &settings, BatchConfig::default(), false).unwrap();
+    build_graphs(
+        &model,
+        &store,
+        &windows,
+        &settings,
+        BatchConfig::default(),
+        false,
+    )
+    .unwrap();
     let other = GraphSettings {
         importance_threshold: 0.5,
         ..settings
     };
-    let err = build_graphs(&model, &store, &windows, &other, BatchConfig::default(), false)
-        .err()
-        .unwrap()
-        .to_string();
+    let err = build_graphs(
+        &model,
+        &store,
+        &windows,
+        &other,
+        BatchConfig::default(),
+        false,
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(err.contains("other settings"), "{err}");
 }

@@ -95,7 +95,12 @@ fn stored_top_k_equals_brute_force() {
             let mean = sum / count as f64;
             assert!((stored.stats.mean() - mean).abs() <= 1e-4 * (1.0 + mean.abs()));
             assert_eq!(
-                stored.stats.histogram.iter().map(|&c| c as u64).sum::<u64>(),
+                stored
+                    .stats
+                    .histogram
+                    .iter()
+                    .map(|&c| c as u64)
+                    .sum::<u64>(),
                 count
             );
             compared += 1;
@@ -140,9 +145,27 @@ fn same_inputs_give_the_same_store_and_resume_matches() {
     // Stop after 4 batches (one checkpoint at 3 plus the stop), then resume in steps.
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open_or_create(tmp.path()).unwrap();
-    let first = run_scan(&model, &windows, &store, &ScanOptions { max_batches: Some(4), ..options.clone() }).unwrap();
+    let first = run_scan(
+        &model,
+        &windows,
+        &store,
+        &ScanOptions {
+            max_batches: Some(4),
+            ..options.clone()
+        },
+    )
+    .unwrap();
     assert!(!first.complete);
-    let second = run_scan(&model, &windows, &store, &ScanOptions { max_batches: Some(5), ..options.clone() }).unwrap();
+    let second = run_scan(
+        &model,
+        &windows,
+        &store,
+        &ScanOptions {
+            max_batches: Some(5),
+            ..options.clone()
+        },
+    )
+    .unwrap();
     assert_eq!(second.resumed_at, 4);
     let last = run_scan(&model, &windows, &store, &options).unwrap();
     assert!(last.complete);

@@ -154,7 +154,10 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.top_k > 0, "--top-k must be at least 1");
     anyhow::ensure!(args.window > 0, "--window must be at least 1");
     anyhow::ensure!(args.batch_size > 0, "--batch-size must be at least 1");
-    anyhow::ensure!(args.checkpoint_every > 0, "--checkpoint-every must be at least 1");
+    anyhow::ensure!(
+        args.checkpoint_every > 0,
+        "--checkpoint-every must be at least 1"
+    );
     let model_path = match &args.model.model {
         Some(p) => p.clone(),
         None => super::default_model_path()?,
@@ -189,8 +192,15 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
             bos_id: if windows.has_bos() { info.bos_id } else { None },
         },
         corpus: CorpusRecord {
-            paths: corpus_paths.iter().map(|p| p.display().to_string()).collect(),
-            files: corpus.files.iter().map(|p| p.display().to_string()).collect(),
+            paths: corpus_paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            files: corpus
+                .files
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
             fingerprint: corpus.fingerprint.clone(),
             documents: corpus.documents.len() as u64,
             bytes: corpus.bytes,
@@ -207,8 +217,14 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         },
     };
     store.check_or_set_run(&run)?;
-    if store.meta::<Vec<String>>(crate::store::KEY_VOCABULARY)?.is_none() {
-        store.put_meta(crate::store::KEY_VOCABULARY, &model.tokenizer().token_strs())?;
+    if store
+        .meta::<Vec<String>>(crate::store::KEY_VOCABULARY)?
+        .is_none()
+    {
+        store.put_meta(
+            crate::store::KEY_VOCABULARY,
+            &model.tokenizer().token_strs(),
+        )?;
     }
     let progress = store.scan_progress()?;
     let show_progress = !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());

@@ -29,12 +29,28 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
         .context("the index has no vocabulary recorded")?;
     let graphs: std::collections::HashMap<crate::NeuronId, crate::n2g::NeuronGraph> =
         store.graphs()?.into_iter().collect();
-    let dict = if graphs.is_empty() { None } else { Some(load_dictionary(&store)?) };
+    let dict = if graphs.is_empty() {
+        None
+    } else {
+        Some(load_dictionary(&store)?)
+    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     for (id, scan) in store.neuron_scans()? {
-        let shown = if args.examples { scan.examples.len() } else { 0 };
-        let obj = neuron_json(&store, &vocabulary, dict.as_ref(), id, &scan, graphs.get(&id), shown)?;
+        let shown = if args.examples {
+            scan.examples.len()
+        } else {
+            0
+        };
+        let obj = neuron_json(
+            &store,
+            &vocabulary,
+            dict.as_ref(),
+            id,
+            &scan,
+            graphs.get(&id),
+            shown,
+        )?;
         serde_json::to_writer(&mut out, &obj)?;
         out.write_all(b"\n")?;
     }

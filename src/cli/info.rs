@@ -36,14 +36,21 @@ fn dir_size(path: &Path) -> u64 {
 pub fn run(args: &InfoArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open(&args.index)?;
     let Some(run) = store.run_meta()? else {
-        anyhow::bail!("{}: no build recorded in this index yet", store.path().display());
+        anyhow::bail!(
+            "{}: no build recorded in this index yet",
+            store.path().display()
+        );
     };
     let progress = store.scan_progress()?;
     println!("index        {}", args.index.display());
     println!("format       version {FORMAT_VERSION}");
     println!(
         "model        {} ({}, {} layers × {} neurons) sha256 {}",
-        run.model.name, run.model.architecture, run.model.n_layers, run.model.n_neurons, run.model.sha256
+        run.model.name,
+        run.model.architecture,
+        run.model.n_layers,
+        run.model.n_neurons,
+        run.model.sha256
     );
     println!("             {}", run.model.path);
     println!(
@@ -62,7 +69,11 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<ExitCode> {
     }
     println!(
         "scan         {}: {}/{} tokens, {} windows; top-k {}, window {}, BOS {}",
-        if progress.complete { "complete" } else { "INCOMPLETE (re-run build to resume)" },
+        if progress.complete {
+            "complete"
+        } else {
+            "INCOMPLETE (re-run build to resume)"
+        },
         progress.tokens_done,
         progress.tokens_total,
         progress.windows_total,
@@ -76,7 +87,10 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<ExitCode> {
         run.scan.neurons.len(),
         run.scan.layers.len() * run.scan.neurons.len()
     );
-    println!("size on disk {:.1} MiB", dir_size(&args.index) as f64 / (1 << 20) as f64);
+    println!(
+        "size on disk {:.1} MiB",
+        dir_size(&args.index) as f64 / (1 << 20) as f64
+    );
     let graphs: Vec<(crate::NeuronId, crate::n2g::NeuronGraph)> = store.graphs()?;
     if graphs.is_empty() {
         println!("graphs       none yet");

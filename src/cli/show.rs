@@ -83,9 +83,16 @@ pub fn graph_json(g: &crate::n2g::NeuronGraph, dict: &crate::n2g::TokenDictionar
         .graph
         .activating()
         .into_iter()
-        .map(|(t, a)| ActivatingJson { token: tok(t), activation: a })
+        .map(|(t, a)| ActivatingJson {
+            token: tok(t),
+            activation: a,
+        })
         .collect();
-    activating.sort_by(|a, b| b.activation.total_cmp(&a.activation).then(a.token.cmp(&b.token)));
+    activating.sort_by(|a, b| {
+        b.activation
+            .total_cmp(&a.activation)
+            .then(a.token.cmp(&b.token))
+    });
     let paths = g.graph.paths();
     GraphJson {
         activating,
@@ -93,7 +100,11 @@ pub fn graph_json(g: &crate::n2g::NeuronGraph, dict: &crate::n2g::TokenDictionar
             .graph
             .context()
             .into_iter()
-            .map(|c| ContextJson { token: tok(c.token), depth: c.depth, importance: c.importance })
+            .map(|c| ContextJson {
+                token: tok(c.token),
+                depth: c.depth,
+                importance: c.importance,
+            })
             .collect(),
         path_activations: paths.iter().map(|p| p.activation).collect(),
         paths: paths
@@ -233,11 +244,22 @@ pub fn run(args: &ShowArgs) -> anyhow::Result<ExitCode> {
         let (Some(g), Some(d)) = (&graph, &dict) else {
             anyhow::bail!("neuron {neuron} has no graph yet: run `n2g-index build` to the end");
         };
-        print!("{}", crate::render::to_dot(&g.graph, d, &format!("neuron {neuron}")));
+        print!(
+            "{}",
+            crate::render::to_dot(&g.graph, d, &format!("neuron {neuron}"))
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let shown = args.examples.unwrap_or(scan.examples.len());
-    let out = neuron_json(&store, &vocabulary, dict.as_ref(), neuron, &scan, graph.as_ref(), shown)?;
+    let out = neuron_json(
+        &store,
+        &vocabulary,
+        dict.as_ref(),
+        neuron,
+        &scan,
+        graph.as_ref(),
+        shown,
+    )?;
     let stats = &scan.stats;
     if args.json || args.format == ShowFormat::Json {
         println!("{}", serde_json::to_string(&out)?);
@@ -252,10 +274,19 @@ pub fn run(args: &ShowArgs) -> anyhow::Result<ExitCode> {
         100.0 * out.positive_fraction,
         out.tokens
     );
-    println!("density (log scale, negative ← 0 → positive): |{}|", sparkline(&stats.histogram));
+    println!(
+        "density (log scale, negative ← 0 → positive): |{}|",
+        sparkline(&stats.histogram)
+    );
     if let (Some(g), Some(d)) = (&graph, &dict) {
-        println!("\ngraph ({} nodes): activating tokens and the context behind them", g.graph.node_count());
-        print!("{}", crate::render::to_text(&g.graph, d, mode == ColorMode::TrueColor));
+        println!(
+            "\ngraph ({} nodes): activating tokens and the context behind them",
+            g.graph.node_count()
+        );
+        print!(
+            "{}",
+            crate::render::to_text(&g.graph, d, mode == ColorMode::TrueColor)
+        );
         let e = &g.eval;
         println!(
             "\nheld-out top examples ({} windows): firing precision {:.3} recall {:.3} F1 {:.3} (token baseline F1 {:.3}); 1-MSE/Var {:.3} (baseline {:.3})",

@@ -182,6 +182,9 @@ impl LayerActivations {
     }
 }
 
+/// The most likely next tokens at one position, as `(token id, logit)`, best first.
+pub type NextTokens = Vec<(u32, f32)>;
+
 /// A loaded model: network, tokenizer and device.
 pub struct Model {
     info: ModelInfo,
@@ -322,11 +325,7 @@ impl Model {
 
     /// For every position of every sequence, the `k` most likely next tokens as
     /// `(token id, logit)`, best first. Runs the whole model and the LM head.
-    pub fn next_token_top_k(
-        &self,
-        batch: &[Vec<u32>],
-        k: usize,
-    ) -> Result<Vec<Vec<Vec<(u32, f32)>>>> {
+    pub fn next_token_top_k(&self, batch: &[Vec<u32>], k: usize) -> Result<Vec<Vec<NextTokens>>> {
         let (ids, lengths) = self.pad_batch(batch)?;
         let out = self.forward(
             &ids,
@@ -434,7 +433,12 @@ pub fn model_sha256(path: &Path) -> Result<String> {
     let mut buf = vec![0u8; 1 << 20];
     for f in files {
         if path.is_dir() {
-            hasher.update(f.file_name().unwrap_or_default().to_string_lossy().as_bytes());
+            hasher.update(
+                f.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .as_bytes(),
+            );
         }
         let mut file = std::fs::File::open(&f).map_err(|e| Error::io(&f, e))?;
         loop {

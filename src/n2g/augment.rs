@@ -59,7 +59,11 @@ impl Substitutes {
     /// Prepares the normalised embedding matrix of `model`.
     pub fn new(model: &Model, per_token: usize) -> Result<Self> {
         let e = model.embedding_matrix().to_dtype(DType::F32)?;
-        let norms = e.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+        let norms = e
+            .sqr()?
+            .sum_keepdim(D::Minus1)?
+            .sqrt()?
+            .clamp(1e-12, f64::MAX)?;
         let unit = e.broadcast_div(&norms)?;
         Ok(Substitutes {
             unit,
@@ -98,9 +102,8 @@ impl Substitutes {
                 let original = normalize(&self.vocab[t as usize]);
                 let mut order: Vec<u32> = (0..vocab_size as u32).collect();
                 let k = SHORTLIST.min(order.len());
-                let cmp = |a: &u32, b: &u32| {
-                    row[*b as usize].total_cmp(&row[*a as usize]).then(a.cmp(b))
-                };
+                let cmp =
+                    |a: &u32, b: &u32| row[*b as usize].total_cmp(&row[*a as usize]).then(a.cmp(b));
                 order.select_nth_unstable_by(k - 1, cmp);
                 order.truncate(k);
                 order.sort_by(cmp);

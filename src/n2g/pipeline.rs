@@ -161,12 +161,18 @@ impl<'a> GraphContext<'a> {
                 }
             }
         }
-        let bos: Vec<u32> = if first == 1 { vec![window_bos(&train)] } else { Vec::new() };
+        let bos: Vec<u32> = if first == 1 {
+            vec![window_bos(&train)]
+        } else {
+            Vec::new()
+        };
 
         // Step 3: prune, shortest candidate first, one batched round per length.
         let longest = *s.prune_lengths.last().unwrap_or(&30);
         for &len in &s.prune_lengths {
-            let open: Vec<usize> = (0..train.len()).filter(|&i| train[i].start.is_none()).collect();
+            let open: Vec<usize> = (0..train.len())
+                .filter(|&i| train[i].start.is_none())
+                .collect();
             if open.is_empty() {
                 break;
             }
@@ -194,7 +200,9 @@ impl<'a> GraphContext<'a> {
         }
         // The pruned texts with post-context, and their activations.
         for t in train.iter_mut() {
-            let st = t.start.unwrap_or_else(|| candidate_start(t.p, longest, first));
+            let st = t
+                .start
+                .unwrap_or_else(|| candidate_start(t.p, longest, first));
             let strs: Vec<&str> = t.ids.iter().map(|&i| self.vocab_str(i)).collect();
             let end = post_context_end(&strs, t.p, s.post_context);
             let mut text = bos.clone();
@@ -218,7 +226,9 @@ impl<'a> GraphContext<'a> {
         let mut requests = Vec::new();
         let mut owners = Vec::new();
         for (i, t) in train.iter().enumerate() {
-            let Some(&kmax) = t.active.last() else { continue };
+            let Some(&kmax) = t.active.last() else {
+                continue;
+            };
             for j in first..kmax {
                 let mut row = t.text[..=kmax].to_vec();
                 row[j] = s.mask_token;
@@ -261,9 +271,15 @@ impl<'a> GraphContext<'a> {
             // Each as (position, last position of the row): a context word's row runs
             // to the last activating token, an activating token's row ends at it.
             let important = |t: &Train| -> Vec<(usize, usize)> {
-                let Some(&kmax) = t.active.last() else { return Vec::new() };
+                let Some(&kmax) = t.active.last() else {
+                    return Vec::new();
+                };
                 let mut out: Vec<(usize, usize)> = (first..kmax)
-                    .filter(|&j| t.active.iter().any(|&k| k > j && t.importance[j][k] > s.importance_threshold))
+                    .filter(|&j| {
+                        t.active
+                            .iter()
+                            .any(|&k| k > j && t.importance[j][k] > s.importance_threshold)
+                    })
                     .map(|j| (j, kmax))
                     .collect();
                 if s.augment_activating {
@@ -277,7 +293,12 @@ impl<'a> GraphContext<'a> {
             };
             let wanted: Vec<u32> = train
                 .iter()
-                .flat_map(|t| important(t).into_iter().map(|(j, _)| t.text[j]).collect::<Vec<_>>())
+                .flat_map(|t| {
+                    important(t)
+                        .into_iter()
+                        .map(|(j, _)| t.text[j])
+                        .collect::<Vec<_>>()
+                })
                 .collect();
             substitutes.prepare(wanted)?;
             let mut requests = Vec::new();
@@ -308,7 +329,14 @@ impl<'a> GraphContext<'a> {
                     let act = self.normalised(acts[k], t.scale, max);
                     if act > s.activation_threshold {
                         let imp = |j: usize| t.importance.get(j).map_or(0.0, |r| r[k]);
-                        lines[t.neuron].push(make_line(&dict, k, first, imp, s.importance_threshold, act));
+                        lines[t.neuron].push(make_line(
+                            &dict,
+                            k,
+                            first,
+                            imp,
+                            s.importance_threshold,
+                            act,
+                        ));
                     }
                 }
             }
@@ -345,7 +373,8 @@ impl<'a> GraphContext<'a> {
             .enumerate()
             .map(|(j, n)| {
                 let graph = Graph::build(&lines[j], s.end_activation);
-                let eval = self.evaluate(n, &splits[j], &graph, random, lines[j].len(), variants[j]);
+                let eval =
+                    self.evaluate(n, &splits[j], &graph, random, lines[j].len(), variants[j]);
                 (n.id, NeuronGraph { graph, eval })
             })
             .collect();
@@ -373,7 +402,11 @@ impl<'a> GraphContext<'a> {
                 .map(|&e| {
                     let ex = &n.examples[e];
                     let toks = self.dict_ids(&ex.ids).into_iter().map(Some).collect();
-                    let acts = ex.activations.iter().map(|&a| self.normalised(a, 1.0, n.max)).collect();
+                    let acts = ex
+                        .activations
+                        .iter()
+                        .map(|&a| self.normalised(a, 1.0, n.max))
+                        .collect();
                     (toks, acts)
                 })
                 .collect()
@@ -381,7 +414,9 @@ impl<'a> GraphContext<'a> {
         let train = texts(&split.0);
         let test = texts(&split.1);
         let baseline = TokenBaseline::fit(
-            train.iter().map(|(t, a)| (&t[first.min(t.len())..], &a[first.min(a.len())..])),
+            train
+                .iter()
+                .map(|(t, a)| (&t[first.min(t.len())..], &a[first.min(a.len())..])),
         );
         let (mut pg, mut pb, mut truth) = (Vec::new(), Vec::new(), Vec::new());
         for (toks, acts) in &test {
@@ -397,7 +432,8 @@ impl<'a> GraphContext<'a> {
             let g = graph.predict_all(&toks);
             let b = baseline.predict(&toks);
             for t in first..ids.len() {
-                let y = self.normalised(acts[t * random.n_neurons + n.id.index as usize], 1.0, n.max);
+                let y =
+                    self.normalised(acts[t * random.n_neurons + n.id.index as usize], 1.0, n.max);
                 tokens += 1;
                 if y < s.fire_threshold {
                     negatives += 1;
@@ -406,7 +442,13 @@ impl<'a> GraphContext<'a> {
                 }
             }
         }
-        let rate = |fp: u64| if negatives == 0 { 0.0 } else { fp as f64 / negatives as f64 };
+        let rate = |fp: u64| {
+            if negatives == 0 {
+                0.0
+            } else {
+                fp as f64 / negatives as f64
+            }
+        };
         NeuronEval {
             graph: score(&pg, &truth, s.fire_threshold),
             baseline: score(&pb, &truth, s.fire_threshold),

@@ -77,7 +77,9 @@ mod tests {
     fn candidates_and_post_context() {
         assert_eq!(candidate_start(10, 5, 1), 6);
         assert_eq!(candidate_start(3, 5, 1), 1);
-        let toks = ["<s>", "The", " cat", " sat", ".", " It", " ran", " far", " away", " now", " and", "."];
+        let toks = [
+            "<s>", "The", " cat", " sat", ".", " It", " ran", " far", " away", " now", " and", ".",
+        ];
         // p = 2 (" cat"): the sentence ends at "." (4), included.
         assert_eq!(post_context_end(&toks, 2, 5), 5);
         // p = 4 ends its sentence: no post-context.

@@ -105,7 +105,9 @@ impl<'a> Runner<'a> {
             let width = groups[start].0.len().max(1);
             let mut end = start + 1;
             if self.config.batched {
-                while end < groups.len() && (end - start + 1) * width <= self.config.max_batch_tokens {
+                while end < groups.len()
+                    && (end - start + 1) * width <= self.config.max_batch_tokens
+                {
                     end += 1;
                 }
             }

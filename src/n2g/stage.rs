@@ -85,8 +85,11 @@ pub fn build_graphs(
         report.elapsed = start.elapsed();
         return Ok(report);
     }
-    let stored_windows: HashMap<u32, Vec<u32>> =
-        store.windows()?.into_iter().map(|(id, w)| (id, w.ids)).collect();
+    let stored_windows: HashMap<u32, Vec<u32>> = store
+        .windows()?
+        .into_iter()
+        .map(|(id, w)| (id, w.ids))
+        .collect();
     let first = usize::from(windows.has_bos());
     let ctx = GraphContext {
         model,
@@ -116,9 +119,14 @@ pub fn build_graphs(
                         .examples
                         .iter()
                         .map(|e| {
-                            let ids = stored_windows.get(&e.window).cloned().ok_or_else(|| Error::Store {
-                                path: store.path().into(),
-                                message: format!("window {} of neuron {id} is missing", e.window),
+                            let ids = stored_windows.get(&e.window).cloned().ok_or_else(|| {
+                                Error::Store {
+                                    path: store.path().into(),
+                                    message: format!(
+                                        "window {} of neuron {id} is missing",
+                                        e.window
+                                    ),
+                                }
                             })?;
                             Ok(ExampleInput {
                                 ids,
@@ -135,7 +143,8 @@ pub fn build_graphs(
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let (graphs, work) = ctx.build_chunk(layer as usize, &inputs, &mut substitutes, &random)?;
+            let (graphs, work) =
+                ctx.build_chunk(layer as usize, &inputs, &mut substitutes, &random)?;
             store.put_graphs(&graphs)?;
             report.built += graphs.len();
             report.work.requested += work.requested;
@@ -180,8 +189,10 @@ fn progress_bar(show: bool, total: u64) -> ProgressBar {
     };
     let bar = ProgressBar::with_draw_target(Some(total), target);
     bar.set_style(
-        ProgressStyle::with_template("graphs {bar:30} {human_pos}/{human_len} neurons  {per_sec}  ETA {eta}")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "graphs {bar:30} {human_pos}/{human_len} neurons  {per_sec}  ETA {eta}",
+        )
+        .expect("valid template"),
     );
     bar
 }

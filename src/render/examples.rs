@@ -59,10 +59,17 @@ pub fn token_strip(
         let text = visible(tok);
         match mode {
             ColorMode::TrueColor => {
-                let x = if scale > 0.0 { (a / scale).clamp(0.0, 1.0) } else { 0.0 };
+                let x = if scale > 0.0 {
+                    (a / scale).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
                 let g = (255.0 * (1.0 - x)) as u8;
                 let style = if i == argmax { "\x1b[1;4m" } else { "" };
-                let _ = write!(out, "\x1b[48;2;255;{g};{g}m\x1b[38;2;0;0;0m{style}{text}\x1b[0m");
+                let _ = write!(
+                    out,
+                    "\x1b[48;2;255;{g};{g}m\x1b[38;2;0;0;0m{style}{text}\x1b[0m"
+                );
             }
             ColorMode::Plain => {
                 if i == argmax {

@@ -134,13 +134,20 @@ pub fn run_scan(
     progress.windows_total = windows.len() as u64;
     progress.tokens_total = windows.total_tokens();
     let first = usize::from(windows.has_bos());
-    let bar = progress_bar(options.progress, progress.tokens_total, progress.tokens_done);
+    let bar = progress_bar(
+        options.progress,
+        progress.tokens_total,
+        progress.tokens_done,
+    );
     let mut pending: BTreeSet<u32> = BTreeSet::new();
     let mut done_this_run = 0u64;
     let mut tokens_this_run = 0u64;
     let layers = options.layers.clone();
     for (bi, batch) in plan.iter().enumerate().skip(resumed_at as usize) {
-        if options.max_batches.is_some_and(|m| done_this_run as usize >= m) {
+        if options
+            .max_batches
+            .is_some_and(|m| done_this_run as usize >= m)
+        {
             break;
         }
         let seqs: Vec<Vec<u32>> = batch.iter().map(|&w| windows.get(w).ids.to_vec()).collect();
@@ -170,7 +177,10 @@ pub fn run_scan(
             checkpoint(store, windows, &states, &progress, &mut pending, last)?;
         }
     }
-    if !progress.complete && done_this_run > 0 && progress.batches_done % options.checkpoint_every as u64 != 0 {
+    if !progress.complete
+        && done_this_run > 0
+        && progress.batches_done % options.checkpoint_every as u64 != 0
+    {
         checkpoint(store, windows, &states, &progress, &mut pending, false)?;
     }
     if plan.is_empty() {
@@ -267,12 +277,23 @@ mod tests {
 
     #[test]
     fn selections_parse() {
-        assert_eq!(parse_selection("0-2,7", 10, "--layers").unwrap(), vec![0, 1, 2, 7]);
+        assert_eq!(
+            parse_selection("0-2,7", 10, "--layers").unwrap(),
+            vec![0, 1, 2, 7]
+        );
         assert_eq!(parse_selection("5", 10, "--layers").unwrap(), vec![5]);
-        assert_eq!(parse_selection("all", 3, "--layers").unwrap(), vec![0, 1, 2]);
+        assert_eq!(
+            parse_selection("all", 3, "--layers").unwrap(),
+            vec![0, 1, 2]
+        );
         assert_eq!(parse_selection("2,0-1,1", 3, "x").unwrap(), vec![0, 1, 2]);
-        let e = parse_selection("0-40", 30, "--layers").unwrap_err().to_string();
-        assert!(e.contains("--layers `0-40`") && e.contains("out of range"), "{e}");
+        let e = parse_selection("0-40", 30, "--layers")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--layers `0-40`") && e.contains("out of range"),
+            "{e}"
+        );
         assert!(parse_selection("a", 3, "x").is_err());
         assert!(parse_selection("3-1", 5, "x").is_err());
         assert!(parse_selection("1,,2", 5, "x").is_err());

@@ -378,13 +378,41 @@ fn run_differences(a: &RunMeta, b: &RunMeta) -> Vec<String> {
             d.push(format!("{name}: stored {x}, now {y}"));
         }
     };
-    check("model sha256", a.model.sha256.clone(), b.model.sha256.clone());
-    check("corpus fingerprint", a.corpus.fingerprint.clone(), b.corpus.fingerprint.clone());
-    check("--layers", format!("{:?}", a.scan.layers), format!("{:?}", b.scan.layers));
-    check("--neurons", summarize(&a.scan.neurons), summarize(&b.scan.neurons));
-    check("--top-k", a.scan.top_k.to_string(), b.scan.top_k.to_string());
-    check("--window", a.scan.window.to_string(), b.scan.window.to_string());
-    check("--batch-size", a.scan.batch_size.to_string(), b.scan.batch_size.to_string());
+    check(
+        "model sha256",
+        a.model.sha256.clone(),
+        b.model.sha256.clone(),
+    );
+    check(
+        "corpus fingerprint",
+        a.corpus.fingerprint.clone(),
+        b.corpus.fingerprint.clone(),
+    );
+    check(
+        "--layers",
+        format!("{:?}", a.scan.layers),
+        format!("{:?}", b.scan.layers),
+    );
+    check(
+        "--neurons",
+        summarize(&a.scan.neurons),
+        summarize(&b.scan.neurons),
+    );
+    check(
+        "--top-k",
+        a.scan.top_k.to_string(),
+        b.scan.top_k.to_string(),
+    );
+    check(
+        "--window",
+        a.scan.window.to_string(),
+        b.scan.window.to_string(),
+    );
+    check(
+        "--batch-size",
+        a.scan.batch_size.to_string(),
+        b.scan.batch_size.to_string(),
+    );
     check("BOS", a.scan.bos.to_string(), b.scan.bos.to_string());
     d
 }

@@ -206,7 +206,9 @@ mod tests {
 
     #[test]
     fn histogram_bins_are_ordered_and_cover_their_values() {
-        let xs = [-300.0f32, -5.0, -1.0, -0.01, 0.0, 0.001, 0.01, 0.3, 1.0, 1.3, 5.0, 255.0, 1e6];
+        let xs = [
+            -300.0f32, -5.0, -1.0, -0.01, 0.0, 0.001, 0.01, 0.3, 1.0, 1.3, 5.0, 255.0, 1e6,
+        ];
         let bins: Vec<usize> = xs.iter().map(|&x| histogram_bin(x)).collect();
         for w in bins.windows(2) {
             assert!(w[0] <= w[1], "{bins:?}");
@@ -216,7 +218,10 @@ mod tests {
         assert_eq!(histogram_bin(-1e6), 0);
         for &x in &[0.01f32, 0.3, 1.0, 1.3, 5.0, 255.0, -0.3, -5.0] {
             let (lo, hi) = histogram_bin_edges(histogram_bin(x));
-            assert!(lo <= x && x < hi || (x < 0.0 && lo < x && x <= hi), "{x} not in [{lo}, {hi})");
+            assert!(
+                lo <= x && x < hi || (x < 0.0 && lo < x && x <= hi),
+                "{x} not in [{lo}, {hi})"
+            );
         }
     }
 }
