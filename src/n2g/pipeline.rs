@@ -118,6 +118,7 @@ impl<'a> GraphContext<'a> {
         let s = self.settings;
         let first = self.first;
         let mut runner = Runner::new(self.model, layer, self.batch);
+        let clock = std::time::Instant::now();
         // Step 2: split.
         let splits: Vec<(Vec<usize>, Vec<usize>)> = neurons
             .iter()
@@ -198,6 +199,12 @@ impl<'a> GraphContext<'a> {
                 }
             }
         }
+        tracing::debug!(
+            phase = "prune",
+            ms = clock.elapsed().as_millis() as u64,
+            tokens = runner.stats.tokens,
+            "graph phase"
+        );
         // The pruned texts with post-context, and their activations.
         for t in train.iter_mut() {
             let st = t
@@ -222,6 +229,12 @@ impl<'a> GraphContext<'a> {
             t.acts = acts;
         }
 
+        tracing::debug!(
+            phase = "pruned texts",
+            ms = clock.elapsed().as_millis() as u64,
+            tokens = runner.stats.tokens,
+            "graph phase"
+        );
         // Step 4: importance from masked rows, each cut after the last activating token.
         let mut requests = Vec::new();
         let mut owners = Vec::new();
@@ -250,6 +263,12 @@ impl<'a> GraphContext<'a> {
             }
         }
 
+        tracing::debug!(
+            phase = "importance",
+            ms = clock.elapsed().as_millis() as u64,
+            tokens = runner.stats.tokens,
+            "graph phase"
+        );
         // Step 6 for the pruned texts: lines.
         let mut lines: Vec<Vec<Line>> = vec![Vec::new(); neurons.len()];
         for t in &train {
@@ -262,6 +281,12 @@ impl<'a> GraphContext<'a> {
             }
         }
 
+        tracing::debug!(
+            phase = "lines",
+            ms = clock.elapsed().as_millis() as u64,
+            tokens = runner.stats.tokens,
+            "graph phase"
+        );
         // Step 5: augmentation of important words with embedding neighbours.
         let mut variants = vec![(0u32, 0u32); neurons.len()];
         if s.augment > 0 {
@@ -342,6 +367,12 @@ impl<'a> GraphContext<'a> {
             }
         }
 
+        tracing::debug!(
+            phase = "augment",
+            ms = clock.elapsed().as_millis() as u64,
+            tokens = runner.stats.tokens,
+            "graph phase"
+        );
         // Context-free check: does each activating token fire with no context at all
         // (just BOS and the token)? Then it gets a line without context, so the graph
         // does not demand context the neuron does not need.
@@ -367,6 +398,12 @@ impl<'a> GraphContext<'a> {
             }
         }
 
+        tracing::debug!(
+            phase = "token alone",
+            ms = clock.elapsed().as_millis() as u64,
+            tokens = runner.stats.tokens,
+            "graph phase"
+        );
         // Steps 6–8 per neuron, in parallel.
         let out: Vec<(NeuronId, NeuronGraph)> = neurons
             .par_iter()
@@ -378,6 +415,12 @@ impl<'a> GraphContext<'a> {
                 (n.id, NeuronGraph { graph, eval })
             })
             .collect();
+        tracing::debug!(
+            phase = "done",
+            ms = clock.elapsed().as_millis() as u64,
+            tokens = runner.stats.tokens,
+            "graph phase"
+        );
         Ok((out, runner.stats))
     }
 

@@ -109,7 +109,13 @@ pub fn build_graphs(
     let mut layers: Vec<u16> = todo.iter().map(|(id, _)| id.layer).collect();
     layers.dedup();
     for layer in layers {
+        let clock = Instant::now();
         let random = random_sample(model, layer as usize, &random_ids)?;
+        tracing::debug!(
+            layer,
+            ms = clock.elapsed().as_millis() as u64,
+            "random sample"
+        );
         let of_layer: Vec<_> = todo.iter().filter(|(id, _)| id.layer == layer).collect();
         for chunk in of_layer.chunks(batch.chunk_neurons.max(1)) {
             let inputs: Vec<NeuronInput> = chunk
