@@ -9,6 +9,7 @@ mod error;
 pub mod model;
 pub mod n2g;
 mod neuron;
+pub mod search;
 
 pub use error::{Error, Result};
 pub use neuron::NeuronId;
