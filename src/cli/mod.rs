@@ -1,6 +1,8 @@
 //! The `n2g-index` command line: a thin layer over the library.
 
 mod activations;
+pub mod query;
+pub mod similar;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,15 +27,12 @@ enum Command {
     Build,
     /// Search the index: neurons whose graphs match a query such as
     /// "token:Paris context:capital".
-    Query {
-        /// The query.
-        query: String,
-    },
-    /// Neurons whose activating and context tokens overlap those of LAYER:INDEX.
-    Similar {
-        /// The neuron, as LAYER:INDEX.
-        neuron: String,
-    },
+    Query(query::QueryArgs),
+    /// Neurons whose activating and context tokens overlap those of LAYER:INDEX, or
+    /// every similar and subset pair (--all).
+    Similar(similar::SimilarArgs),
+    /// Rebuild the search index from the stored graphs.
+    Reindex,
     /// A neuron's graph, scores and top examples.
     Show {
         /// The neuron, as LAYER:INDEX.
@@ -123,8 +122,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Activations(args) => activations::run(&args),
         Command::Build => not_built("build", 5),
-        Command::Query { .. } => not_built("query", 3),
-        Command::Similar { .. } => not_built("similar", 3),
+        Command::Query(args) => query::run(&args),
+        Command::Similar(args) => similar::run(&args),
+        Command::Reindex => not_built("reindex", 3),
         Command::Show { .. } => not_built("show", 5),
         Command::Info => not_built("info", 5),
     }
