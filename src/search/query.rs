@@ -285,7 +285,7 @@ impl<'a> Parser<'a> {
             Some(')') => Err(self.err_at(start, "expected a term before `)`")),
             Some('-') => {
                 self.pos += 1;
-                if self.peek().is_none_or(ends_value) {
+                if self.peek().is_none_or(|c| c.is_whitespace() || c == ')') {
                     return Err(self.err_at(
                         self.pos,
                         "expected a term right after `-` (write \"-\" to search for a hyphen)",
