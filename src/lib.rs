@@ -12,8 +12,8 @@ mod neuron;
 pub mod search;
 
 pub use error::{Error, Result};
-pub use neuron::NeuronId;
 pub use model::{
     Architecture, DeviceSpec, LayerActivations, LoadOptions, Model, ModelInfo, TextTokenizer,
     TokenizedText,
 };
+pub use neuron::NeuronId;

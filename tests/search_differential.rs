@@ -22,11 +22,19 @@ fn class_holds(c: Class, s: &str) -> bool {
     match c {
         Class::Digit => !t.is_empty() && t.chars().all(digit),
         Class::Number => {
-            let b = t.strip_prefix('-').or_else(|| t.strip_prefix('+')).unwrap_or(t);
+            let b = t
+                .strip_prefix('-')
+                .or_else(|| t.strip_prefix('+'))
+                .unwrap_or(t);
             !b.is_empty()
-                && b.split(['.', ',']).all(|run| !run.is_empty() && run.chars().all(digit))
+                && b.split(['.', ','])
+                    .all(|run| !run.is_empty() && run.chars().all(digit))
         }
-        Class::Punct => !t.is_empty() && t.chars().all(|c| !c.is_alphanumeric() && !c.is_whitespace()),
+        Class::Punct => {
+            !t.is_empty()
+                && t.chars()
+                    .all(|c| !c.is_alphanumeric() && !c.is_whitespace())
+        }
         Class::Alpha => !t.is_empty() && t.chars().all(|c| c.is_alphabetic()),
         Class::Upper => s.chars().any(|c| c.is_uppercase()) && s.chars().all(|c| !c.is_lowercase()),
         Class::Space => !s.is_empty() && s.chars().all(|c| c.is_whitespace()),
@@ -62,7 +70,10 @@ fn brute_paths(e: &Expr, n: &NeuronPaths) -> Vec<bool> {
             .iter()
             .map(|p| {
                 let tok = value_holds(value, p.tokens[0].as_deref().unwrap());
-                let ctx = p.tokens[1..].iter().flatten().any(|t| value_holds(value, t));
+                let ctx = p.tokens[1..]
+                    .iter()
+                    .flatten()
+                    .any(|t| value_holds(value, t));
                 let after = matches!(p.tokens.get(1), Some(Some(t)) if value_holds(value, t));
                 match role {
                     Role::Token => tok,
@@ -75,7 +86,11 @@ fn brute_paths(e: &Expr, n: &NeuronPaths) -> Vec<bool> {
         Expr::Filter { field, cmp } => match field {
             NumField::Layer => all(compare(cmp, n.neuron.layer as f64)),
             NumField::F1 => all(compare(cmp, n.f1 as f64)),
-            NumField::Act => n.paths.iter().map(|p| compare(cmp, p.activation as f64)).collect(),
+            NumField::Act => n
+                .paths
+                .iter()
+                .map(|p| compare(cmp, p.activation as f64))
+                .collect(),
         },
         Expr::And(items) => {
             let mut out = all(true);
@@ -111,7 +126,12 @@ fn brute_query(e: &Expr, neurons: &[NeuronPaths]) -> Vec<Row> {
             .zip(&m)
             .filter(|(_, &b)| b)
             .map(|(p, _)| {
-                let drawn = p.tokens.iter().rev().map(|t| t.clone().unwrap_or("*".into())).collect();
+                let drawn = p
+                    .tokens
+                    .iter()
+                    .rev()
+                    .map(|t| t.clone().unwrap_or("*".into()))
+                    .collect();
                 (p.activation, drawn)
             })
             .collect();
@@ -120,22 +140,42 @@ fn brute_query(e: &Expr, neurons: &[NeuronPaths]) -> Vec<Row> {
         }
         matched.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap().then(a.1.cmp(&b.1)));
         let score = matched[0].0;
-        rows.push((n.neuron, score, n.f1, matched.into_iter().map(|x| x.1).collect()));
+        rows.push((
+            n.neuron,
+            score,
+            n.f1,
+            matched.into_iter().map(|x| x.1).collect(),
+        ));
     }
     rows.sort_by(|a, b| {
-        b.1.partial_cmp(&a.1).unwrap().then(b.2.partial_cmp(&a.2).unwrap()).then(a.0.cmp(&b.0))
+        b.1.partial_cmp(&a.1)
+            .unwrap()
+            .then(b.2.partial_cmp(&a.2).unwrap())
+            .then(a.0.cmp(&b.0))
     });
     rows
 }
 
 fn sets(n: &NeuronPaths) -> (BTreeSet<&str>, BTreeSet<&str>) {
-    let act = n.paths.iter().map(|p| p.tokens[0].as_deref().unwrap()).collect();
-    let ctx = n.paths.iter().flat_map(|p| p.tokens[1..].iter().flatten().map(|s| s.as_str())).collect();
+    let act = n
+        .paths
+        .iter()
+        .map(|p| p.tokens[0].as_deref().unwrap())
+        .collect();
+    let ctx = n
+        .paths
+        .iter()
+        .flat_map(|p| p.tokens[1..].iter().flatten().map(|s| s.as_str()))
+        .collect();
     (act, ctx)
 }
 
 fn frac(i: usize, d: usize) -> f64 {
-    if d == 0 { 1.0 } else { i as f64 / d as f64 }
+    if d == 0 {
+        1.0
+    } else {
+        i as f64 / d as f64
+    }
 }
 
 /// (activating, context, relation of `c` to `t`).
@@ -147,9 +187,17 @@ fn brute_relation(t: &NeuronPaths, c: &NeuronPaths, th: f64) -> (f64, f64, Relat
     let x = frac(ic, tc.len().max(cc.len()));
     let rel = if a >= th && x >= th {
         Relation::Similar
-    } else if ca.len() <= ta.len() && cc.len() <= tc.len() && frac(ia, ca.len()) >= th && frac(ic, cc.len()) >= th {
+    } else if ca.len() <= ta.len()
+        && cc.len() <= tc.len()
+        && frac(ia, ca.len()) >= th
+        && frac(ic, cc.len()) >= th
+    {
         Relation::Subset
-    } else if ta.len() <= ca.len() && tc.len() <= cc.len() && frac(ia, ta.len()) >= th && frac(ic, tc.len()) >= th {
+    } else if ta.len() <= ca.len()
+        && tc.len() <= cc.len()
+        && frac(ia, ta.len()) >= th
+        && frac(ic, tc.len()) >= th
+    {
         Relation::Superset
     } else {
         Relation::Overlap

@@ -32,7 +32,11 @@ fn roles() {
     assert_eq!(ok("context:capital"), m(Role::Context, "capital"));
     assert_eq!(ok("after:of"), m(Role::After, "of"));
     assert_eq!(ok("any:x"), m(Role::Any, "x"));
-    assert_eq!(ok("paris"), m(Role::Any, "paris"), "a bare value means any:");
+    assert_eq!(
+        ok("paris"),
+        m(Role::Any, "paris"),
+        "a bare value means any:"
+    );
 }
 
 #[test]
@@ -40,7 +44,11 @@ fn values_are_normalised() {
     assert_eq!(ok("token:Paris"), m(Role::Token, "paris"));
     assert_eq!(ok("token:\" Paris\""), m(Role::Token, "paris"));
     assert_eq!(ok("token:USA"), m(Role::Token, "USA"));
-    assert_eq!(ok("token:\" 3\""), m(Role::Token, " 3"), "digits keep their space");
+    assert_eq!(
+        ok("token:\" 3\""),
+        m(Role::Token, " 3"),
+        "digits keep their space"
+    );
 }
 
 #[test]
@@ -57,31 +65,74 @@ fn classes() {
     for c in Class::ALL {
         assert_eq!(
             ok(&format!("context:#{}", c.name())),
-            Expr::Match { role: Role::Context, value: Value::Class(c) }
+            Expr::Match {
+                role: Role::Context,
+                value: Value::Class(c)
+            }
         );
     }
 }
 
 #[test]
 fn regexes() {
-    assert_eq!(ok("token:/^Par/"), Expr::Match { role: Role::Token, value: Value::Regex("^Par".into()) });
-    assert_eq!(ok("token:/a\\/b/"), Expr::Match { role: Role::Token, value: Value::Regex("a/b".into()) });
-    assert_eq!(ok("token:/\\d+/"), Expr::Match { role: Role::Token, value: Value::Regex("\\d+".into()) });
+    assert_eq!(
+        ok("token:/^Par/"),
+        Expr::Match {
+            role: Role::Token,
+            value: Value::Regex("^Par".into())
+        }
+    );
+    assert_eq!(
+        ok("token:/a\\/b/"),
+        Expr::Match {
+            role: Role::Token,
+            value: Value::Regex("a/b".into())
+        }
+    );
+    assert_eq!(
+        ok("token:/\\d+/"),
+        Expr::Match {
+            role: Role::Token,
+            value: Value::Regex("\\d+".into())
+        }
+    );
 }
 
 #[test]
 fn boolean_structure() {
-    let (a, b, c) = (m(Role::Token, "a"), m(Role::Token, "b"), m(Role::Token, "c"));
+    let (a, b, c) = (
+        m(Role::Token, "a"),
+        m(Role::Token, "b"),
+        m(Role::Token, "c"),
+    );
     assert_eq!(ok("token:a token:b"), Expr::And(vec![a.clone(), b.clone()]));
-    assert_eq!(ok("token:a AND token:b"), Expr::And(vec![a.clone(), b.clone()]));
-    assert_eq!(ok("token:a OR token:b token:c"), Expr::Or(vec![a.clone(), Expr::And(vec![b.clone(), c.clone()])]));
-    assert_eq!(ok("(token:a OR token:b) token:c"), Expr::And(vec![Expr::Or(vec![a.clone(), b.clone()]), c.clone()]));
+    assert_eq!(
+        ok("token:a AND token:b"),
+        Expr::And(vec![a.clone(), b.clone()])
+    );
+    assert_eq!(
+        ok("token:a OR token:b token:c"),
+        Expr::Or(vec![a.clone(), Expr::And(vec![b.clone(), c.clone()])])
+    );
+    assert_eq!(
+        ok("(token:a OR token:b) token:c"),
+        Expr::And(vec![Expr::Or(vec![a.clone(), b.clone()]), c.clone()])
+    );
     assert_eq!(ok("NOT token:a"), Expr::Not(Box::new(a.clone())));
     assert_eq!(ok("-token:a"), Expr::Not(Box::new(a.clone())));
-    assert_eq!(ok("-(token:a OR token:b)"), Expr::Not(Box::new(Expr::Or(vec![a.clone(), b.clone()]))));
-    assert_eq!(ok("token:a NOT(token:b)"), Expr::And(vec![a.clone(), Expr::Not(Box::new(b.clone()))]));
+    assert_eq!(
+        ok("-(token:a OR token:b)"),
+        Expr::Not(Box::new(Expr::Or(vec![a.clone(), b.clone()])))
+    );
+    assert_eq!(
+        ok("token:a NOT(token:b)"),
+        Expr::And(vec![a.clone(), Expr::Not(Box::new(b.clone()))])
+    );
     assert_eq!(ok("  ( token:a )  "), a);
-    assert_eq!(ok("token:- token:OR"), Expr::And(vec![m(Role::Token, "-"), m(Role::Token, "OR")]));
+    assert_eq!(
+        ok("token:- token:OR"),
+        Expr::And(vec![m(Role::Token, "-"), m(Role::Token, "OR")])
+    );
 }
 
 #[test]

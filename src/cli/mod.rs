@@ -81,7 +81,9 @@ impl ModelArgs {
 /// folder or beside the executable's repository.
 pub fn default_model_path() -> Result<PathBuf> {
     let rel = PathBuf::from(DEFAULT_MODEL_PATH);
-    let file_in_data = rel.strip_prefix("data").expect("default path starts with data/");
+    let file_in_data = rel
+        .strip_prefix("data")
+        .expect("default path starts with data/");
     if let Some(dir) = std::env::var_os("N2G_DATA") {
         let p = PathBuf::from(dir).join(file_in_data);
         return if p.exists() {

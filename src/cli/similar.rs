@@ -76,7 +76,10 @@ pub fn run(args: &SimilarArgs) -> anyhow::Result<ExitCode> {
             } else if hits.is_empty() {
                 println!("no neuron shares a token with {t}");
             } else {
-                println!("{:<12}  {:>10}  {:>8}  relation", "neuron", "activating", "context");
+                println!(
+                    "{:<12}  {:>10}  {:>8}  relation",
+                    "neuron", "activating", "context"
+                );
                 for h in hits {
                     println!(
                         "{:<12}  {:>10.3}  {:>8.3}  {}",
@@ -107,7 +110,10 @@ pub fn run(args: &SimilarArgs) -> anyhow::Result<ExitCode> {
             } else if pairs.is_empty() {
                 println!("no similar or subset pairs at threshold {}", args.threshold);
             } else {
-                println!("{:<12}  {:<8}  {:<12}  {:>10}  {:>8}", "a", "relation", "b", "activating", "context");
+                println!(
+                    "{:<12}  {:<8}  {:<12}  {:>10}  {:>8}",
+                    "a", "relation", "b", "activating", "context"
+                );
                 for p in pairs {
                     println!(
                         "{:<12}  {:<8}  {:<12}  {:>10.3}  {:>8.3}",

@@ -94,7 +94,9 @@ impl<'a> Metadata<'a> {
             Value::U64(x) => *x,
             Value::I32(x) if *x >= 0 => *x as u64,
             Value::I64(x) if *x >= 0 => *x as u64,
-            other => return Err(self.bad(key, format!("expected an unsigned integer, got {other:?}"))),
+            other => {
+                return Err(self.bad(key, format!("expected an unsigned integer, got {other:?}")))
+            }
         };
         Ok(n as usize)
     }
@@ -118,7 +120,11 @@ impl<'a> Metadata<'a> {
     pub fn strings(&self, key: &str) -> Result<Vec<&'a str>> {
         let arr = self.get(key)?.to_vec().map_err(|e| self.bad(key, e))?;
         arr.iter()
-            .map(|v| v.to_string().map(String::as_str).map_err(|e| self.bad(key, e)))
+            .map(|v| {
+                v.to_string()
+                    .map(String::as_str)
+                    .map_err(|e| self.bad(key, e))
+            })
             .collect()
     }
 
@@ -170,7 +176,10 @@ pub(crate) fn load_gguf(
             ));
         }
     }
-    if meta.opt_string("llama.rope.scaling.type").is_some_and(|s| s != "none") {
+    if meta
+        .opt_string("llama.rope.scaling.type")
+        .is_some_and(|s| s != "none")
+    {
         return Err(Error::bad_model(
             path,
             "rope scaling (llama.rope.scaling.type) is not supported",
@@ -206,7 +215,10 @@ pub(crate) fn load_gguf(
     if embed_q.shape().dims() != [vocab, hidden] {
         return Err(Error::bad_model(
             path,
-            format!("tensor `token_embd.weight` has shape {:?}, expected [vocab, {hidden}]", embed_q.shape().dims()),
+            format!(
+                "tensor `token_embd.weight` has shape {:?}, expected [vocab, {hidden}]",
+                embed_q.shape().dims()
+            ),
         ));
     }
     let embed = embed_q.dequantize(device)?;
@@ -236,7 +248,9 @@ pub(crate) fn load_gguf(
     };
     let meta = Metadata::new(path, &content);
     let tokenizer = TextTokenizer::from_gguf_metadata(&meta, path)?;
-    let bos_id = meta.opt_usize("tokenizer.ggml.bos_token_id")?.map(|x| x as u32);
+    let bos_id = meta
+        .opt_usize("tokenizer.ggml.bos_token_id")?
+        .map(|x| x as u32);
     let info = ModelInfo {
         path: path.into(),
         name: meta
@@ -249,7 +263,9 @@ pub(crate) fn load_gguf(
         hidden_size: hidden,
         vocab_size: vocab,
         bos_id,
-        eos_id: meta.opt_usize("tokenizer.ggml.eos_token_id")?.map(|x| x as u32),
+        eos_id: meta
+            .opt_usize("tokenizer.ggml.eos_token_id")?
+            .map(|x| x as u32),
         pad_id: meta
             .opt_usize("tokenizer.ggml.padding_token_id")?
             .map(|x| x as u32),
@@ -290,7 +306,10 @@ impl Loader<'_> {
             if t.shape().dims() != expect {
                 return Err(Error::bad_model(
                     self.path,
-                    format!("tensor `{name}` has shape {:?}, expected {expect:?}", t.shape().dims()),
+                    format!(
+                        "tensor `{name}` has shape {:?}, expected {expect:?}",
+                        t.shape().dims()
+                    ),
                 ));
             }
         }

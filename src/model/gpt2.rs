@@ -74,7 +74,11 @@ impl Gpt2 {
         let inner = config.opt_usize("n_inner")?.unwrap_or(4 * hidden);
         let n_pos = config.usize("n_positions")?;
         let vocab = config.usize("vocab_size")?;
-        let prefix = if w.has("transformer.wte.weight") { "transformer." } else { "" };
+        let prefix = if w.has("transformer.wte.weight") {
+            "transformer."
+        } else {
+            ""
+        };
         let p = |s: String| format!("{prefix}{s}");
         let wte = w.get(&p("wte.weight".into()), &[vocab, hidden])?;
         let wpe = w.get(&p("wpe.weight".into()), &[n_pos, hidden])?;
@@ -115,7 +119,12 @@ impl Gpt2 {
 
     /// `(layers, neurons, hidden, vocab)`.
     pub fn shape(&self) -> (usize, usize, usize, usize) {
-        (self.blocks.len(), self.inner, self.hidden, self.wte.dim(0).unwrap_or(0))
+        (
+            self.blocks.len(),
+            self.inner,
+            self.hidden,
+            self.wte.dim(0).unwrap_or(0),
+        )
     }
 
     /// Runs the blocks up to the highest requested layer.
@@ -132,7 +141,10 @@ impl Gpt2 {
                 self.wpe.dim(0)?
             )));
         }
-        let tok = self.wte.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.hidden))?;
+        let tok = self
+            .wte
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, t, self.hidden))?;
         let pos = self.wpe.narrow(0, 0, t)?;
         let mut x = tok.broadcast_add(&pos)?;
         let mask = ops::causal_mask(t, &self.device)?;
@@ -166,6 +178,9 @@ impl Gpt2 {
         } else {
             None
         };
-        Ok(ForwardOutput { activations, logits })
+        Ok(ForwardOutput {
+            activations,
+            logits,
+        })
     }
 }

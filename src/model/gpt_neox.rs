@@ -97,17 +97,34 @@ impl GptNeox {
 
     /// `(layers, neurons, hidden, vocab)`.
     pub fn shape(&self) -> (usize, usize, usize, usize) {
-        (self.blocks.len(), self.inner, self.hidden, self.embed.dim(0).unwrap_or(0))
+        (
+            self.blocks.len(),
+            self.inner,
+            self.hidden,
+            self.embed.dim(0).unwrap_or(0),
+        )
     }
 
-    fn attention(&self, block: &Block, x: &Tensor, mask: &Tensor, rope: &(Tensor, Tensor)) -> Result<Tensor> {
+    fn attention(
+        &self,
+        block: &Block,
+        x: &Tensor,
+        mask: &Tensor,
+        rope: &(Tensor, Tensor),
+    ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let head_dim = self.hidden / self.n_heads;
         let h = candle_nn::ops::layer_norm(x, &block.ln_1.0, &block.ln_1.1, self.eps)?;
         // Hugging Face views the fused output as [b, t, heads, 3 * head_dim].
-        let qkv = block.qkv.forward(&h)?.reshape((b, t, self.n_heads, 3 * head_dim))?;
+        let qkv = block
+            .qkv
+            .forward(&h)?
+            .reshape((b, t, self.n_heads, 3 * head_dim))?;
         let part = |i: usize| -> Result<Tensor> {
-            Ok(qkv.narrow(3, i * head_dim, head_dim)?.transpose(1, 2)?.contiguous()?)
+            Ok(qkv
+                .narrow(3, i * head_dim, head_dim)?
+                .transpose(1, 2)?
+                .contiguous()?)
         };
         let (q, k, v) = (part(0)?, part(1)?, part(2)?);
         let q = ops::rope_partial(&q, self.rotary_dims, &rope.0, &rope.1)?;
@@ -124,7 +141,10 @@ impl GptNeox {
         } else {
             *request.layers.last().expect("at least one layer")
         };
-        let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.hidden))?;
+        let mut x =
+            self.embed
+                .index_select(&ids.flatten_all()?, 0)?
+                .reshape((b, t, self.hidden))?;
         let mask = ops::causal_mask(t, &self.device)?;
         let rope = ops::rope_tables(t, self.rotary_dims, self.rope_theta, &self.device)?;
         let mut activations = Vec::with_capacity(request.layers.len());
@@ -163,6 +183,9 @@ impl GptNeox {
         } else {
             None
         };
-        Ok(ForwardOutput { activations, logits })
+        Ok(ForwardOutput {
+            activations,
+            logits,
+        })
     }
 }

@@ -41,7 +41,10 @@ impl HfConfig {
         match self.value.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(v) => v.as_u64().map(|x| Some(x as usize)).ok_or_else(|| {
-                Error::bad_model(&self.path, format!("field `{key}`: expected an unsigned integer, got {v}"))
+                Error::bad_model(
+                    &self.path,
+                    format!("field `{key}`: expected an unsigned integer, got {v}"),
+                )
             }),
         }
     }
@@ -51,7 +54,10 @@ impl HfConfig {
         match self.value.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(v) => v.as_f64().map(Some).ok_or_else(|| {
-                Error::bad_model(&self.path, format!("field `{key}`: expected a number, got {v}"))
+                Error::bad_model(
+                    &self.path,
+                    format!("field `{key}`: expected a number, got {v}"),
+                )
             }),
         }
     }
@@ -61,7 +67,10 @@ impl HfConfig {
         match self.value.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(v) => v.as_bool().map(Some).ok_or_else(|| {
-                Error::bad_model(&self.path, format!("field `{key}`: expected true or false, got {v}"))
+                Error::bad_model(
+                    &self.path,
+                    format!("field `{key}`: expected true or false, got {v}"),
+                )
             }),
         }
     }
@@ -107,13 +116,18 @@ impl Weights {
             .collect();
         files.sort();
         if files.is_empty() {
-            return Err(Error::bad_model(folder, "no *.safetensors file in the folder"));
+            return Err(Error::bad_model(
+                folder,
+                "no *.safetensors file in the folder",
+            ));
         }
         let mut tensors = HashMap::new();
         for file in &files {
             let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
-            let loaded = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
-                .map_err(|e| Error::bad_model(file, format!("not a readable safetensors file: {e}")))?;
+            let loaded =
+                candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| {
+                    Error::bad_model(file, format!("not a readable safetensors file: {e}"))
+                })?;
             tensors.extend(loaded);
         }
         Ok(Weights {
@@ -131,12 +145,18 @@ impl Weights {
     /// A tensor as f32, with its shape checked.
     pub fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
         let t = self.tensors.get(name).ok_or_else(|| {
-            Error::bad_model(&self.folder, format!("missing tensor `{name}` in the safetensors files"))
+            Error::bad_model(
+                &self.folder,
+                format!("missing tensor `{name}` in the safetensors files"),
+            )
         })?;
         if t.dims() != shape {
             return Err(Error::bad_model(
                 &self.folder,
-                format!("tensor `{name}` has shape {:?}, expected {shape:?}", t.dims()),
+                format!(
+                    "tensor `{name}` has shape {:?}, expected {shape:?}",
+                    t.dims()
+                ),
             ));
         }
         ops::to_f32(t.clone(), &self.device)
@@ -190,7 +210,11 @@ pub(crate) fn load_folder(
         other => {
             return Err(Error::UnsupportedArchitecture {
                 path: folder.into(),
-                found: if other.is_empty() { "(no model_type)".into() } else { other.into() },
+                found: if other.is_empty() {
+                    "(no model_type)".into()
+                } else {
+                    other.into()
+                },
                 supported: SUPPORTED_ARCHITECTURES,
             })
         }
@@ -242,7 +266,9 @@ pub(crate) fn load_folder(
 fn load_llama(config: &HfConfig, w: &Weights, device: &Device) -> Result<Llama> {
     if let Some(act) = config.opt_str("hidden_act") {
         if act != "silu" {
-            return Err(config.error(format!("hidden_act `{act}`: only silu is supported for llama")));
+            return Err(config.error(format!(
+                "hidden_act `{act}`: only silu is supported for llama"
+            )));
         }
     }
     if config.has("rope_scaling") {

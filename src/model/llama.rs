@@ -64,10 +64,10 @@ impl Llama {
         } else {
             *request.layers.last().expect("at least one layer")
         };
-        let mut x = self
-            .embed
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((b, t, cfg.hidden_size))?;
+        let mut x =
+            self.embed
+                .index_select(&ids.flatten_all()?, 0)?
+                .reshape((b, t, cfg.hidden_size))?;
         let mask = ops::causal_mask(t, &self.device)?;
         let (cos, sin) = ops::rope_tables(t, cfg.head_dim, cfg.rope_theta, &self.device)?;
         let scale = 1.0 / (cfg.head_dim as f64).sqrt();

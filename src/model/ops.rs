@@ -96,11 +96,7 @@ pub(crate) fn top_k(row: &[f32], k: usize) -> Vec<(u32, f32)> {
     if k == 0 {
         return Vec::new();
     }
-    let cmp = |a: &u32, b: &u32| {
-        row[*b as usize]
-            .total_cmp(&row[*a as usize])
-            .then(a.cmp(b))
-    };
+    let cmp = |a: &u32, b: &u32| row[*b as usize].total_cmp(&row[*a as usize]).then(a.cmp(b));
     idx.select_nth_unstable_by(k - 1, cmp);
     idx.truncate(k);
     idx.sort_by(cmp);

@@ -51,7 +51,8 @@ pub(crate) fn build(dir: &Path, neurons: impl IntoIterator<Item = NeuronPaths>) 
     let live = dir.join(&generation);
     fs::rename(&tmp, &live).map_err(|e| SearchError::io(&live, e))?;
     let current_tmp = dir.join("CURRENT.tmp");
-    fs::write(&current_tmp, format!("{generation}\n")).map_err(|e| SearchError::io(&current_tmp, e))?;
+    fs::write(&current_tmp, format!("{generation}\n"))
+        .map_err(|e| SearchError::io(&current_tmp, e))?;
     let current = dir.join("CURRENT");
     fs::rename(&current_tmp, &current).map_err(|e| SearchError::io(&current, e))?;
     // Older generations (and leftovers of crashed builds) go; open readers keep their
@@ -93,15 +94,25 @@ fn write_generation(tmp: &Path, neurons: impl IntoIterator<Item = NeuronPaths>) 
     let mut records: Vec<NeuronRecord> = Vec::new();
     let mut seen = HashSet::new();
     {
-        let mut neuron_act = txn.open_table(NEURON_ACT).map_err(|e| st("table neuron_act")(e.into()))?;
-        let mut neuron_ctx = txn.open_table(NEURON_CTX).map_err(|e| st("table neuron_ctx")(e.into()))?;
+        let mut neuron_act = txn
+            .open_table(NEURON_ACT)
+            .map_err(|e| st("table neuron_act")(e.into()))?;
+        let mut neuron_ctx = txn
+            .open_table(NEURON_CTX)
+            .map_err(|e| st("table neuron_ctx")(e.into()))?;
         let mut buf = Vec::new();
         for n in neurons {
             if !seen.insert(n.neuron) {
-                return Err(SearchError::Input(format!("neuron {} appears twice", n.neuron)));
+                return Err(SearchError::Input(format!(
+                    "neuron {} appears twice",
+                    n.neuron
+                )));
             }
             if !n.f1.is_finite() {
-                return Err(SearchError::Input(format!("neuron {}: f1 is {}", n.neuron, n.f1)));
+                return Err(SearchError::Input(format!(
+                    "neuron {}: f1 is {}",
+                    n.neuron, n.f1
+                )));
             }
             let ordinal = records.len() as u32;
             let mut act = RoaringBitmap::new();
@@ -109,10 +120,17 @@ fn write_generation(tmp: &Path, neurons: impl IntoIterator<Item = NeuronPaths>) 
             for (i, p) in n.paths.iter().enumerate() {
                 let at = || format!("neuron {}, path {i}", n.neuron);
                 let Some(Some(first)) = p.tokens.first() else {
-                    return Err(SearchError::Input(format!("{}: the activating token (tokens[0]) is missing or IGNORE", at())));
+                    return Err(SearchError::Input(format!(
+                        "{}: the activating token (tokens[0]) is missing or IGNORE",
+                        at()
+                    )));
                 };
                 if !p.activation.is_finite() {
-                    return Err(SearchError::Input(format!("{}: activation is {}", at(), p.activation)));
+                    return Err(SearchError::Input(format!(
+                        "{}: activation is {}",
+                        at(),
+                        p.activation
+                    )));
                 }
                 act.insert(dict.intern(first));
                 for t in p.tokens[1..].iter().flatten() {
@@ -130,8 +148,11 @@ fn write_generation(tmp: &Path, neurons: impl IntoIterator<Item = NeuronPaths>) 
             }
             for (set, table) in [(&act, &mut neuron_act), (&ctx, &mut neuron_ctx)] {
                 buf.clear();
-                set.serialize_into(&mut buf).map_err(|e| SearchError::io(&db_path, e))?;
-                table.insert(ordinal, buf.as_slice()).map_err(|e| st("insert")(e.into()))?;
+                set.serialize_into(&mut buf)
+                    .map_err(|e| SearchError::io(&db_path, e))?;
+                table
+                    .insert(ordinal, buf.as_slice())
+                    .map_err(|e| st("insert")(e.into()))?;
             }
             records.push(NeuronRecord {
                 id: n.neuron,
@@ -144,10 +165,22 @@ fn write_generation(tmp: &Path, neurons: impl IntoIterator<Item = NeuronPaths>) 
             write_bitmaps(&txn, def, posts).map_err(|e| st("postings")(e))?;
         }
         let (recs, by_id) = NeuronTable::encode(&records);
-        let vocab = postcard::to_allocvec(dict.strings()).map_err(|e| SearchError::store(&db_path, "vocab", e))?;
-        let mut meta = txn.open_table(META).map_err(|e| st("table meta")(e.into()))?;
-        for (k, v) in [("neurons", &recs), ("by_id", &by_id), ("vocab", &vocab)] {
-            meta.insert(k, v.as_slice()).map_err(|e| st("table meta")(e.into()))?;
+        let vocab = postcard::to_allocvec(dict.strings())
+            .map_err(|e| SearchError::store(&db_path, "vocab", e))?;
+        let layers: std::collections::BTreeSet<u16> = records.iter().map(|r| r.id.layer).collect();
+        let layers = postcard::to_allocvec(&layers.into_iter().collect::<Vec<u16>>())
+            .map_err(|e| SearchError::store(&db_path, "layers", e))?;
+        let mut meta = txn
+            .open_table(META)
+            .map_err(|e| st("table meta")(e.into()))?;
+        for (k, v) in [
+            ("neurons", &recs),
+            ("by_id", &by_id),
+            ("vocab", &vocab),
+            ("layers", &layers),
+        ] {
+            meta.insert(k, v.as_slice())
+                .map_err(|e| st("table meta")(e.into()))?;
         }
     }
     txn.commit().map_err(|e| st("commit")(e.into()))?;
@@ -176,7 +209,8 @@ fn write_bitmaps(
             continue;
         }
         buf.clear();
-        b.serialize_into(&mut buf).expect("writing to a Vec cannot fail");
+        b.serialize_into(&mut buf)
+            .expect("writing to a Vec cannot fail");
         table.insert(k as u32, buf.as_slice())?;
     }
     Ok(())
@@ -213,7 +247,10 @@ fn path_doc(f: &Fields, n: &NeuronPaths, i: usize) -> TantivyDocument {
     for c in classes {
         doc.add_text(f.ctx_class, c.name());
     }
-    doc.add_bytes(f.path, &postcard::to_allocvec(&p.tokens).expect("postcard into a Vec"));
+    doc.add_bytes(
+        f.path,
+        &postcard::to_allocvec(&p.tokens).expect("postcard into a Vec"),
+    );
     doc
 }
 
@@ -230,11 +267,15 @@ impl GenerationPaths {
         let name = match fs::read_to_string(&current) {
             Ok(s) => s.trim().to_string(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(SearchError::Missing { path: dir.to_path_buf() })
+                return Err(SearchError::Missing {
+                    path: dir.to_path_buf(),
+                })
             }
             Err(e) => return Err(SearchError::io(&current, e)),
         };
-        Ok(GenerationPaths { root: dir.join(name) })
+        Ok(GenerationPaths {
+            root: dir.join(name),
+        })
     }
 
     /// Checks the `FORMAT` file.

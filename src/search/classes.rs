@@ -66,9 +66,7 @@ impl Class {
                         .all(|c| !c.is_alphanumeric() && !c.is_whitespace())
             }
             Class::Alpha => !t.is_empty() && t.chars().all(char::is_alphabetic),
-            Class::Upper => {
-                s.chars().any(char::is_uppercase) && !s.chars().any(char::is_lowercase)
-            }
+            Class::Upper => s.chars().any(char::is_uppercase) && !s.chars().any(char::is_lowercase),
             Class::Space => !s.is_empty() && s.chars().all(char::is_whitespace),
             Class::Newline => s.contains('\n') && s.chars().all(char::is_whitespace),
         }

@@ -5,15 +5,14 @@
 //! run first to get the set of neurons with a matching path, and `NOT q` matches every
 //! path of every other neuron ([`ExcludeNeurons`]).
 
-use std::ops::Bound;
 use std::sync::Arc;
 
 use roaring::RoaringTreemap;
-use tantivy::query::{
-    BooleanQuery, ConstScorer, EmptyQuery, EnableScoring, Explanation, Occur, Query,
-    RangeQuery, Scorer, TermQuery, TermSetQuery, Weight,
-};
 use tantivy::columnar::Column;
+use tantivy::query::{
+    BooleanQuery, ConstScorer, EmptyQuery, EnableScoring, Explanation, Occur, Query, Scorer,
+    TermQuery, TermSetQuery, Weight,
+};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{DocId, DocSet, Score, Searcher, SegmentReader, Term, TERMINATED};
 
@@ -22,6 +21,10 @@ use super::query::{Cmp, Expr, NumField, Role, Value};
 use super::schema::Fields;
 use super::store::Store;
 use super::{Result, SearchError};
+
+/// Above this many candidate neurons, `NOT` inside a conjunction is decided over all
+/// neurons instead of the candidates only.
+const RESTRICT_LIMIT: u64 = 4096;
 
 /// Compiles query trees against one searcher.
 pub(crate) struct Compiler<'a> {
@@ -49,13 +52,12 @@ impl Compiler<'_> {
                     (Occur::Should, self.value(f.ctx, f.ctx_class, value)?),
                 ])),
             },
-            Expr::Filter { field, cmp } => filter(f, *field, *cmp),
-            Expr::And(items) => Box::new(BooleanQuery::new(
-                items
-                    .iter()
-                    .map(|i| Ok((Occur::Must, self.compile(i)?)))
-                    .collect::<Result<Vec<_>>>()?,
-            )),
+            Expr::Filter {
+                field: NumField::Layer,
+                cmp,
+            } => self.layers(*cmp)?,
+            Expr::Filter { field, cmp } => filter(*field, *cmp),
+            Expr::And(items) => self.and(items)?,
             Expr::Or(items) => Box::new(BooleanQuery::new(
                 items
                     .iter()
@@ -64,27 +66,102 @@ impl Compiler<'_> {
             )),
             Expr::Not(inner) => {
                 let q = self.compile(inner)?;
-                let excluded = self
-                    .searcher
-                    .search(&*q, &NeuronSet)
-                    .map_err(|e| SearchError::tantivy(self.tantivy_dir, e))?;
-                Box::new(ExcludeNeurons {
-                    excluded: Arc::new(excluded),
-                })
+                let excluded = self.neurons(&*q)?;
+                Box::new(Predicate::Exclude(Arc::new(excluded)))
             }
         })
     }
 
+    /// A conjunction. When it has both positive and `NOT` clauses and the positive ones
+    /// match few neurons, each `NOT` is decided only for those neurons (the result is
+    /// the same: the positive clauses already exclude every other neuron).
+    fn and(&self, items: &[Expr]) -> Result<Box<dyn Query>> {
+        let (nots, positive): (Vec<&Expr>, Vec<&Expr>) =
+            items.iter().partition(|e| matches!(e, Expr::Not(_)));
+        let all = |qs: Vec<Box<dyn Query>>| -> Box<dyn Query> {
+            Box::new(BooleanQuery::new(
+                qs.into_iter().map(|q| (Occur::Must, q)).collect(),
+            ))
+        };
+        if nots.is_empty() || positive.is_empty() {
+            return Ok(all(items
+                .iter()
+                .map(|i| self.compile(i))
+                .collect::<Result<_>>()?));
+        }
+        let pos = all(positive
+            .iter()
+            .map(|i| self.compile(i))
+            .collect::<Result<_>>()?);
+        let candidates = self.neurons(&*pos)?;
+        if candidates.is_empty() {
+            return Ok(Box::new(EmptyQuery));
+        }
+        let mut clauses = vec![pos];
+        for n in nots {
+            let Expr::Not(inner) = n else {
+                unreachable!("partitioned")
+            };
+            let inner = self.compile(inner)?;
+            let excluded = if candidates.len() <= RESTRICT_LIMIT {
+                let restrict = TermSetQuery::new(
+                    candidates
+                        .iter()
+                        .map(|c| Term::from_field_u64(self.fields.nid, c)),
+                );
+                self.neurons(&BooleanQuery::new(vec![
+                    (Occur::Must, inner),
+                    (Occur::Must, Box::new(restrict)),
+                ]))?
+            } else {
+                self.neurons(&*inner)?
+            };
+            clauses.push(Box::new(Predicate::Exclude(Arc::new(excluded))));
+        }
+        Ok(all(clauses))
+    }
+
+    /// `layer` filters: the union of the postings of the layers that pass.
+    fn layers(&self, cmp: Cmp) -> Result<Box<dyn Query>> {
+        let mut terms: Vec<Box<dyn Query>> = self
+            .store
+            .layers()?
+            .iter()
+            .filter(|&&l| cmp.holds(l as f64))
+            .map(|&l| {
+                let t = Term::from_field_u64(self.fields.layer, l as u64);
+                Box::new(TermQuery::new(t, IndexRecordOption::Basic)) as Box<dyn Query>
+            })
+            .collect();
+        Ok(match terms.len() {
+            0 => Box::new(EmptyQuery),
+            1 => terms.pop().expect("one"),
+            _ => Box::new(BooleanQuery::new(
+                terms.into_iter().map(|q| (Occur::Should, q)).collect(),
+            )),
+        })
+    }
+
+    fn neurons(&self, q: &dyn Query) -> Result<RoaringTreemap> {
+        self.searcher
+            .search(q, &NeuronSet)
+            .map_err(|e| SearchError::tantivy(self.tantivy_dir, e))
+    }
+
     fn value(&self, field: Field, class_field: Field, v: &Value) -> Result<Box<dyn Query>> {
         let term = |f: Field, s: &str| -> Box<dyn Query> {
-            Box::new(TermQuery::new(Term::from_field_text(f, s), IndexRecordOption::Basic))
+            Box::new(TermQuery::new(
+                Term::from_field_text(f, s),
+                IndexRecordOption::Basic,
+            ))
         };
         Ok(match v {
             Value::Exact(s) => term(field, s),
             Value::Class(c) => term(class_field, c.name()),
             Value::Regex(r) => {
-                let re = regex::Regex::new(r)
-                    .map_err(|e| SearchError::InvalidRequest(format!("invalid regex /{r}/: {e}")))?;
+                let re = regex::Regex::new(r).map_err(|e| {
+                    SearchError::InvalidRequest(format!("invalid regex /{r}/: {e}"))
+                })?;
                 let terms: Vec<Term> = self
                     .store
                     .vocab()?
@@ -102,43 +179,47 @@ impl Compiler<'_> {
     }
 }
 
-fn filter(f: &Fields, field: NumField, cmp: Cmp) -> Box<dyn Query> {
-    let term = |v: f64| match field {
-        NumField::Layer => Term::from_field_u64(f.layer, v as u64),
-        NumField::F1 => Term::from_field_f64(f.f1, v),
-        NumField::Act => Term::from_field_f64(f.act, v),
-    };
-    let (lo, hi) = match cmp {
-        Cmp::Lt(v) => (Bound::Unbounded, Bound::Excluded(term(v))),
-        Cmp::Le(v) => (Bound::Unbounded, Bound::Included(term(v))),
-        Cmp::Eq(v) => (Bound::Included(term(v)), Bound::Included(term(v))),
-        Cmp::Ge(v) => (Bound::Included(term(v)), Bound::Unbounded),
-        Cmp::Gt(v) => (Bound::Excluded(term(v)), Bound::Unbounded),
-        Cmp::Between(a, b) => (Bound::Included(term(a)), Bound::Included(term(b))),
-    };
-    if let (Bound::Unbounded, Bound::Unbounded) = (&lo, &hi) {
-        unreachable!("every comparison bounds one side");
-    }
-    Box::new(RangeQuery::new(lo, hi))
+fn filter(field: NumField, cmp: Cmp) -> Box<dyn Query> {
+    Box::new(Predicate::Range {
+        field: match field {
+            NumField::F1 => "f1",
+            _ => "act",
+        },
+        cmp,
+    })
 }
 
-/// Every path of every neuron not in `excluded` (neuron ids as `layer << 32 | index`).
+/// A per-document test on fast fields, as a docset that never leads an intersection
+/// (its size hint is the segment size): inside a conjunction it only checks the
+/// documents the other clauses reach.
 #[derive(Clone, Debug)]
-pub(crate) struct ExcludeNeurons {
-    excluded: Arc<RoaringTreemap>,
+pub(crate) enum Predicate {
+    /// Every path of every neuron not in the set (`layer << 32 | index`).
+    Exclude(Arc<RoaringTreemap>),
+    /// A numeric comparison on a fast field (`f1`, `act`).
+    Range {
+        /// The fast field.
+        field: &'static str,
+        /// The comparison.
+        cmp: Cmp,
+    },
 }
 
-impl Query for ExcludeNeurons {
+impl Query for Predicate {
     fn weight(&self, _: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
         Ok(Box::new(self.clone()))
     }
 }
 
-impl Weight for ExcludeNeurons {
+impl Weight for Predicate {
     fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
-        let mut set = ExcludeDocSet {
-            nid: reader.fast_fields().u64("nid")?,
-            excluded: self.excluded.clone(),
+        let ff = reader.fast_fields();
+        let check = match self {
+            Predicate::Exclude(set) => Check::Exclude(ff.u64("nid")?, set.clone()),
+            Predicate::Range { field, cmp } => Check::F64(ff.f64(field)?, *cmp),
+        };
+        let mut set = PredicateDocSet {
+            check,
             doc: 0,
             max_doc: reader.max_doc(),
         };
@@ -153,31 +234,44 @@ impl Weight for ExcludeNeurons {
                 "document {doc} does not match"
             )));
         }
-        Ok(Explanation::new("ExcludeNeurons", 1.0))
+        Ok(Explanation::new("Predicate", 1.0))
     }
 }
 
-struct ExcludeDocSet {
-    nid: Column<u64>,
-    excluded: Arc<RoaringTreemap>,
+enum Check {
+    Exclude(Column<u64>, Arc<RoaringTreemap>),
+    F64(Column<f64>, Cmp),
+}
+
+impl Check {
+    fn holds(&self, doc: DocId) -> bool {
+        match self {
+            Check::Exclude(c, set) => c.first(doc).is_some_and(|n| !set.contains(n)),
+            Check::F64(c, cmp) => c.first(doc).is_some_and(|v| cmp.holds(v)),
+        }
+    }
+}
+
+struct PredicateDocSet {
+    check: Check,
     doc: DocId,
     max_doc: DocId,
 }
 
-impl ExcludeDocSet {
+impl PredicateDocSet {
     fn find_next(&mut self) -> DocId {
         while self.doc < self.max_doc {
-            match self.nid.first(self.doc) {
-                Some(n) if !self.excluded.contains(n) => return self.doc,
-                _ => self.doc += 1,
+            if self.check.holds(self.doc) {
+                return self.doc;
             }
+            self.doc += 1;
         }
         self.doc = TERMINATED;
         TERMINATED
     }
 }
 
-impl DocSet for ExcludeDocSet {
+impl DocSet for PredicateDocSet {
     fn advance(&mut self) -> DocId {
         if self.doc == TERMINATED {
             return TERMINATED;

@@ -57,7 +57,9 @@ impl SearchIndex {
         match Self::open_once(dir) {
             // A build may have replaced the generation between reading CURRENT and
             // opening it: read CURRENT again.
-            Err(SearchError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(SearchError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
                 Self::open_once(dir)
             }
             r => r,
@@ -129,7 +131,10 @@ impl SearchIndex {
             .iter()
             .map(|k| {
                 let t = Term::from_field_u64(self.fields.nid, k.nid);
-                (Occur::Should, Box::new(TermQuery::new(t, IndexRecordOption::Basic)) as Box<dyn Query>)
+                (
+                    Occur::Should,
+                    Box::new(TermQuery::new(t, IndexRecordOption::Basic)) as Box<dyn Query>,
+                )
             })
             .collect();
         let paths_query = BooleanQuery::new(vec![
@@ -145,7 +150,10 @@ impl SearchIndex {
                 .and_then(|v| v.as_bytes())
                 .unwrap_or_default();
             let tokens: Vec<Option<String>> = postcard::from_bytes(bytes).map_err(|e| {
-                SearchError::tantivy(&self.tantivy_dir, format!("stored path of {address:?}: {e}"))
+                SearchError::tantivy(
+                    &self.tantivy_dir,
+                    format!("stored path of {address:?}: {e}"),
+                )
             })?;
             let drawn = tokens
                 .into_iter()

@@ -385,9 +385,11 @@ impl<'a> Parser<'a> {
         let len = self.rest().find(ends_value).unwrap_or(self.rest().len());
         let text = &self.rest()[..len];
         let number = |t: &str, at: usize| -> Result<f64, ParseError> {
-            let v: f64 = t.parse().ok().filter(|v: &f64| v.is_finite()).ok_or_else(|| {
-                self.err_at(at, format!("expected a number after `{name}{op}`"))
-            })?;
+            let v: f64 = t
+                .parse()
+                .ok()
+                .filter(|v: &f64| v.is_finite())
+                .ok_or_else(|| self.err_at(at, format!("expected a number after `{name}{op}`")))?;
             if field == NumField::Layer && (v < 0.0 || v.fract() != 0.0 || v > 65535.0) {
                 return Err(self.err_at(at, "expected a whole layer number (layer:3, layer:0..2)"));
             }
@@ -399,7 +401,9 @@ impl<'a> Parser<'a> {
                     let lo = number(a, num_start)?;
                     let hi = number(b, num_start + a.len() + 2)?;
                     if lo > hi {
-                        return Err(self.err_at(num_start, "empty range: the start is above the end"));
+                        return Err(
+                            self.err_at(num_start, "empty range: the start is above the end")
+                        );
                     }
                     Cmp::Between(lo, hi)
                 }
@@ -421,10 +425,17 @@ impl<'a> Parser<'a> {
     fn value(&mut self, field: Option<&str>) -> Result<Value, ParseError> {
         let start = self.pos;
         match self.peek() {
-            None => Err(self.err_at(start, format!("expected a value after `{}:`", field.unwrap_or("any")))),
-            Some(c) if c.is_whitespace() || c == ')' || c == '(' => {
-                Err(self.err_at(start, format!("expected a value after `{}:` (quote values with spaces or parentheses)", field.unwrap_or("any"))))
-            }
+            None => Err(self.err_at(
+                start,
+                format!("expected a value after `{}:`", field.unwrap_or("any")),
+            )),
+            Some(c) if c.is_whitespace() || c == ')' || c == '(' => Err(self.err_at(
+                start,
+                format!(
+                    "expected a value after `{}:` (quote values with spaces or parentheses)",
+                    field.unwrap_or("any")
+                ),
+            )),
             Some('"') => {
                 let raw = self.quoted()?;
                 if raw.is_empty() {
@@ -456,7 +467,10 @@ impl<'a> Parser<'a> {
                 let len = self.rest().find(ends_value).unwrap_or(self.rest().len());
                 let raw = &self.rest()[..len];
                 if let Some(q) = raw.find('"') {
-                    return Err(self.err_at(start + q, "unexpected `\"` inside a value: quote the whole value"));
+                    return Err(self.err_at(
+                        start + q,
+                        "unexpected `\"` inside a value: quote the whole value",
+                    ));
                 }
                 self.pos += len;
                 Ok(Value::Exact(normalize(raw)))
@@ -478,7 +492,9 @@ impl<'a> Parser<'a> {
                 '"' => return Ok(out),
                 '\\' => {
                     let Some(e) = self.peek() else {
-                        return Err(self.err_at(open, "unterminated quoted value: expected a closing `\"`"));
+                        return Err(
+                            self.err_at(open, "unterminated quoted value: expected a closing `\"`")
+                        );
                     };
                     self.pos += e.len_utf8();
                     match e {
@@ -535,7 +551,9 @@ impl<'a> Parser<'a> {
                         src.push('\\');
                         src.push(e);
                     }
-                    None => return Err(self.err_at(open, "unterminated regex: expected a closing `/`")),
+                    None => {
+                        return Err(self.err_at(open, "unterminated regex: expected a closing `/`"))
+                    }
                 },
                 c => src.push(c),
             }
@@ -545,7 +563,11 @@ impl<'a> Parser<'a> {
         }
         if let Err(e) = regex::Regex::new(&src) {
             let text = e.to_string();
-            let reason = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+            let reason = text
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
             let reason = reason.trim().trim_start_matches("error: ");
             return Err(self.err_at(open, format!("invalid regex: {reason}")));
         }

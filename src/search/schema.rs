@@ -9,7 +9,7 @@ use tantivy::schema::{
 pub(crate) struct Fields {
     /// `layer << 32 | index`, indexed and fast.
     pub nid: Field,
-    /// The layer, fast (range filters).
+    /// The layer, indexed (one posting per layer).
     pub layer: Field,
     /// The neuron's firing F1, fast.
     pub f1: Field,
@@ -31,7 +31,14 @@ pub(crate) struct Fields {
     pub path: Field,
 }
 
-const TEXT_FIELDS: [&str; 6] = ["tok", "ctx", "after", "tok_class", "ctx_class", "after_class"];
+const TEXT_FIELDS: [&str; 6] = [
+    "tok",
+    "ctx",
+    "after",
+    "tok_class",
+    "ctx_class",
+    "after_class",
+];
 
 /// The schema and its fields.
 pub(crate) fn schema() -> (Schema, Fields) {
@@ -43,7 +50,7 @@ pub(crate) fn schema() -> (Schema, Fields) {
             .set_fieldnorms(false),
     );
     let nid = b.add_u64_field("nid", NumericOptions::default().set_indexed().set_fast());
-    let layer = b.add_u64_field("layer", NumericOptions::default().set_fast());
+    let layer = b.add_u64_field("layer", NumericOptions::default().set_indexed());
     let f1 = b.add_f64_field("f1", NumericOptions::default().set_fast());
     let act = b.add_f64_field("act", NumericOptions::default().set_fast());
     let t: Vec<Field> = TEXT_FIELDS

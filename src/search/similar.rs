@@ -160,11 +160,18 @@ impl SearchIndex {
     /// [`similar`](Self::similar) with the relation threshold `threshold` (0 < θ <= 1).
     /// Ranked by `(activating + context) / 2`, then activating, then neuron id.
     /// Candidates share at least one activating or one context token with the target.
-    pub fn similar_with(&self, neuron: NeuronId, top: usize, threshold: f64) -> Result<Vec<SimilarHit>> {
+    pub fn similar_with(
+        &self,
+        neuron: NeuronId,
+        top: usize,
+        threshold: f64,
+    ) -> Result<Vec<SimilarHit>> {
         check_threshold(threshold)?;
         let store = self.store();
         let table = store.neurons()?;
-        let ord = table.ordinal(neuron).ok_or(SearchError::UnknownNeuron(neuron))?;
+        let ord = table
+            .ordinal(neuron)
+            .ok_or(SearchError::UnknownNeuron(neuron))?;
         let target = table.records[ord as usize];
         let act = store.bitmaps(NEURON_ACT, [ord])?.remove(0);
         let ctx = store.bitmaps(NEURON_CTX, [ord])?.remove(0);
@@ -286,4 +293,3 @@ impl SearchIndex {
         Ok(pairs)
     }
 }
-

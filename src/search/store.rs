@@ -2,7 +2,7 @@
 //! postings, loaded lazily.
 //!
 //! Tables: `meta` (`vocab`: postcard `Vec<String>` of normalised tokens, id = position;
-//! `neurons`: fixed 18-byte records per neuron ordinal; `by_id`: sorted `(nid, ordinal)`
+//! `layers`: postcard `Vec<u16>` of the distinct layers; `neurons`: fixed 18-byte records per neuron ordinal; `by_id`: sorted `(nid, ordinal)`
 //! pairs), `token_act` / `token_ctx` (token id → bitmap of neuron ordinals),
 //! `neuron_act` / `neuron_ctx` (neuron ordinal → bitmap of token ids).
 
@@ -111,6 +111,7 @@ pub(crate) struct Store {
     db: OnceLock<ReadOnlyDatabase>,
     neurons: OnceLock<NeuronTable>,
     vocab: OnceLock<Vec<String>>,
+    layers: OnceLock<Vec<u16>>,
 }
 
 impl Store {
@@ -121,6 +122,7 @@ impl Store {
             db: OnceLock::new(),
             neurons: OnceLock::new(),
             vocab: OnceLock::new(),
+            layers: OnceLock::new(),
         }
     }
 
@@ -138,7 +140,9 @@ impl Store {
 
     fn meta(&self, key: &str) -> Result<Vec<u8>> {
         let txn = self.db()?.begin_read().map_err(|e| self.err("read", e))?;
-        let table = txn.open_table(META).map_err(|e| self.err("table meta", e))?;
+        let table = txn
+            .open_table(META)
+            .map_err(|e| self.err("table meta", e))?;
         let v = table
             .get(key)
             .map_err(|e| self.err("table meta", e))?
@@ -166,6 +170,16 @@ impl Store {
         Ok(self.vocab.get_or_init(|| v))
     }
 
+    /// The distinct layers of the indexed neurons, ascending (loaded on first use).
+    pub fn layers(&self) -> Result<&[u16]> {
+        if let Some(v) = self.layers.get() {
+            return Ok(v);
+        }
+        let v: Vec<u16> = postcard::from_bytes(&self.meta("layers")?)
+            .map_err(|e| self.err("table meta, key `layers`", e))?;
+        Ok(self.layers.get_or_init(|| v))
+    }
+
     /// The bitmaps stored under `keys` in `table` (empty where absent).
     pub fn bitmaps(
         &self,
@@ -178,10 +192,15 @@ impl Store {
             .open_table(table)
             .map_err(|e| self.err(&format!("table {name}"), e))?;
         keys.into_iter()
-            .map(|k| match t.get(k).map_err(|e| self.err(&format!("table {name}"), e))? {
-                Some(v) => RoaringBitmap::deserialize_from(v.value())
-                    .map_err(|e| self.err(&format!("table {name}, key {k}"), e)),
-                None => Ok(RoaringBitmap::new()),
+            .map(|k| {
+                match t
+                    .get(k)
+                    .map_err(|e| self.err(&format!("table {name}"), e))?
+                {
+                    Some(v) => RoaringBitmap::deserialize_from(v.value())
+                        .map_err(|e| self.err(&format!("table {name}, key {k}"), e)),
+                    None => Ok(RoaringBitmap::new()),
+                }
             })
             .collect()
     }
@@ -198,7 +217,10 @@ impl Store {
             .open_table(table)
             .map_err(|e| self.err(&format!("table {name}"), e))?;
         let mut out = vec![RoaringBitmap::new(); len];
-        for entry in t.iter().map_err(|e| self.err(&format!("table {name}"), e))? {
+        for entry in t
+            .iter()
+            .map_err(|e| self.err(&format!("table {name}"), e))?
+        {
             let (k, v) = entry.map_err(|e| self.err(&format!("table {name}"), e))?;
             let k = k.value() as usize;
             if k >= len {
