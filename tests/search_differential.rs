@@ -332,7 +332,7 @@ proptest! {
                 pairs.push((p, q, a as f32, c as f32, r));
             }
         }
-        pairs.sort_by(|u, v| (u.0, u.1).cmp(&(v.0, v.1)));
+        pairs.sort_by_key(|u| (u.0, u.1));
         let got: Vec<_> = index
             .similar_all(th)
             .unwrap()

@@ -13,6 +13,7 @@ mod collect;
 mod compile;
 mod error;
 mod index;
+mod print;
 pub mod query;
 mod schema;
 pub mod similar;

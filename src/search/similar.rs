@@ -289,7 +289,7 @@ impl SearchIndex {
                 out.into_iter()
             })
             .collect();
-        pairs.sort_by(|p, q| (p.a, p.b).cmp(&(q.a, q.b)));
+        pairs.sort_by_key(|p| (p.a, p.b));
         Ok(pairs)
     }
 }

@@ -72,7 +72,7 @@ impl NeuronTable {
     }
 
     fn decode(records: &[u8], by_id: &[u8]) -> Option<Self> {
-        if records.len() % RECORD != 0 || by_id.len() % 12 != 0 {
+        if !records.len().is_multiple_of(RECORD) || !by_id.len().is_multiple_of(12) {
             return None;
         }
         let u32_at = |b: &[u8], i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
