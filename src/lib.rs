@@ -12,6 +12,7 @@ pub mod n2g;
 mod neuron;
 pub mod render;
 pub mod scan;
+pub mod search;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -329,5 +329,13 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
             graphs.work.tokens
         );
     }
+    let t = std::time::Instant::now();
+    let indexed = crate::search::reindex(&store, &args.index)?;
+    if !args.quiet {
+        eprintln!(
+            "search index: {indexed} neurons in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,7 +4,10 @@ mod activations;
 mod build;
 mod export;
 mod info;
+pub mod query;
+mod reindex;
 mod show;
+pub mod similar;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,15 +32,12 @@ enum Command {
     Build(build::BuildArgs),
     /// Search the index: neurons whose graphs match a query such as
     /// "token:Paris context:capital".
-    Query {
-        /// The query.
-        query: String,
-    },
-    /// Neurons whose activating and context tokens overlap those of LAYER:INDEX.
-    Similar {
-        /// The neuron, as LAYER:INDEX.
-        neuron: String,
-    },
+    Query(query::QueryArgs),
+    /// Neurons whose activating and context tokens overlap those of LAYER:INDEX, or
+    /// every similar and subset pair (--all).
+    Similar(similar::SimilarArgs),
+    /// Rebuild the search index from the stored graphs.
+    Reindex(reindex::ReindexArgs),
     /// A neuron's graph, scores and top examples.
     Show(show::ShowArgs),
     /// Per-token MLP neuron activations of a text, straight from the model.
@@ -149,15 +149,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Activations(args) => activations::run(&args),
         Command::Build(args) => build::run(&args),
-        Command::Query { .. } => not_built("query", 3),
-        Command::Similar { .. } => not_built("similar", 3),
+        Command::Query(args) => query::run(&args),
+        Command::Similar(args) => similar::run(&args),
+        Command::Reindex(args) => reindex::run(&args),
         Command::Show(args) => show::run(&args),
         Command::Info(args) => info::run(&args),
         Command::Export(args) => export::run(&args),
     }
-}
-
-fn not_built(command: &str, issue: u32) -> anyhow::Result<ExitCode> {
-    eprintln!("n2g-index {command}: not built yet (tracked in issue {issue})");
-    Ok(ExitCode::from(2))
 }

@@ -1,0 +1,130 @@
+//! `n2g-index query`: neurons whose graphs match a query.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use serde::Serialize;
+
+use crate::search::{parse, Hit, SearchIndex};
+
+/// Arguments of `n2g-index query`.
+#[derive(Args, Debug)]
+pub struct QueryArgs {
+    /// The query, e.g. "token:Paris context:capital" (grammar: schema/QUERY.md).
+    pub query: String,
+    /// The index folder; the search index is DIR/search.
+    #[arg(long, default_value = "index")]
+    pub index: PathBuf,
+    /// How many neurons to show.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Print JSON (schema/query-result.schema.json).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One result of `query --json`.
+#[derive(Serialize)]
+struct JsonHit<'a> {
+    neuron: String,
+    layer: u16,
+    index: u32,
+    score: f32,
+    f1: f32,
+    paths: &'a [Vec<String>],
+}
+
+/// Runs `n2g-index query`.
+pub fn run(args: &QueryArgs) -> anyhow::Result<ExitCode> {
+    let expr = parse(&args.query)?;
+    let index = SearchIndex::open(&args.index.join("search"))?;
+    let hits = index.query_expr(&expr, args.limit)?;
+    if args.json {
+        let rows: Vec<JsonHit> = hits
+            .iter()
+            .map(|h| JsonHit {
+                neuron: h.neuron.to_string(),
+                layer: h.layer,
+                index: h.index,
+                score: h.score,
+                f1: h.f1,
+                paths: &h.paths,
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else if hits.is_empty() {
+        println!("no neuron matches `{}`", args.query);
+    } else {
+        print!("{}", table(&hits));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A token as shown in a table: quoted when it has whitespace, control characters or
+/// is empty.
+pub fn show_token(t: &str) -> String {
+    if t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        format!("{t:?}")
+    } else {
+        t.to_string()
+    }
+}
+
+/// A path in text order, runs of IGNORE (`*`) drawn as one `…`.
+pub fn draw_path(path: &[String]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for t in path {
+        if t == "*" {
+            if out.last().is_some_and(|l| l == "…") {
+                continue;
+            }
+            out.push("…".to_string());
+        } else {
+            out.push(show_token(t));
+        }
+    }
+    out.join(" ")
+}
+
+fn table(hits: &[Hit]) -> String {
+    let rows: Vec<[String; 5]> = hits
+        .iter()
+        .map(|h| {
+            [
+                h.neuron.to_string(),
+                h.layer.to_string(),
+                h.paths.first().map(|p| draw_path(p)).unwrap_or_default(),
+                format!("{:.3}", h.score),
+                format!("{:.3}", h.f1),
+            ]
+        })
+        .collect();
+    let header = ["neuron", "layer", "best path", "act", "F1"];
+    let mut widths = header.map(|h| h.chars().count());
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: [&str; 5]| {
+        let mut s = String::new();
+        for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+            let pad = w - c.chars().count();
+            if i >= 3 {
+                s.push_str(&" ".repeat(pad));
+                s.push_str(c);
+            } else {
+                s.push_str(c);
+                s.push_str(&" ".repeat(pad));
+            }
+            s.push_str(if i < 4 { "  " } else { "\n" });
+        }
+        s
+    };
+    let mut out = line(header);
+    for r in &rows {
+        out.push_str(&line([&r[0], &r[1], &r[2], &r[3], &r[4]]));
+    }
+    out
+}

@@ -1,0 +1,182 @@
+//! Opening a search index and answering queries.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
+use tantivy::schema::{IndexRecordOption, Value};
+use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
+
+use super::build::{self, GenerationPaths};
+use super::collect::{MatchedDocs, TopNeurons};
+use super::compile::Compiler;
+use super::query::{parse, Expr};
+use super::schema::{self, Fields};
+use super::store::Store;
+use super::{NeuronPaths, Result, SearchError};
+use crate::NeuronId;
+
+/// One neuron found by a query.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hit {
+    /// The neuron.
+    pub neuron: NeuronId,
+    /// Its layer.
+    pub layer: u16,
+    /// Its index within the layer.
+    pub index: u32,
+    /// The normalised activation of its best matching path (the rank).
+    pub score: f32,
+    /// Its firing F1.
+    pub f1: f32,
+    /// Every matching path, best activation first, each in text order: context tokens
+    /// from the earliest to depth 1, then the activating token last; `*` is IGNORE.
+    pub paths: Vec<Vec<String>>,
+}
+
+/// An opened search index (one generation of a search folder).
+pub struct SearchIndex {
+    dir: PathBuf,
+    tantivy_dir: PathBuf,
+    reader: IndexReader,
+    fields: Fields,
+    store: Store,
+}
+
+impl SearchIndex {
+    /// Builds a fresh index into the search folder `dir` from `neurons` (a new
+    /// generation; readers of the old one are not disturbed) and opens it. A second
+    /// build into the same folder while one runs fails with [`SearchError::Locked`].
+    pub fn build(dir: &Path, neurons: impl IntoIterator<Item = NeuronPaths>) -> Result<Self> {
+        build::build(dir, neurons)?;
+        Self::open(dir)
+    }
+
+    /// Opens the live generation of the search folder `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        match Self::open_once(dir) {
+            // A build may have replaced the generation between reading CURRENT and
+            // opening it: read CURRENT again.
+            Err(SearchError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Self::open_once(dir)
+            }
+            r => r,
+        }
+    }
+
+    fn open_once(dir: &Path) -> Result<Self> {
+        let generation = GenerationPaths::current(dir)?;
+        generation.check_format()?;
+        let tantivy_dir = generation.root.join("tantivy");
+        let tv = |e: tantivy::TantivyError| SearchError::tantivy(&tantivy_dir, e);
+        let index = Index::open_in_dir(&tantivy_dir).map_err(tv)?;
+        let fields = schema::fields(&index.schema()).map_err(|m| SearchError::Tantivy {
+            path: tantivy_dir.clone(),
+            message: m,
+        })?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(tv)?;
+        Ok(SearchIndex {
+            dir: dir.to_path_buf(),
+            store: Store::new(&generation.root.join("search.redb")),
+            tantivy_dir,
+            reader,
+            fields,
+        })
+    }
+
+    /// The search folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Number of path documents.
+    pub fn num_paths(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Parses and runs a query; the `limit` best neurons.
+    pub fn query(&self, q: &str, limit: usize) -> Result<Vec<Hit>> {
+        self.query_expr(&parse(q)?, limit)
+    }
+
+    /// Runs a parsed query; the `limit` best neurons.
+    pub fn query_expr(&self, e: &Expr, limit: usize) -> Result<Vec<Hit>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let tv = |e: tantivy::TantivyError| SearchError::tantivy(&self.tantivy_dir, e);
+        let searcher = self.reader.searcher();
+        let compiler = Compiler {
+            searcher: &searcher,
+            fields: self.fields,
+            store: &self.store,
+            tantivy_dir: &self.tantivy_dir,
+        };
+        let q = compiler.compile(e)?;
+        let top = searcher.search(&*q, &TopNeurons { limit }).map_err(tv)?;
+        if top.is_empty() {
+            return Ok(Vec::new());
+        }
+        let neurons: Vec<(Occur, Box<dyn Query>)> = top
+            .iter()
+            .map(|k| {
+                let t = Term::from_field_u64(self.fields.nid, k.nid);
+                (
+                    Occur::Should,
+                    Box::new(TermQuery::new(t, IndexRecordOption::Basic)) as Box<dyn Query>,
+                )
+            })
+            .collect();
+        let paths_query = BooleanQuery::new(vec![
+            (Occur::Must, q),
+            (Occur::Must, Box::new(BooleanQuery::new(neurons))),
+        ]);
+        let docs = searcher.search(&paths_query, &MatchedDocs).map_err(tv)?;
+        let mut by_neuron: HashMap<u64, Vec<(f64, Vec<String>)>> = HashMap::new();
+        for (nid, act, address) in docs {
+            let doc: TantivyDocument = searcher.doc(address).map_err(tv)?;
+            let bytes = doc
+                .get_first(self.fields.path)
+                .and_then(|v| v.as_bytes())
+                .unwrap_or_default();
+            let tokens: Vec<Option<String>> = postcard::from_bytes(bytes).map_err(|e| {
+                SearchError::tantivy(
+                    &self.tantivy_dir,
+                    format!("stored path of {address:?}: {e}"),
+                )
+            })?;
+            let drawn = tokens
+                .into_iter()
+                .rev()
+                .map(|t| t.unwrap_or_else(|| "*".to_string()))
+                .collect();
+            by_neuron.entry(nid).or_default().push((act, drawn));
+        }
+        Ok(top
+            .into_iter()
+            .map(|k| {
+                let mut paths = by_neuron.remove(&k.nid).unwrap_or_default();
+                paths.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+                let neuron = schema::neuron(k.nid);
+                Hit {
+                    neuron,
+                    layer: neuron.layer,
+                    index: neuron.index,
+                    score: k.act as f32,
+                    f1: k.f1 as f32,
+                    paths: paths.into_iter().map(|p| p.1).collect(),
+                }
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,234 @@
+//! The redb part of a search index: token vocabulary, neuron table and roaring-bitmap
+//! postings, loaded lazily.
+//!
+//! Tables: `meta` (`vocab`: postcard `Vec<String>` of normalised tokens, id = position;
+//! `layers`: postcard `Vec<u16>` of the distinct layers; `neurons`: fixed 18-byte records per neuron ordinal; `by_id`: sorted `(nid, ordinal)`
+//! pairs), `token_act` / `token_ctx` (token id → bitmap of neuron ordinals),
+//! `neuron_act` / `neuron_ctx` (neuron ordinal → bitmap of token ids).
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use redb::{ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableDefinition};
+use roaring::RoaringBitmap;
+
+use super::schema::nid;
+use super::{Result, SearchError};
+use crate::NeuronId;
+
+/// `meta` table.
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Token id → neurons where it is activating.
+pub(crate) const TOKEN_ACT: TableDefinition<u32, &[u8]> = TableDefinition::new("token_act");
+/// Token id → neurons where it is context.
+pub(crate) const TOKEN_CTX: TableDefinition<u32, &[u8]> = TableDefinition::new("token_ctx");
+/// Neuron ordinal → its activating token ids.
+pub(crate) const NEURON_ACT: TableDefinition<u32, &[u8]> = TableDefinition::new("neuron_act");
+/// Neuron ordinal → its context token ids.
+pub(crate) const NEURON_CTX: TableDefinition<u32, &[u8]> = TableDefinition::new("neuron_ctx");
+
+/// One neuron of the table.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct NeuronRecord {
+    /// The neuron.
+    pub id: NeuronId,
+    /// Its F1.
+    pub f1: f32,
+    /// Number of distinct activating tokens.
+    pub n_act: u32,
+    /// Number of distinct context tokens.
+    pub n_ctx: u32,
+}
+
+const RECORD: usize = 18;
+
+/// All neurons by ordinal, and a sorted id → ordinal index.
+pub(crate) struct NeuronTable {
+    /// Records by ordinal.
+    pub records: Vec<NeuronRecord>,
+    by_id: Vec<(u64, u32)>,
+}
+
+impl NeuronTable {
+    /// Encodes the records (by ordinal) and the sorted id index.
+    pub fn encode(records: &[NeuronRecord]) -> (Vec<u8>, Vec<u8>) {
+        let mut a = Vec::with_capacity(records.len() * RECORD);
+        let mut by_id: Vec<(u64, u32)> = Vec::with_capacity(records.len());
+        for (i, r) in records.iter().enumerate() {
+            a.extend_from_slice(&r.id.layer.to_le_bytes());
+            a.extend_from_slice(&r.id.index.to_le_bytes());
+            a.extend_from_slice(&r.f1.to_le_bytes());
+            a.extend_from_slice(&r.n_act.to_le_bytes());
+            a.extend_from_slice(&r.n_ctx.to_le_bytes());
+            by_id.push((nid(r.id), i as u32));
+        }
+        by_id.sort_unstable();
+        let mut b = Vec::with_capacity(by_id.len() * 12);
+        for (n, o) in by_id {
+            b.extend_from_slice(&n.to_le_bytes());
+            b.extend_from_slice(&o.to_le_bytes());
+        }
+        (a, b)
+    }
+
+    fn decode(records: &[u8], by_id: &[u8]) -> Option<Self> {
+        if !records.len().is_multiple_of(RECORD) || !by_id.len().is_multiple_of(12) {
+            return None;
+        }
+        let u32_at = |b: &[u8], i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
+        let records = records
+            .chunks_exact(RECORD)
+            .map(|c| NeuronRecord {
+                id: NeuronId {
+                    layer: u16::from_le_bytes([c[0], c[1]]),
+                    index: u32_at(c, 2),
+                },
+                f1: f32::from_bits(u32_at(c, 6)),
+                n_act: u32_at(c, 10),
+                n_ctx: u32_at(c, 14),
+            })
+            .collect();
+        let by_id = by_id
+            .chunks_exact(12)
+            .map(|c| (u64::from_le_bytes(c[..8].try_into().unwrap()), u32_at(c, 8)))
+            .collect();
+        Some(NeuronTable { records, by_id })
+    }
+
+    /// The ordinal of a neuron.
+    pub fn ordinal(&self, id: NeuronId) -> Option<u32> {
+        let key = nid(id);
+        self.by_id
+            .binary_search_by_key(&key, |&(n, _)| n)
+            .ok()
+            .map(|i| self.by_id[i].1)
+    }
+}
+
+/// Lazily opened redb store of one generation.
+pub(crate) struct Store {
+    path: PathBuf,
+    db: OnceLock<ReadOnlyDatabase>,
+    neurons: OnceLock<NeuronTable>,
+    vocab: OnceLock<Vec<String>>,
+    layers: OnceLock<Vec<u16>>,
+}
+
+impl Store {
+    /// A store at `path`, not opened yet.
+    pub fn new(path: &Path) -> Self {
+        Store {
+            path: path.to_path_buf(),
+            db: OnceLock::new(),
+            neurons: OnceLock::new(),
+            vocab: OnceLock::new(),
+            layers: OnceLock::new(),
+        }
+    }
+
+    fn err(&self, what: &str, e: impl std::fmt::Display) -> SearchError {
+        SearchError::store(&self.path, what, e)
+    }
+
+    fn db(&self) -> Result<&ReadOnlyDatabase> {
+        if let Some(db) = self.db.get() {
+            return Ok(db);
+        }
+        let db = ReadOnlyDatabase::open(&self.path).map_err(|e| self.err("open", e))?;
+        Ok(self.db.get_or_init(|| db))
+    }
+
+    fn meta(&self, key: &str) -> Result<Vec<u8>> {
+        let txn = self.db()?.begin_read().map_err(|e| self.err("read", e))?;
+        let table = txn
+            .open_table(META)
+            .map_err(|e| self.err("table meta", e))?;
+        let v = table
+            .get(key)
+            .map_err(|e| self.err("table meta", e))?
+            .ok_or_else(|| self.err("table meta", format!("key `{key}` is missing")))?;
+        Ok(v.value().to_vec())
+    }
+
+    /// The neuron table (loaded on first use).
+    pub fn neurons(&self) -> Result<&NeuronTable> {
+        if let Some(t) = self.neurons.get() {
+            return Ok(t);
+        }
+        let t = NeuronTable::decode(&self.meta("neurons")?, &self.meta("by_id")?)
+            .ok_or_else(|| self.err("table meta", "key `neurons` or `by_id` is malformed"))?;
+        Ok(self.neurons.get_or_init(|| t))
+    }
+
+    /// The normalised token strings by id (loaded on first use).
+    pub fn vocab(&self) -> Result<&[String]> {
+        if let Some(v) = self.vocab.get() {
+            return Ok(v);
+        }
+        let v: Vec<String> = postcard::from_bytes(&self.meta("vocab")?)
+            .map_err(|e| self.err("table meta, key `vocab`", e))?;
+        Ok(self.vocab.get_or_init(|| v))
+    }
+
+    /// The distinct layers of the indexed neurons, ascending (loaded on first use).
+    pub fn layers(&self) -> Result<&[u16]> {
+        if let Some(v) = self.layers.get() {
+            return Ok(v);
+        }
+        let v: Vec<u16> = postcard::from_bytes(&self.meta("layers")?)
+            .map_err(|e| self.err("table meta, key `layers`", e))?;
+        Ok(self.layers.get_or_init(|| v))
+    }
+
+    /// The bitmaps stored under `keys` in `table` (empty where absent).
+    pub fn bitmaps(
+        &self,
+        table: TableDefinition<u32, &[u8]>,
+        keys: impl IntoIterator<Item = u32>,
+    ) -> Result<Vec<RoaringBitmap>> {
+        let name = table.to_string();
+        let txn = self.db()?.begin_read().map_err(|e| self.err("read", e))?;
+        let t = txn
+            .open_table(table)
+            .map_err(|e| self.err(&format!("table {name}"), e))?;
+        keys.into_iter()
+            .map(|k| {
+                match t
+                    .get(k)
+                    .map_err(|e| self.err(&format!("table {name}"), e))?
+                {
+                    Some(v) => RoaringBitmap::deserialize_from(v.value())
+                        .map_err(|e| self.err(&format!("table {name}, key {k}"), e)),
+                    None => Ok(RoaringBitmap::new()),
+                }
+            })
+            .collect()
+    }
+
+    /// Every bitmap of `table`, indexed by key (`len` entries).
+    pub fn all_bitmaps(
+        &self,
+        table: TableDefinition<u32, &[u8]>,
+        len: usize,
+    ) -> Result<Vec<RoaringBitmap>> {
+        let name = table.to_string();
+        let txn = self.db()?.begin_read().map_err(|e| self.err("read", e))?;
+        let t = txn
+            .open_table(table)
+            .map_err(|e| self.err(&format!("table {name}"), e))?;
+        let mut out = vec![RoaringBitmap::new(); len];
+        for entry in t
+            .iter()
+            .map_err(|e| self.err(&format!("table {name}"), e))?
+        {
+            let (k, v) = entry.map_err(|e| self.err(&format!("table {name}"), e))?;
+            let k = k.value() as usize;
+            if k >= len {
+                return Err(self.err(&format!("table {name}"), format!("key {k} out of range")));
+            }
+            out[k] = RoaringBitmap::deserialize_from(v.value())
+                .map_err(|e| self.err(&format!("table {name}, key {k}"), e))?;
+        }
+        Ok(out)
+    }
+}
