@@ -33,6 +33,7 @@ fn build_args(index: &Path) -> Vec<String> {
         "4",
         "--checkpoint-every",
         "8",
+        "--scan-only",
         "--quiet",
         "--index",
     ]
