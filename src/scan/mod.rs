@@ -143,6 +143,13 @@ pub fn run_scan(
     let mut done_this_run = 0u64;
     let mut tokens_this_run = 0u64;
     let layers = options.layers.clone();
+    // Time in forward, fold, top-k window bookkeeping, checkpoints.
+    let mut timing = (
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+    );
     for (bi, batch) in plan.iter().enumerate().skip(resumed_at as usize) {
         if options
             .max_batches
@@ -151,19 +158,25 @@ pub fn run_scan(
             break;
         }
         let seqs: Vec<Vec<u32>> = batch.iter().map(|&w| windows.get(w).ids.to_vec()).collect();
+        let clock = Instant::now();
         let acts = model.activations(&seqs, &layers)?;
+        timing.0 += clock.elapsed();
+        let clock = Instant::now();
+        let mut entered = vec![false; batch.len()];
         for (state, act) in states.iter_mut().zip(&acts) {
-            state.fold(act, batch, first);
+            for (e, x) in entered.iter_mut().zip(state.fold(act, batch, first)) {
+                *e |= x;
+            }
         }
+        timing.1 += clock.elapsed();
+        let clock = Instant::now();
         // Windows of this batch that entered some top-k must be stored.
-        for &w in batch {
-            if states
-                .iter()
-                .any(|s| (0..s.neurons.len()).any(|j| s.holds(j, w)))
-            {
+        for (&w, &e) in batch.iter().zip(&entered) {
+            if e {
                 pending.insert(w);
             }
         }
+        timing.2 += clock.elapsed();
         let tokens: u64 = seqs.iter().map(|s| s.len() as u64).sum();
         progress.batches_done = bi as u64 + 1;
         progress.windows_done += batch.len() as u64;
@@ -174,7 +187,9 @@ pub fn run_scan(
         let last = progress.batches_done == progress.batches_total;
         if last || progress.batches_done % options.checkpoint_every as u64 == 0 {
             progress.complete = last;
+            let clock = Instant::now();
             checkpoint(store, windows, &states, &progress, &mut pending, last)?;
+            timing.3 += clock.elapsed();
         }
     }
     if !progress.complete
@@ -188,6 +203,13 @@ pub fn run_scan(
         checkpoint(store, windows, &states, &progress, &mut pending, true)?;
     }
     bar.finish_and_clear();
+    tracing::debug!(
+        forward_ms = timing.0.as_millis() as u64,
+        fold_ms = timing.1.as_millis() as u64,
+        windows_ms = timing.2.as_millis() as u64,
+        checkpoint_ms = timing.3.as_millis() as u64,
+        "scan timings"
+    );
     Ok(ScanReport {
         batches: done_this_run,
         tokens: tokens_this_run,

@@ -50,7 +50,7 @@ pub struct LayerState {
 }
 
 /// Neurons handled by one parallel task.
-const CHUNK: usize = 64;
+const CHUNK: usize = 128;
 
 impl LayerState {
     /// A fresh state.
@@ -114,33 +114,72 @@ impl LayerState {
 
     /// Folds in one batch: `window_ids[b]` is the window of row `b` of `acts`;
     /// positions before `first` (the BOS) are skipped.
-    pub fn fold(&mut self, acts: &LayerActivations, window_ids: &[u32], first: usize) {
+    /// Returns a flag per row: whether its window entered some neuron's top-k.
+    pub fn fold(&mut self, acts: &LayerActivations, window_ids: &[u32], first: usize) -> Vec<bool> {
         debug_assert_eq!(acts.layer, self.layer);
         let top_k = self.top_k;
         let neurons = &self.neurons;
-        self.acc
+        let entered = self
+            .acc
             .par_chunks_mut(CHUNK)
             .enumerate()
-            .for_each(|(c, chunk)| {
+            .map(|(c, chunk)| {
+                let mut entered = vec![false; window_ids.len()];
                 let ids = &neurons[c * CHUNK..c * CHUNK + chunk.len()];
-                let mut best = vec![(f32::NEG_INFINITY, 0u16); chunk.len()];
+                let m = chunk.len();
+                // Selections are usually contiguous ranges: read the row slice directly.
+                let contiguous = ids.windows(2).all(|w| w[1] == w[0] + 1);
+                let mut gathered = vec![0f32; m];
+                // Per-window accumulators in separate arrays, so the inner loop
+                // vectorises; folded into the neuron state once per window.
+                let mut best_v = vec![f32::NEG_INFINITY; m];
+                let mut best_t = vec![0u32; m];
+                let mut bins = vec![0u8; m];
+                let mut sums = vec![0f32; m];
+                let mut positive = vec![0u32; m];
+                let mut best = vec![(f32::NEG_INFINITY, 0u16); m];
                 for (b, &window) in window_ids.iter().enumerate() {
                     let len = acts.lengths[b];
                     if len <= first {
                         continue;
                     }
-                    best.fill((f32::NEG_INFINITY, 0));
+                    best_v.fill(f32::NEG_INFINITY);
+                    best_t.fill(0);
+                    sums.fill(0.0);
+                    positive.fill(0);
                     for t in first..len {
                         let row = acts.at(b, t);
-                        for ((a, &n), best) in chunk.iter_mut().zip(ids).zip(best.iter_mut()) {
-                            let v = row[n];
-                            if v > best.0 {
-                                *best = (v, t as u16);
+                        let vals: &[f32] = if contiguous {
+                            &row[ids[0]..ids[0] + m]
+                        } else {
+                            for (g, &n) in gathered.iter_mut().zip(ids) {
+                                *g = row[n];
                             }
-                            a.sum += v as f64;
-                            a.positive += (v > 0.0) as u64;
-                            a.histogram[histogram_bin(v)] += 1;
+                            &gathered
+                        };
+                        let vals = &vals[..m];
+                        let (best_v, best_t) = (&mut best_v[..m], &mut best_t[..m]);
+                        let (sums, positive) = (&mut sums[..m], &mut positive[..m]);
+                        let bins = &mut bins[..m];
+                        let t32 = t as u32;
+                        // Branch-free so that it vectorises.
+                        for j in 0..m {
+                            let v = vals[j];
+                            let gt = v > best_v[j];
+                            best_v[j] = if gt { v } else { best_v[j] };
+                            best_t[j] = if gt { t32 } else { best_t[j] };
+                            sums[j] += v;
+                            positive[j] += (v > 0.0) as u32;
+                            bins[j] = histogram_bin(v) as u8;
                         }
+                        for (a, &bin) in chunk.iter_mut().zip(bins.iter()) {
+                            a.histogram[bin as usize] += 1;
+                        }
+                    }
+                    for j in 0..m {
+                        chunk[j].sum += sums[j] as f64;
+                        chunk[j].positive += positive[j] as u64;
+                        best[j] = (best_v[j], best_t[j] as u16);
                     }
                     for ((a, &(v, pos)), &n) in chunk.iter_mut().zip(&best).zip(ids) {
                         if v > a.max {
@@ -155,13 +194,25 @@ impl LayerState {
                         if qualifies(&a.examples, top_k, &ex) {
                             ex.activations = (0..len).map(|t| acts.get(b, t, n)).collect();
                             offer(&mut a.examples, top_k, ex);
+                            entered[b] = true;
                         }
                     }
                 }
-            });
+                entered
+            })
+            .reduce(
+                || vec![false; window_ids.len()],
+                |mut x, y| {
+                    for (a, b) in x.iter_mut().zip(y) {
+                        *a |= b;
+                    }
+                    x
+                },
+            );
         for (b, _) in window_ids.iter().enumerate() {
             self.count += acts.lengths[b].saturating_sub(first) as u64;
         }
+        entered
     }
 }
 

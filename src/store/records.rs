@@ -121,21 +121,18 @@ pub const HISTOGRAM_BINS: usize = 129;
 
 /// The histogram bin of an activation: bin 64 holds |x| < 2^-8; above it, bins
 /// 65..=128 hold positive values on a log2 scale with 4 bins an octave from 2^-8 to
-/// 2^8 (the last bin also holds everything larger); below it, bins 63..=0 mirror them
-/// for negative values.
+/// 2^8 (the last bin also holds everything larger, and NaN); below it, bins 63..=0
+/// mirror them for negative values.
 pub fn histogram_bin(x: f32) -> usize {
+    // Exponent and the two top mantissa bits of |x| as one integer: a log2 scale with
+    // four bins an octave. Branch-free (selects only), so loops over it vectorise.
     let bits = x.to_bits();
-    let exponent = ((bits >> 23) & 0xff) as i32 - 127;
-    if exponent < -8 || x.is_nan() {
-        return 64;
-    }
-    let quarter = ((bits >> 21) & 3) as i32;
-    let magnitude = ((exponent.min(7) + 8) * 4 + if exponent > 7 { 3 } else { quarter }) as usize;
-    if x > 0.0 {
-        65 + magnitude
-    } else {
-        63 - magnitude
-    }
+    let magnitude = ((bits & 0x7fff_ffff) >> 21) as i32 - ((127 - 8) << 2);
+    let m = magnitude.clamp(-1, 63);
+    let negative = (bits >> 31) as i32;
+    // m = -1 (|x| < 2^-8) gives 64 either way.
+    let signed = if negative == 1 { -m - 1 } else { m + 1 };
+    (64 + signed) as usize
 }
 
 /// The lower edge of a histogram bin's magnitude (for plots).
