@@ -12,7 +12,6 @@ use crate::model::model_sha256;
 use crate::n2g::{build_graphs, BatchConfig, EndActivation, GraphSettings};
 use crate::scan::{parse_selection, run_scan, ScanOptions};
 use crate::store::{CorpusRecord, ModelRecord, RunMeta, ScanSettings, Store, FORMAT_VERSION};
-use crate::Error;
 
 /// What an END node keeps (see `EndActivation`).
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -123,30 +122,10 @@ pub struct BuildArgs {
 
 /// The default corpus folder, with an error naming scripts/setup when missing.
 fn default_corpus() -> anyhow::Result<PathBuf> {
-    let rel = PathBuf::from(DEFAULT_CORPUS_PATH);
-    if let Some(dir) = std::env::var_os("N2G_DATA") {
-        let p = PathBuf::from(dir).join("corpus/fortunes");
-        return if p.exists() {
-            Ok(p)
-        } else {
-            Err(Error::MissingDefault {
-                what: "default corpus",
-                path: p,
-            }
-            .into())
-        };
-    }
-    let mut candidates = vec![rel.clone()];
-    if let Ok(exe) = std::env::current_exe() {
-        candidates.extend(exe.ancestors().skip(1).map(|a| a.join(&rel)));
-    }
-    candidates.into_iter().find(|p| p.exists()).ok_or_else(|| {
-        Error::MissingDefault {
-            what: "default corpus",
-            path: rel,
-        }
-        .into()
-    })
+    Ok(super::default_data_path(
+        DEFAULT_CORPUS_PATH,
+        "default corpus",
+    )?)
 }
 
 /// Runs the command.
@@ -336,6 +315,19 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
             "search index: {indexed} neurons in {:.1} s",
             t.elapsed().as_secs_f64()
         );
+        eprintln!(
+            "covered: layers {} of 0-{}, {} neurons each ({} neurons) in {}",
+            args.layers,
+            info.n_layers - 1,
+            neurons.len(),
+            layers.len() * neurons.len(),
+            args.index.display()
+        );
+        if layers.len() < info.n_layers {
+            eprintln!(
+                "the whole model: n2g-index build --layers all --index DIR (add --device cuda:0 on a GPU build: cargo build --release --features cuda)"
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -195,7 +195,12 @@ impl<'a> GraphContext<'a> {
                 if accepts(acts, first, t.a0, s.prune_tolerance) || last {
                     t.start = Some(st);
                     let a = *acts.last().expect("non-empty");
-                    t.scale = if a > 1e-6 { t.a0 / a } else { 1.0 };
+                    // Accepted candidates keep more than (1 - tolerance) of a0, so their
+                    // scale is below 1 / (1 - tolerance); the longest-candidate fallback
+                    // is capped there too, so a collapsed activation cannot blow up
+                    // the normalised activations of the other positions.
+                    let cap = 1.0 / (1.0 - s.prune_tolerance).max(1e-3);
+                    t.scale = if a > 1e-6 { (t.a0 / a).min(cap) } else { 1.0 };
                 }
             }
         }
