@@ -109,6 +109,10 @@ pub struct BuildArgs {
     /// Neurons whose graph work shares batches.
     #[arg(long, default_value_t = 512)]
     pub graph_chunk: usize,
+    /// Tokens per prefix-shared row in the graph stage: masked and substituted rows
+    /// share the forward pass of their common prefix (tree attention); 0 turns it off.
+    #[arg(long, default_value_t = 256)]
+    pub prefix_row_tokens: usize,
     /// Build graphs one neuron and one sequence at a time (the authors' way; slow).
     #[arg(long)]
     pub no_batching: bool,
@@ -290,6 +294,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
     } else {
         BatchConfig {
             chunk_neurons: args.graph_chunk.max(1),
+            prefix_row_tokens: args.prefix_row_tokens,
             ..BatchConfig::default()
         }
     };

@@ -159,6 +159,7 @@ pub fn build_graphs(
             report.work.requested += work.requested;
             report.work.run += work.run;
             report.work.tokens += work.tokens;
+            report.work.sequence_tokens += work.sequence_tokens;
             report.work.passes += work.passes;
             bar.inc(graphs.len() as u64);
             tracing::info!(layer, built = report.built, "graph chunk committed");
