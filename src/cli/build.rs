@@ -111,7 +111,7 @@ pub struct BuildArgs {
     pub graph_chunk: usize,
     /// Tokens per prefix-shared row in the graph stage: masked and substituted rows
     /// share the forward pass of their common prefix (tree attention); 0 turns it off.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 96)]
     pub prefix_row_tokens: usize,
     /// Build graphs one neuron and one sequence at a time (the authors' way; slow).
     #[arg(long)]

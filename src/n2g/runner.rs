@@ -30,7 +30,7 @@ impl Default for BatchConfig {
             chunk_neurons: 512,
             max_batch_tokens: 4096,
             batched: true,
-            prefix_row_tokens: 256,
+            prefix_row_tokens: 96,
         }
     }
 }
