@@ -1,13 +1,17 @@
 //! Execution plan: a query tree becomes a tantivy query over path documents.
 //!
 //! Token conditions, filters, AND and OR map to tantivy term, range and boolean
-//! queries, so a conjunction holds on one path document. `NOT q` is neuron-level: `q` is
-//! run first to get the set of neurons with a matching path, and `NOT q` matches every
-//! path of every other neuron ([`ExcludeNeurons`]).
+//! queries, so a conjunction holds on one path document. `NOT q` is neuron-level: the set
+//! of neurons with a path matching `q` is found first, and `NOT q` matches every path of
+//! every other neuron ([`Predicate::Exclude`]). Where `q` is a token condition on the
+//! activating or context role (or an OR of them), that set is the union of the store's
+//! token postings; otherwise `q` runs on the index.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use roaring::RoaringTreemap;
+use roaring::RoaringBitmap;
 use tantivy::columnar::Column;
 use tantivy::query::{
     BooleanQuery, ConstScorer, EmptyQuery, EnableScoring, Explanation, Occur, Query, Scorer,
@@ -19,12 +23,20 @@ use tantivy::{DocId, DocSet, Score, Searcher, SegmentReader, Term, TERMINATED};
 use super::collect::NeuronSet;
 use super::query::{Cmp, Expr, NumField, Role, Value};
 use super::schema::Fields;
-use super::store::Store;
+use super::store::{NeuronTable, Store, TOKEN_ACT, TOKEN_CTX};
 use super::{Result, SearchError};
 
 /// Above this many candidate neurons, `NOT` inside a conjunction is decided over all
 /// neurons instead of the candidates only.
 const RESTRICT_LIMIT: u64 = 4096;
+
+/// A regex matching at most this many tokens becomes a union of term queries (read in
+/// document order, so ranking can stop early); above, a term-set query.
+const REGEX_UNION_LIMIT: usize = 64;
+
+/// A `NOT` over a regex matching more tokens than this runs on the index instead of
+/// unioning token postings.
+const REGEX_POSTINGS_LIMIT: usize = 256;
 
 /// Compiles query trees against one searcher.
 pub(crate) struct Compiler<'a> {
@@ -36,7 +48,12 @@ pub(crate) struct Compiler<'a> {
     pub store: &'a Store,
     /// The tantivy folder, for error messages.
     pub tantivy_dir: &'a std::path::Path,
+    /// Token ids matched by each regex of the query so far.
+    pub regexes: RefCell<HashMap<String, Vec<u32>>>,
 }
+
+/// A redb table of token postings.
+type Postings = redb::TableDefinition<'static, u32, &'static [u8]>;
 
 impl Compiler<'_> {
     /// The tantivy query of `e`.
@@ -56,7 +73,7 @@ impl Compiler<'_> {
                 field: NumField::Layer,
                 cmp,
             } => self.layers(*cmp)?,
-            Expr::Filter { field, cmp } => filter(*field, *cmp),
+            Expr::Filter { field, cmp } => self.filter(*field, *cmp)?,
             Expr::And(items) => self.and(items)?,
             Expr::Or(items) => Box::new(BooleanQuery::new(
                 items
@@ -65,8 +82,10 @@ impl Compiler<'_> {
                     .collect::<Result<Vec<_>>>()?,
             )),
             Expr::Not(inner) => {
-                let q = self.compile(inner)?;
-                let excluded = self.neurons(&*q)?;
+                let excluded = match self.postings(inner)? {
+                    Some(set) => set,
+                    None => self.neurons(&*self.compile(inner)?)?,
+                };
                 Box::new(Predicate::Exclude(Arc::new(excluded)))
             }
         })
@@ -83,7 +102,15 @@ impl Compiler<'_> {
                 qs.into_iter().map(|q| (Occur::Must, q)).collect(),
             ))
         };
-        if nots.is_empty() || positive.is_empty() {
+        let from_postings = |e: &&Expr| match e {
+            Expr::Not(inner) => self.postings_plan(inner).map(|s| s.is_some()),
+            _ => Ok(false),
+        };
+        let mut cheap = true;
+        for n in &nots {
+            cheap &= from_postings(n)?;
+        }
+        if nots.is_empty() || positive.is_empty() || cheap {
             return Ok(all(items
                 .iter()
                 .map(|i| self.compile(i))
@@ -102,12 +129,16 @@ impl Compiler<'_> {
             let Expr::Not(inner) = n else {
                 unreachable!("partitioned")
             };
+            if let Some(excluded) = self.postings(inner)? {
+                clauses.push(Box::new(Predicate::Exclude(Arc::new(excluded))));
+                continue;
+            }
             let inner = self.compile(inner)?;
             let excluded = if candidates.len() <= RESTRICT_LIMIT {
                 let restrict = TermSetQuery::new(
                     candidates
                         .iter()
-                        .map(|c| Term::from_field_u64(self.fields.nid, c)),
+                        .map(|c| Term::from_field_u64(self.fields.ord, c as u64)),
                 );
                 self.neurons(&BooleanQuery::new(vec![
                     (Occur::Must, inner),
@@ -142,7 +173,86 @@ impl Compiler<'_> {
         })
     }
 
-    fn neurons(&self, q: &dyn Query) -> Result<RoaringTreemap> {
+    /// The neurons with a path matching `e`, from the store's token postings, where `e`
+    /// is an exact value or a (small) regex on the activating or context role, or an OR
+    /// of such; `None` for every other expression.
+    fn postings(&self, e: &Expr) -> Result<Option<RoaringBitmap>> {
+        let Some(plan) = self.postings_plan(e)? else {
+            return Ok(None);
+        };
+        let mut set = RoaringBitmap::new();
+        for (table, ids) in plan {
+            for b in self.store.bitmaps(table, ids)? {
+                set |= b;
+            }
+        }
+        Ok(Some(set))
+    }
+
+    /// The postings (table, token ids) whose union is [`postings`](Self::postings).
+    fn postings_plan(&self, e: &Expr) -> Result<Option<Vec<(Postings, Vec<u32>)>>> {
+        match e {
+            Expr::Match { role, value } => {
+                let tables = match role {
+                    Role::Token => &[TOKEN_ACT][..],
+                    Role::Context => &[TOKEN_CTX][..],
+                    Role::Any => &[TOKEN_ACT, TOKEN_CTX][..],
+                    Role::After => return Ok(None),
+                };
+                let ids: Vec<u32> = match value {
+                    Value::Exact(s) => self.store.token_id(s)?.into_iter().collect(),
+                    Value::Class(_) => return Ok(None),
+                    Value::Regex(r) => {
+                        let ids = self.regex_ids(r)?;
+                        if ids.len() > REGEX_POSTINGS_LIMIT {
+                            return Ok(None);
+                        }
+                        ids
+                    }
+                };
+                Ok(Some(tables.iter().map(|&t| (t, ids.clone())).collect()))
+            }
+            Expr::Or(items) => {
+                let mut plan = Vec::new();
+                for i in items {
+                    match self.postings_plan(i)? {
+                        Some(p) => plan.extend(p),
+                        None => return Ok(None),
+                    }
+                }
+                Ok(Some(plan))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The ids of the vocabulary tokens `r` matches (remembered per query).
+    fn regex_ids(&self, r: &str) -> Result<Vec<u32>> {
+        if let Some(ids) = self.regexes.borrow().get(r) {
+            return Ok(ids.clone());
+        }
+        let re = regex::Regex::new(r)
+            .map_err(|e| SearchError::InvalidRequest(format!("invalid regex /{r}/: {e}")))?;
+        let ids: Vec<u32> = self
+            .store
+            .vocab()?
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| re.is_match(t))
+            .map(|(i, _)| i as u32)
+            .collect();
+        self.regexes.borrow_mut().insert(r.to_string(), ids.clone());
+        Ok(ids)
+    }
+
+    fn filter(&self, field: NumField, cmp: Cmp) -> Result<Box<dyn Query>> {
+        Ok(Box::new(match field {
+            NumField::F1 => Predicate::F1(self.store.neurons()?.clone(), cmp),
+            _ => Predicate::Act(cmp),
+        }))
+    }
+
+    fn neurons(&self, q: &dyn Query) -> Result<RoaringBitmap> {
         self.searcher
             .search(q, &NeuronSet)
             .map_err(|e| SearchError::tantivy(self.tantivy_dir, e))
@@ -159,34 +269,28 @@ impl Compiler<'_> {
             Value::Exact(s) => term(field, s),
             Value::Class(c) => term(class_field, c.name()),
             Value::Regex(r) => {
-                let re = regex::Regex::new(r).map_err(|e| {
-                    SearchError::InvalidRequest(format!("invalid regex /{r}/: {e}"))
-                })?;
+                let vocab = self.store.vocab()?;
                 let terms: Vec<Term> = self
-                    .store
-                    .vocab()?
-                    .iter()
-                    .filter(|t| re.is_match(t))
-                    .map(|t| Term::from_field_text(field, t))
+                    .regex_ids(r)?
+                    .into_iter()
+                    .map(|i| Term::from_field_text(field, &vocab[i as usize]))
                     .collect();
-                if terms.is_empty() {
-                    Box::new(EmptyQuery)
-                } else {
-                    Box::new(TermSetQuery::new(terms))
+                match terms.len() {
+                    0 => Box::new(EmptyQuery),
+                    n if n <= REGEX_UNION_LIMIT => Box::new(BooleanQuery::new(
+                        terms
+                            .into_iter()
+                            .map(|t| {
+                                let q = TermQuery::new(t, IndexRecordOption::Basic);
+                                (Occur::Should, Box::new(q) as Box<dyn Query>)
+                            })
+                            .collect(),
+                    )),
+                    _ => Box::new(TermSetQuery::new(terms)),
                 }
             }
         })
     }
-}
-
-fn filter(field: NumField, cmp: Cmp) -> Box<dyn Query> {
-    Box::new(Predicate::Range {
-        field: match field {
-            NumField::F1 => "f1",
-            _ => "act",
-        },
-        cmp,
-    })
 }
 
 /// A per-document test on fast fields, as a docset that never leads an intersection
@@ -194,15 +298,12 @@ fn filter(field: NumField, cmp: Cmp) -> Box<dyn Query> {
 /// documents the other clauses reach.
 #[derive(Clone, Debug)]
 pub(crate) enum Predicate {
-    /// Every path of every neuron not in the set (`layer << 32 | index`).
-    Exclude(Arc<RoaringTreemap>),
-    /// A numeric comparison on a fast field (`f1`, `act`).
-    Range {
-        /// The fast field.
-        field: &'static str,
-        /// The comparison.
-        cmp: Cmp,
-    },
+    /// Every path of every neuron not in the set (ordinals).
+    Exclude(Arc<RoaringBitmap>),
+    /// The neuron's F1 (from the neuron table) passes the comparison.
+    F1(Arc<NeuronTable>, Cmp),
+    /// The path's activation passes the comparison.
+    Act(Cmp),
 }
 
 impl Query for Predicate {
@@ -215,8 +316,9 @@ impl Weight for Predicate {
     fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
         let ff = reader.fast_fields();
         let check = match self {
-            Predicate::Exclude(set) => Check::Exclude(ff.u64("nid")?, set.clone()),
-            Predicate::Range { field, cmp } => Check::F64(ff.f64(field)?, *cmp),
+            Predicate::Exclude(set) => Check::Exclude(ff.u64("ord")?, set.clone()),
+            Predicate::F1(table, cmp) => Check::F1(ff.u64("ord")?, table.clone(), *cmp),
+            Predicate::Act(cmp) => Check::Act(ff.f64("act")?, *cmp),
         };
         let mut set = PredicateDocSet {
             check,
@@ -239,15 +341,20 @@ impl Weight for Predicate {
 }
 
 enum Check {
-    Exclude(Column<u64>, Arc<RoaringTreemap>),
-    F64(Column<f64>, Cmp),
+    Exclude(Column<u64>, Arc<RoaringBitmap>),
+    F1(Column<u64>, Arc<NeuronTable>, Cmp),
+    Act(Column<f64>, Cmp),
 }
 
 impl Check {
     fn holds(&self, doc: DocId) -> bool {
         match self {
-            Check::Exclude(c, set) => c.first(doc).is_some_and(|n| !set.contains(n)),
-            Check::F64(c, cmp) => c.first(doc).is_some_and(|v| cmp.holds(v)),
+            Check::Exclude(c, set) => c.first(doc).is_some_and(|n| !set.contains(n as u32)),
+            Check::F1(c, table, cmp) => c
+                .first(doc)
+                .and_then(|n| table.records.get(n as usize))
+                .is_some_and(|r| cmp.holds(r.f1 as f64)),
+            Check::Act(c, cmp) => c.first(doc).is_some_and(|v| cmp.holds(v)),
         }
     }
 }

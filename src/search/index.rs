@@ -8,9 +8,10 @@ use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
 
 use super::build::{self, GenerationPaths};
-use super::collect::{MatchedDocs, TopNeurons};
+use super::collect::{top_neurons, MatchedDocs};
 use super::compile::Compiler;
 use super::query::{parse, Expr};
+use super::runs::DEFAULT_CHUNK_PATHS;
 use super::schema::{self, Fields};
 use super::store::Store;
 use super::{NeuronPaths, Result, SearchError};
@@ -48,7 +49,19 @@ impl SearchIndex {
     /// generation; readers of the old one are not disturbed) and opens it. A second
     /// build into the same folder while one runs fails with [`SearchError::Locked`].
     pub fn build(dir: &Path, neurons: impl IntoIterator<Item = NeuronPaths>) -> Result<Self> {
-        build::build(dir, neurons)?;
+        Self::build_in_runs(dir, neurons, DEFAULT_CHUNK_PATHS)
+    }
+
+    /// [`build`](Self::build) with sorted runs of about `run_paths` paths each (whole
+    /// neurons; at least one). Queries read each run from its best paths and stop early,
+    /// so fewer, longer runs answer faster; shorter runs need less memory to build. The
+    /// default is about a million paths.
+    pub fn build_in_runs(
+        dir: &Path,
+        neurons: impl IntoIterator<Item = NeuronPaths>,
+        run_paths: usize,
+    ) -> Result<Self> {
+        build::build(dir, neurons, run_paths)?;
         Self::open(dir)
     }
 
@@ -81,9 +94,11 @@ impl SearchIndex {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .map_err(tv)?;
+        let store = Store::new(&generation.root.join("search.redb"));
+        store.open()?;
         Ok(SearchIndex {
             dir: dir.to_path_buf(),
-            store: Store::new(&generation.root.join("search.redb")),
+            store,
             tantivy_dir,
             reader,
             fields,
@@ -121,16 +136,19 @@ impl SearchIndex {
             fields: self.fields,
             store: &self.store,
             tantivy_dir: &self.tantivy_dir,
+            regexes: Default::default(),
         };
         let q = compiler.compile(e)?;
-        let top = searcher.search(&*q, &TopNeurons { limit }).map_err(tv)?;
+        let table = self.store.neurons()?;
+        let top = top_neurons(&searcher, &*q, self.store.runs()?, table, limit).map_err(tv)?;
         if top.is_empty() {
             return Ok(Vec::new());
         }
         let neurons: Vec<(Occur, Box<dyn Query>)> = top
             .iter()
             .map(|k| {
-                let t = Term::from_field_u64(self.fields.nid, k.nid);
+                let ord = table.ordinal(schema::neuron(k.nid)).unwrap_or(u32::MAX);
+                let t = Term::from_field_u64(self.fields.ord, ord as u64);
                 (
                     Occur::Should,
                     Box::new(TermQuery::new(t, IndexRecordOption::Basic)) as Box<dyn Query>,
@@ -143,7 +161,11 @@ impl SearchIndex {
         ]);
         let docs = searcher.search(&paths_query, &MatchedDocs).map_err(tv)?;
         let mut by_neuron: HashMap<u64, Vec<(f64, Vec<String>)>> = HashMap::new();
-        for (nid, act, address) in docs {
+        for (ord, act, address) in docs {
+            let nid = table
+                .records
+                .get(ord as usize)
+                .map_or(u64::MAX, |r| schema::nid(r.id));
             let doc: TantivyDocument = searcher.doc(address).map_err(tv)?;
             let bytes = doc
                 .get_first(self.fields.path)
