@@ -8,11 +8,46 @@ use std::collections::{HashMap, HashSet};
 use roaring::RoaringBitmap;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
+use tantivy::index::SegmentId;
 use tantivy::query::{EnableScoring, Query};
 use tantivy::{DocAddress, DocId, DocSet, Score, Searcher, SegmentOrdinal, SegmentReader};
 
 use super::schema::nid;
 use super::store::NeuronTable;
+
+/// The fast-field columns of each segment (`ord`, `act`), opened once per index: opening
+/// the activation column reads its whole block index.
+#[derive(Clone)]
+pub(crate) struct Columns(Vec<(SegmentId, Column<u64>, Column<f64>)>);
+
+impl std::fmt::Debug for Columns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Columns({} segments)", self.0.len())
+    }
+}
+
+impl Columns {
+    /// The columns of every segment of `searcher`.
+    pub fn open(searcher: &Searcher) -> tantivy::Result<Self> {
+        let mut v = Vec::new();
+        for r in searcher.segment_readers() {
+            let ff = r.fast_fields();
+            v.push((r.segment_id(), ff.u64("ord")?, ff.f64("act")?));
+        }
+        Ok(Columns(v))
+    }
+
+    /// The `ord` and `act` columns of `reader`'s segment.
+    pub fn of(&self, reader: &SegmentReader) -> tantivy::Result<(Column<u64>, Column<f64>)> {
+        match self.0.iter().find(|c| c.0 == reader.segment_id()) {
+            Some((_, o, a)) => Ok((o.clone(), a.clone())),
+            None => {
+                let ff = reader.fast_fields();
+                Ok((ff.u64("ord")?, ff.f64("act")?))
+            }
+        }
+    }
+}
 
 /// Rank of a neuron: best path activation, then F1, then the smaller neuron id first.
 #[derive(Clone, Copy, Debug)]
@@ -54,6 +89,7 @@ impl Eq for Key {}
 /// its own run), so merging them is exact.
 pub(crate) fn top_neurons(
     searcher: &Searcher,
+    columns: &Columns,
     query: &dyn Query,
     runs: &[u32],
     table: &NeuronTable,
@@ -76,8 +112,7 @@ pub(crate) fn top_neurons(
                 reader.max_doc()
             )));
         }
-        let ord = reader.fast_fields().u64("ord")?;
-        let act = reader.fast_fields().f64("act")?;
+        let (ord, act) = columns.of(reader)?;
         let mut scorer = weight.scorer(reader, 1.0)?;
         let mut doc = scorer.doc();
         let mut start: DocId = 0;
@@ -119,7 +154,7 @@ pub(crate) fn top_neurons(
 }
 
 /// Collects the set of neurons (ordinals) with a matching path.
-pub(crate) struct NeuronSet;
+pub(crate) struct NeuronSet<'a>(pub &'a Columns);
 
 /// The segment part of [`NeuronSet`].
 pub(crate) struct NeuronSetSegment {
@@ -127,13 +162,13 @@ pub(crate) struct NeuronSetSegment {
     set: RoaringBitmap,
 }
 
-impl Collector for NeuronSet {
+impl Collector for NeuronSet<'_> {
     type Fruit = RoaringBitmap;
     type Child = NeuronSetSegment;
 
     fn for_segment(&self, _: SegmentOrdinal, r: &SegmentReader) -> tantivy::Result<Self::Child> {
         Ok(NeuronSetSegment {
-            ord: r.fast_fields().u64("ord")?,
+            ord: self.0.of(r)?.0,
             set: RoaringBitmap::new(),
         })
     }
@@ -162,7 +197,7 @@ impl SegmentCollector for NeuronSetSegment {
 }
 
 /// Collects every matching path document: `(ordinal, activation, address)`.
-pub(crate) struct MatchedDocs;
+pub(crate) struct MatchedDocs<'a>(pub &'a Columns);
 
 /// The segment part of [`MatchedDocs`].
 pub(crate) struct MatchedDocsSegment {
@@ -172,15 +207,16 @@ pub(crate) struct MatchedDocsSegment {
     docs: Vec<(u64, f64, DocAddress)>,
 }
 
-impl Collector for MatchedDocs {
+impl Collector for MatchedDocs<'_> {
     type Fruit = Vec<(u64, f64, DocAddress)>;
     type Child = MatchedDocsSegment;
 
     fn for_segment(&self, s: SegmentOrdinal, r: &SegmentReader) -> tantivy::Result<Self::Child> {
+        let (ord, act) = self.0.of(r)?;
         Ok(MatchedDocsSegment {
             segment: s,
-            ord: r.fast_fields().u64("ord")?,
-            act: r.fast_fields().f64("act")?,
+            ord,
+            act,
             docs: Vec::new(),
         })
     }

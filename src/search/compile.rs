@@ -3,7 +3,7 @@
 //! Token conditions, filters, AND and OR map to tantivy term, range and boolean
 //! queries, so a conjunction holds on one path document. `NOT q` is neuron-level: the set
 //! of neurons with a path matching `q` is found first, and `NOT q` matches every path of
-//! every other neuron ([`Predicate::Exclude`]). Where `q` is a token condition on the
+//! every other neuron ([`Condition::Exclude`]). Where `q` is a token condition on the
 //! activating or context role (or an OR of them), that set is the union of the store's
 //! token postings; otherwise `q` runs on the index.
 
@@ -12,18 +12,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use roaring::RoaringBitmap;
-use tantivy::columnar::Column;
-use tantivy::query::{
-    BooleanQuery, ConstScorer, EmptyQuery, EnableScoring, Explanation, Occur, Query, Scorer,
-    TermQuery, TermSetQuery, Weight,
-};
+use tantivy::query::{BooleanQuery, EmptyQuery, Occur, Query, TermQuery, TermSetQuery};
 use tantivy::schema::{Field, IndexRecordOption};
-use tantivy::{DocId, DocSet, Score, Searcher, SegmentReader, Term, TERMINATED};
+use tantivy::{Searcher, Term};
 
-use super::collect::NeuronSet;
+use super::collect::{Columns, NeuronSet};
+use super::predicate::{ActRange, Condition, Filtered};
 use super::query::{Cmp, Expr, NumField, Role, Value};
 use super::schema::Fields;
-use super::store::{NeuronTable, Store, TOKEN_ACT, TOKEN_CTX};
+use super::store::{Store, TOKEN_ACT, TOKEN_CTX};
 use super::{Result, SearchError};
 
 /// Above this many candidate neurons, `NOT` inside a conjunction is decided over all
@@ -48,12 +45,17 @@ pub(crate) struct Compiler<'a> {
     pub store: &'a Store,
     /// The tantivy folder, for error messages.
     pub tantivy_dir: &'a std::path::Path,
+    /// The fast-field columns of the index.
+    pub columns: Arc<Columns>,
     /// Token ids matched by each regex of the query so far.
     pub regexes: RefCell<HashMap<String, Vec<u32>>>,
 }
 
 /// A redb table of token postings.
 type Postings = redb::TableDefinition<'static, u32, &'static [u8]>;
+
+/// Token postings to union: (table, token ids).
+type Plan = Vec<(Postings, Vec<u32>)>;
 
 impl Compiler<'_> {
     /// The tantivy query of `e`.
@@ -73,7 +75,18 @@ impl Compiler<'_> {
                 field: NumField::Layer,
                 cmp,
             } => self.layers(*cmp)?,
-            Expr::Filter { field, cmp } => self.filter(*field, *cmp)?,
+            Expr::Filter {
+                field: NumField::F1,
+                cmp,
+            } => self.filtered(
+                None,
+                vec![Condition::F1(self.store.columns()?.clone(), *cmp)],
+            ),
+            Expr::Filter { cmp, .. } => Box::new(ActRange {
+                cmp: *cmp,
+                runs: self.store.runs()?.clone(),
+                columns: self.columns.clone(),
+            }),
             Expr::And(items) => self.and(items)?,
             Expr::Or(items) => Box::new(BooleanQuery::new(
                 items
@@ -86,70 +99,82 @@ impl Compiler<'_> {
                     Some(set) => set,
                     None => self.neurons(&*self.compile(inner)?)?,
                 };
-                Box::new(Predicate::Exclude(Arc::new(excluded)))
+                self.filtered(None, vec![Condition::Exclude(Arc::new(excluded))])
             }
         })
     }
 
-    /// A conjunction. When it has both positive and `NOT` clauses and the positive ones
-    /// match few neurons, each `NOT` is decided only for those neurons (the result is
-    /// the same: the positive clauses already exclude every other neuron).
+    /// A conjunction. Token conditions and `act` intersect as docsets; `f1`, `layer`
+    /// and `NOT` become conditions tested on the documents of the others ([`Filtered`];
+    /// a `layer` filter reads the layer postings instead when no other clause does). A `NOT` whose neurons cannot come from token postings is decided,
+    /// when the other clauses match few neurons, only for those neurons (the result is
+    /// the same: the other clauses already exclude every other neuron).
     fn and(&self, items: &[Expr]) -> Result<Box<dyn Query>> {
-        let (nots, positive): (Vec<&Expr>, Vec<&Expr>) =
-            items.iter().partition(|e| matches!(e, Expr::Not(_)));
-        let all = |qs: Vec<Box<dyn Query>>| -> Box<dyn Query> {
-            Box::new(BooleanQuery::new(
-                qs.into_iter().map(|q| (Occur::Must, q)).collect(),
-            ))
-        };
-        let from_postings = |e: &&Expr| match e {
-            Expr::Not(inner) => self.postings_plan(inner).map(|s| s.is_some()),
-            _ => Ok(false),
-        };
-        let mut cheap = true;
-        for n in &nots {
-            cheap &= from_postings(n)?;
+        let mut clauses: Vec<Box<dyn Query>> = Vec::new();
+        let mut conditions = Vec::new();
+        let mut slow_nots = Vec::new();
+        let mut layers = Vec::new();
+        for item in items {
+            match item {
+                Expr::Filter {
+                    field: NumField::Layer,
+                    cmp,
+                } => layers.push(*cmp),
+                Expr::Not(inner) => match self.postings(inner)? {
+                    Some(set) => conditions.push(Condition::Exclude(Arc::new(set))),
+                    None => slow_nots.push(&**inner),
+                },
+                Expr::Filter {
+                    field: NumField::F1,
+                    cmp,
+                } => conditions.push(Condition::F1(self.store.columns()?.clone(), *cmp)),
+                _ => clauses.push(self.compile(item)?),
+            }
         }
-        if nots.is_empty() || positive.is_empty() || cheap {
-            return Ok(all(items
-                .iter()
-                .map(|i| self.compile(i))
-                .collect::<Result<_>>()?));
+        // A layer test reads the layer postings only when nothing else leads.
+        if clauses.is_empty() && !layers.is_empty() {
+            clauses.push(self.layers(layers.remove(0))?);
         }
-        let pos = all(positive
-            .iter()
-            .map(|i| self.compile(i))
-            .collect::<Result<_>>()?);
-        let candidates = self.neurons(&*pos)?;
-        if candidates.is_empty() {
+        for cmp in layers {
+            conditions.push(Condition::Layer(self.store.columns()?.clone(), cmp));
+        }
+        let inner = match clauses.len() {
+            0 => None,
+            1 => clauses.pop(),
+            _ => Some(Box::new(BooleanQuery::new(
+                clauses.into_iter().map(|q| (Occur::Must, q)).collect(),
+            )) as Box<dyn Query>),
+        };
+        if slow_nots.is_empty() {
+            return Ok(self.filtered(inner, conditions));
+        }
+        let candidates = match &inner {
+            Some(_) => Some(self.neurons(
+                &self.filtered(inner.as_ref().map(|q| q.box_clone()), conditions.clone()),
+            )?),
+            None => None,
+        };
+        if candidates.as_ref().is_some_and(|c| c.is_empty()) {
             return Ok(Box::new(EmptyQuery));
         }
-        let mut clauses = vec![pos];
-        for n in nots {
-            let Expr::Not(inner) = n else {
-                unreachable!("partitioned")
+        for n in slow_nots {
+            let q = self.compile(n)?;
+            let excluded = match &candidates {
+                Some(c) if c.len() <= RESTRICT_LIMIT => {
+                    let restrict = TermSetQuery::new(
+                        c.iter()
+                            .map(|o| Term::from_field_u64(self.fields.ord, o as u64)),
+                    );
+                    self.neurons(&BooleanQuery::new(vec![
+                        (Occur::Must, q),
+                        (Occur::Must, Box::new(restrict)),
+                    ]))?
+                }
+                _ => self.neurons(&*q)?,
             };
-            if let Some(excluded) = self.postings(inner)? {
-                clauses.push(Box::new(Predicate::Exclude(Arc::new(excluded))));
-                continue;
-            }
-            let inner = self.compile(inner)?;
-            let excluded = if candidates.len() <= RESTRICT_LIMIT {
-                let restrict = TermSetQuery::new(
-                    candidates
-                        .iter()
-                        .map(|c| Term::from_field_u64(self.fields.ord, c as u64)),
-                );
-                self.neurons(&BooleanQuery::new(vec![
-                    (Occur::Must, inner),
-                    (Occur::Must, Box::new(restrict)),
-                ]))?
-            } else {
-                self.neurons(&*inner)?
-            };
-            clauses.push(Box::new(Predicate::Exclude(Arc::new(excluded))));
+            conditions.push(Condition::Exclude(Arc::new(excluded)));
         }
-        Ok(all(clauses))
+        Ok(self.filtered(inner, conditions))
     }
 
     /// `layer` filters: the union of the postings of the layers that pass.
@@ -190,7 +215,7 @@ impl Compiler<'_> {
     }
 
     /// The postings (table, token ids) whose union is [`postings`](Self::postings).
-    fn postings_plan(&self, e: &Expr) -> Result<Option<Vec<(Postings, Vec<u32>)>>> {
+    fn postings_plan(&self, e: &Expr) -> Result<Option<Plan>> {
         match e {
             Expr::Match { role, value } => {
                 let tables = match role {
@@ -245,16 +270,25 @@ impl Compiler<'_> {
         Ok(ids)
     }
 
-    fn filter(&self, field: NumField, cmp: Cmp) -> Result<Box<dyn Query>> {
-        Ok(Box::new(match field {
-            NumField::F1 => Predicate::F1(self.store.neurons()?.clone(), cmp),
-            _ => Predicate::Act(cmp),
-        }))
+    /// `inner` restricted by `conditions` (no wrapper when there are none).
+    fn filtered(
+        &self,
+        inner: Option<Box<dyn Query>>,
+        conditions: Vec<Condition>,
+    ) -> Box<dyn Query> {
+        match inner {
+            Some(q) if conditions.is_empty() => q,
+            inner => Box::new(Filtered {
+                inner,
+                conditions,
+                columns: self.columns.clone(),
+            }),
+        }
     }
 
     fn neurons(&self, q: &dyn Query) -> Result<RoaringBitmap> {
         self.searcher
-            .search(q, &NeuronSet)
+            .search(q, &NeuronSet(&self.columns))
             .map_err(|e| SearchError::tantivy(self.tantivy_dir, e))
     }
 
@@ -290,119 +324,5 @@ impl Compiler<'_> {
                 }
             }
         })
-    }
-}
-
-/// A per-document test on fast fields, as a docset that never leads an intersection
-/// (its size hint is the segment size): inside a conjunction it only checks the
-/// documents the other clauses reach.
-#[derive(Clone, Debug)]
-pub(crate) enum Predicate {
-    /// Every path of every neuron not in the set (ordinals).
-    Exclude(Arc<RoaringBitmap>),
-    /// The neuron's F1 (from the neuron table) passes the comparison.
-    F1(Arc<NeuronTable>, Cmp),
-    /// The path's activation passes the comparison.
-    Act(Cmp),
-}
-
-impl Query for Predicate {
-    fn weight(&self, _: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
-        Ok(Box::new(self.clone()))
-    }
-}
-
-impl Weight for Predicate {
-    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
-        let ff = reader.fast_fields();
-        let check = match self {
-            Predicate::Exclude(set) => Check::Exclude(ff.u64("ord")?, set.clone()),
-            Predicate::F1(table, cmp) => Check::F1(ff.u64("ord")?, table.clone(), *cmp),
-            Predicate::Act(cmp) => Check::Act(ff.f64("act")?, *cmp),
-        };
-        let mut set = PredicateDocSet {
-            check,
-            doc: 0,
-            max_doc: reader.max_doc(),
-        };
-        set.find_next();
-        Ok(Box::new(ConstScorer::new(set, boost)))
-    }
-
-    fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
-        let mut s = self.scorer(reader, 1.0)?;
-        if s.seek(doc) != doc {
-            return Err(tantivy::TantivyError::InvalidArgument(format!(
-                "document {doc} does not match"
-            )));
-        }
-        Ok(Explanation::new("Predicate", 1.0))
-    }
-}
-
-enum Check {
-    Exclude(Column<u64>, Arc<RoaringBitmap>),
-    F1(Column<u64>, Arc<NeuronTable>, Cmp),
-    Act(Column<f64>, Cmp),
-}
-
-impl Check {
-    fn holds(&self, doc: DocId) -> bool {
-        match self {
-            Check::Exclude(c, set) => c.first(doc).is_some_and(|n| !set.contains(n as u32)),
-            Check::F1(c, table, cmp) => c
-                .first(doc)
-                .and_then(|n| table.records.get(n as usize))
-                .is_some_and(|r| cmp.holds(r.f1 as f64)),
-            Check::Act(c, cmp) => c.first(doc).is_some_and(|v| cmp.holds(v)),
-        }
-    }
-}
-
-struct PredicateDocSet {
-    check: Check,
-    doc: DocId,
-    max_doc: DocId,
-}
-
-impl PredicateDocSet {
-    fn find_next(&mut self) -> DocId {
-        while self.doc < self.max_doc {
-            if self.check.holds(self.doc) {
-                return self.doc;
-            }
-            self.doc += 1;
-        }
-        self.doc = TERMINATED;
-        TERMINATED
-    }
-}
-
-impl DocSet for PredicateDocSet {
-    fn advance(&mut self) -> DocId {
-        if self.doc == TERMINATED {
-            return TERMINATED;
-        }
-        self.doc += 1;
-        self.find_next()
-    }
-
-    fn seek(&mut self, target: DocId) -> DocId {
-        if self.doc == TERMINATED || target >= TERMINATED {
-            self.doc = TERMINATED;
-            return TERMINATED;
-        }
-        if target > self.doc {
-            self.doc = target;
-        }
-        self.find_next()
-    }
-
-    fn doc(&self) -> DocId {
-        self.doc
-    }
-
-    fn size_hint(&self) -> u32 {
-        self.max_doc
     }
 }

@@ -2,13 +2,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
 
 use super::build::{self, GenerationPaths};
-use super::collect::{top_neurons, MatchedDocs};
+use super::collect::{top_neurons, Columns, MatchedDocs};
 use super::compile::Compiler;
 use super::query::{parse, Expr};
 use super::runs::DEFAULT_CHUNK_PATHS;
@@ -42,6 +43,10 @@ pub struct SearchIndex {
     reader: IndexReader,
     fields: Fields,
     store: Store,
+    /// The fast-field columns of the segments.
+    columns: Arc<Columns>,
+    /// Overlap counters of `similar`, kept between calls.
+    scratch: Mutex<Vec<[u16; 2]>>,
 }
 
 impl SearchIndex {
@@ -96,12 +101,15 @@ impl SearchIndex {
             .map_err(tv)?;
         let store = Store::new(&generation.root.join("search.redb"));
         store.open()?;
+        let columns = Arc::new(Columns::open(&reader.searcher()).map_err(tv)?);
         Ok(SearchIndex {
             dir: dir.to_path_buf(),
             store,
             tantivy_dir,
             reader,
             fields,
+            columns,
+            scratch: Mutex::new(Vec::new()),
         })
     }
 
@@ -117,6 +125,21 @@ impl SearchIndex {
 
     pub(crate) fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The kept overlap counters of `similar` (empty while another call holds them).
+    pub(crate) fn take_scratch(&self) -> Vec<[u16; 2]> {
+        self.scratch
+            .try_lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
+    }
+
+    /// Gives the overlap counters back for the next call.
+    pub(crate) fn put_scratch(&self, v: Vec<[u16; 2]>) {
+        if let Ok(mut s) = self.scratch.try_lock() {
+            *s = v;
+        }
     }
 
     /// Parses and runs a query; the `limit` best neurons.
@@ -136,11 +159,20 @@ impl SearchIndex {
             fields: self.fields,
             store: &self.store,
             tantivy_dir: &self.tantivy_dir,
+            columns: self.columns.clone(),
             regexes: Default::default(),
         };
         let q = compiler.compile(e)?;
         let table = self.store.neurons()?;
-        let top = top_neurons(&searcher, &*q, self.store.runs()?, table, limit).map_err(tv)?;
+        let top = top_neurons(
+            &searcher,
+            &self.columns,
+            &*q,
+            self.store.runs()?,
+            table,
+            limit,
+        )
+        .map_err(tv)?;
         if top.is_empty() {
             return Ok(Vec::new());
         }
@@ -159,7 +191,9 @@ impl SearchIndex {
             (Occur::Must, q),
             (Occur::Must, Box::new(BooleanQuery::new(neurons))),
         ]);
-        let docs = searcher.search(&paths_query, &MatchedDocs).map_err(tv)?;
+        let docs = searcher
+            .search(&paths_query, &MatchedDocs(&self.columns))
+            .map_err(tv)?;
         let mut by_neuron: HashMap<u64, Vec<(f64, Vec<String>)>> = HashMap::new();
         for (ord, act, address) in docs {
             let nid = table

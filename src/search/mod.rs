@@ -14,6 +14,8 @@ mod compile;
 mod error;
 mod from_graphs;
 mod index;
+mod postings;
+mod predicate;
 mod print;
 pub mod query;
 mod runs;

@@ -14,6 +14,8 @@ use std::sync::{Arc, OnceLock};
 use redb::{ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableDefinition};
 use roaring::RoaringBitmap;
 
+use super::postings::for_each;
+use super::predicate::NeuronColumns;
 use super::schema::nid;
 use super::{Result, SearchError};
 use crate::NeuronId;
@@ -116,7 +118,8 @@ pub(crate) struct Store {
     vocab: OnceLock<Vec<String>>,
     token_ids: OnceLock<HashMap<String, u32>>,
     layers: OnceLock<Vec<u16>>,
-    runs: OnceLock<Vec<u32>>,
+    runs: OnceLock<Arc<Vec<u32>>>,
+    columns: OnceLock<Arc<NeuronColumns>>,
 }
 
 impl Store {
@@ -130,6 +133,7 @@ impl Store {
             token_ids: OnceLock::new(),
             layers: OnceLock::new(),
             runs: OnceLock::new(),
+            columns: OnceLock::new(),
         }
     }
 
@@ -188,13 +192,26 @@ impl Store {
     }
 
     /// The lengths of the sorted runs of the tantivy segment (loaded on first use).
-    pub fn runs(&self) -> Result<&[u32]> {
+    pub fn runs(&self) -> Result<&Arc<Vec<u32>>> {
         if let Some(v) = self.runs.get() {
             return Ok(v);
         }
         let v: Vec<u32> = postcard::from_bytes(&self.meta("runs")?)
             .map_err(|e| self.err("table meta, key `runs`", e))?;
-        Ok(self.runs.get_or_init(|| v))
+        Ok(self.runs.get_or_init(|| Arc::new(v)))
+    }
+
+    /// F1 and layer by ordinal (made from the neuron table on first use).
+    pub fn columns(&self) -> Result<&Arc<NeuronColumns>> {
+        if let Some(c) = self.columns.get() {
+            return Ok(c);
+        }
+        let t = self.neurons()?;
+        let c = NeuronColumns {
+            f1: t.records.iter().map(|r| r.f1).collect(),
+            layer: t.records.iter().map(|r| r.id.layer).collect(),
+        };
+        Ok(self.columns.get_or_init(|| Arc::new(c)))
     }
 
     /// The normalised token strings by id (loaded on first use).
@@ -240,6 +257,32 @@ impl Store {
                 }
             })
             .collect()
+    }
+
+    /// Calls `f` with every value of the bitmaps stored under `keys` in `table` (read in
+    /// place, see `postings`); the bitmaps one after the other, each ascending.
+    pub fn for_each_value(
+        &self,
+        table: TableDefinition<u32, &[u8]>,
+        keys: impl IntoIterator<Item = u32>,
+        mut f: impl FnMut(u32),
+    ) -> Result<()> {
+        let name = table.to_string();
+        let txn = self.db()?.begin_read().map_err(|e| self.err("read", e))?;
+        let t = txn
+            .open_table(table)
+            .map_err(|e| self.err(&format!("table {name}"), e))?;
+        for k in keys {
+            let v = t
+                .get(k)
+                .map_err(|e| self.err(&format!("table {name}"), e))?;
+            if let Some(v) = v {
+                for_each(v.value(), &mut f).ok_or_else(|| {
+                    self.err(&format!("table {name}, key {k}"), "malformed bitmap")
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// Every bitmap of `table`, indexed by key (`len` entries).
