@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use n2g_index::model::PrefixPacking;
 use n2g_index::{Error, LoadOptions, Model};
 use serde_json::Value;
 
@@ -56,7 +57,11 @@ fn argmax(xs: &[f64]) -> usize {
 
 /// For every (text, layer, neuron) of a reference file: max |ours - ref| over the tokens
 /// is at most `tol` times max |ref|, and the highest-activating token is the same.
-fn compare_activations(model: &Model, texts: &[Value], all_neurons: bool, tol: f64) {
+///
+/// `packed`: run the texts as prefix-shared rows (tree attention) together with variants
+/// that share their prefixes (every text cut in half, and with its middle token
+/// replaced), in rows small enough to split, instead of as a plain padded batch.
+fn compare_activations(model: &Model, texts: &[Value], all_neurons: bool, tol: f64, packed: bool) {
     let batch: Vec<Vec<u32>> = texts.iter().map(|t| ids(&t["ids"])).collect();
     let layers: Vec<usize> = texts[0]["layers"]
         .as_array()
@@ -64,13 +69,27 @@ fn compare_activations(model: &Model, texts: &[Value], all_neurons: bool, tol: f
         .iter()
         .map(|l| l["layer"].as_u64().unwrap() as usize)
         .collect();
-    let acts = model.activations(&batch, &layers).unwrap();
+    // acts[layer index][text][position][neuron]
+    let acts: Vec<Vec<Vec<Vec<f32>>>> = if packed {
+        packed_table(model, &batch, &layers)
+    } else {
+        let plain = model.activations(&batch, &layers).unwrap();
+        plain
+            .iter()
+            .zip(&layers)
+            .map(|(a, &l)| {
+                assert_eq!(a.layer, l);
+                (0..batch.len())
+                    .map(|b| (0..batch[b].len()).map(|t| a.at(b, t).to_vec()).collect())
+                    .collect()
+            })
+            .collect()
+    };
     let mut worst = 0.0f64;
     let mut checked = 0;
     for (b, text) in texts.iter().enumerate() {
         for (li, layer) in text["layers"].as_array().unwrap().iter().enumerate() {
-            let ours = &acts[li];
-            assert_eq!(ours.layer, layers[li]);
+            let ours = &acts[li][b];
             let rows: Vec<Vec<f64>> = layer["activations"]
                 .as_array()
                 .unwrap()
@@ -88,7 +107,7 @@ fn compare_activations(model: &Model, texts: &[Value], all_neurons: bool, tol: f
             assert_eq!(rows.len(), batch[b].len());
             for (j, &n) in neurons.iter().enumerate() {
                 let reference: Vec<f64> = rows.iter().map(|r| r[j]).collect();
-                let got: Vec<f64> = (0..rows.len()).map(|t| ours.get(b, t, n) as f64).collect();
+                let got: Vec<f64> = (0..rows.len()).map(|t| ours[t][n] as f64).collect();
                 let scale = reference
                     .iter()
                     .fold(0.0f64, |m, x| m.max(x.abs()))
@@ -121,6 +140,52 @@ fn compare_activations(model: &Model, texts: &[Value], all_neurons: bool, tol: f
     eprintln!("checked {checked} neuron traces, worst relative error {worst:.2e}");
 }
 
+/// Activations of `batch` through prefix-shared rows, with prefix-sharing variants
+/// mixed in: `[layer index][sequence][position][neuron]`.
+fn packed_table(model: &Model, batch: &[Vec<u32>], layers: &[usize]) -> Vec<Vec<Vec<Vec<f32>>>> {
+    let mut seqs: Vec<Vec<u32>> = batch.to_vec();
+    for s in batch {
+        seqs.push(s[..s.len().div_ceil(2)].to_vec());
+        let mut v = s.clone();
+        let mid = s.len() / 2;
+        v[mid] = if v[mid] == 2 { 3 } else { 2 };
+        seqs.push(v);
+    }
+    let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+    let longest = batch.iter().map(Vec::len).max().unwrap();
+    let packing = PrefixPacking::pack(&refs, longest + 4);
+    assert!(packing.rows.len() > 1, "the rows should split");
+    assert!(packing.tokens() < seqs.iter().map(Vec::len).sum::<usize>());
+    layers
+        .iter()
+        .map(|&l| {
+            let acts = model.packed_activations(&packing.rows, l).unwrap();
+            let table: Vec<Vec<Vec<f32>>> = packing
+                .placement
+                .iter()
+                .map(|(r, cols)| {
+                    cols.iter()
+                        .map(|&c| acts.at(*r, c as usize).to_vec())
+                        .collect()
+                })
+                .collect();
+            // The variants equal their own plain runs.
+            let plain = model.activations(&seqs[batch.len()..], &[l]).unwrap();
+            for (i, rows) in table[batch.len()..].iter().enumerate() {
+                for (t, row) in rows.iter().enumerate() {
+                    for (x, y) in row.iter().zip(plain[0].at(i, t)) {
+                        assert!(
+                            (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                            "variant {i} pos {t}"
+                        );
+                    }
+                }
+            }
+            table.into_iter().take(batch.len()).collect()
+        })
+        .collect()
+}
+
 #[test]
 fn smollm2_activations_match_float64_reference() {
     let model = default_model(&LoadOptions::default());
@@ -135,7 +200,20 @@ fn smollm2_activations_match_float64_reference() {
         assert_eq!(ours.ids, ids(&t["ids"]), "token ids of {}", t["name"]);
         assert!(ours.bos);
     }
-    compare_activations(&model, texts, false, 1e-3);
+    compare_activations(&model, texts, false, 1e-3, false);
+}
+
+#[test]
+fn smollm2_prefix_shared_rows_match_float64_reference() {
+    let model = default_model(&LoadOptions::default());
+    let reference = fixture("fixtures/reference/smollm2_activations.json");
+    compare_activations(
+        &model,
+        reference["texts"].as_array().unwrap(),
+        false,
+        1e-3,
+        true,
+    );
 }
 
 #[test]
@@ -267,7 +345,8 @@ fn tiny(arch: &str) {
             t["text"]
         );
     }
-    compare_activations(&model, texts, true, 1e-4);
+    compare_activations(&model, texts, true, 1e-4, false);
+    compare_activations(&model, texts, true, 1e-4, true);
 }
 
 #[test]

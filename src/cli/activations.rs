@@ -51,37 +51,6 @@ struct ActivationsJson<'a> {
     activations: Vec<Vec<f32>>,
 }
 
-/// Parses `1,2,5-9` into sorted, deduplicated numbers below `limit`.
-pub fn parse_index_list(spec: &str, limit: usize, what: &str) -> anyhow::Result<Vec<usize>> {
-    let mut out = Vec::new();
-    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        if part == "all" {
-            out.extend(0..limit);
-            continue;
-        }
-        let (a, b) = match part.split_once('-') {
-            Some((a, b)) => (a.trim(), b.trim()),
-            None => (part, part),
-        };
-        let parse = |s: &str| {
-            s.parse::<usize>()
-                .with_context(|| format!("{what} `{spec}`: `{s}` is not a number"))
-        };
-        let (a, b) = (parse(a)?, parse(b)?);
-        anyhow::ensure!(a <= b, "{what} `{spec}`: range {a}-{b} is empty");
-        anyhow::ensure!(
-            b < limit,
-            "{what} `{spec}`: {b} is out of range (0..={})",
-            limit - 1
-        );
-        out.extend(a..=b);
-    }
-    anyhow::ensure!(!out.is_empty(), "{what} `{spec}`: no number given");
-    out.sort_unstable();
-    out.dedup();
-    Ok(out)
-}
-
 /// Runs the command.
 pub fn run(args: &ActivationsArgs) -> anyhow::Result<ExitCode> {
     let text = match (&args.text, &args.file) {
@@ -109,7 +78,11 @@ pub fn run(args: &ActivationsArgs) -> anyhow::Result<ExitCode> {
         .map(|&id| model.tokenizer().token_str(id))
         .collect();
     let chosen = match &args.neurons {
-        Some(spec) => Some(parse_index_list(spec, info.n_neurons, "--neurons")?),
+        Some(spec) => Some(crate::scan::parse_selection(
+            spec,
+            info.n_neurons,
+            "--neurons",
+        )?),
         None => None,
     };
     if args.json {

@@ -12,7 +12,6 @@ use crate::model::model_sha256;
 use crate::n2g::{build_graphs, BatchConfig, EndActivation, GraphSettings};
 use crate::scan::{parse_selection, run_scan, ScanOptions};
 use crate::store::{CorpusRecord, ModelRecord, RunMeta, ScanSettings, Store, FORMAT_VERSION};
-use crate::Error;
 
 /// What an END node keeps (see `EndActivation`).
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -110,6 +109,10 @@ pub struct BuildArgs {
     /// Neurons whose graph work shares batches.
     #[arg(long, default_value_t = 512)]
     pub graph_chunk: usize,
+    /// Tokens per prefix-shared row in the graph stage: masked and substituted rows
+    /// share the forward pass of their common prefix (tree attention); 0 turns it off.
+    #[arg(long, default_value_t = 256)]
+    pub prefix_row_tokens: usize,
     /// Build graphs one neuron and one sequence at a time (the authors' way; slow).
     #[arg(long)]
     pub no_batching: bool,
@@ -123,30 +126,10 @@ pub struct BuildArgs {
 
 /// The default corpus folder, with an error naming scripts/setup when missing.
 fn default_corpus() -> anyhow::Result<PathBuf> {
-    let rel = PathBuf::from(DEFAULT_CORPUS_PATH);
-    if let Some(dir) = std::env::var_os("N2G_DATA") {
-        let p = PathBuf::from(dir).join("corpus/fortunes");
-        return if p.exists() {
-            Ok(p)
-        } else {
-            Err(Error::MissingDefault {
-                what: "default corpus",
-                path: p,
-            }
-            .into())
-        };
-    }
-    let mut candidates = vec![rel.clone()];
-    if let Ok(exe) = std::env::current_exe() {
-        candidates.extend(exe.ancestors().skip(1).map(|a| a.join(&rel)));
-    }
-    candidates.into_iter().find(|p| p.exists()).ok_or_else(|| {
-        Error::MissingDefault {
-            what: "default corpus",
-            path: rel,
-        }
-        .into()
-    })
+    Ok(super::default_data_path(
+        DEFAULT_CORPUS_PATH,
+        "default corpus",
+    )?)
 }
 
 /// Runs the command.
@@ -311,6 +294,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
     } else {
         BatchConfig {
             chunk_neurons: args.graph_chunk.max(1),
+            prefix_row_tokens: args.prefix_row_tokens,
             ..BatchConfig::default()
         }
     };
@@ -336,6 +320,19 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
             "search index: {indexed} neurons in {:.1} s",
             t.elapsed().as_secs_f64()
         );
+        eprintln!(
+            "covered: layers {} of 0-{}, {} neurons each ({} neurons) in {}",
+            args.layers,
+            info.n_layers - 1,
+            neurons.len(),
+            layers.len() * neurons.len(),
+            args.index.display()
+        );
+        if layers.len() < info.n_layers {
+            eprintln!(
+                "the whole model: n2g-index build --layers all --index DIR (add --device cuda:0 on a GPU build: cargo build --release --features cuda)"
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

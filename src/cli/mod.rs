@@ -86,35 +86,32 @@ impl ModelArgs {
     }
 }
 
-/// Where the default model is: `$N2G_DATA/models/...`, else `data/` in the current
-/// folder or beside the executable's repository.
+/// Where the default model is (see [`default_data_path`]).
 pub fn default_model_path() -> Result<PathBuf> {
-    let rel = PathBuf::from(DEFAULT_MODEL_PATH);
-    let file_in_data = rel
-        .strip_prefix("data")
-        .expect("default path starts with data/");
-    if let Some(dir) = std::env::var_os("N2G_DATA") {
-        let p = PathBuf::from(dir).join(file_in_data);
-        return if p.exists() {
-            Ok(p)
-        } else {
-            Err(Error::MissingDefault {
-                what: "default model",
-                path: p,
-            })
-        };
-    }
-    let mut candidates = vec![rel.clone()];
-    if let Ok(exe) = std::env::current_exe() {
-        candidates.extend(exe.ancestors().skip(1).map(|a| a.join(&rel)));
-    }
+    default_data_path(DEFAULT_MODEL_PATH, "default model")
+}
+
+/// Where a default input fetched by `scripts/setup` is: `rel` (which starts with
+/// `data/`) under `$N2G_DATA` when set, else in the current folder or beside the
+/// executable's repository; an error naming `scripts/setup` when it is nowhere.
+pub fn default_data_path(rel: &str, what: &'static str) -> Result<PathBuf> {
+    let rel = PathBuf::from(rel);
+    let in_data = rel.strip_prefix("data").unwrap_or(&rel).to_path_buf();
+    let candidates: Vec<PathBuf> = match std::env::var_os("N2G_DATA") {
+        Some(dir) => vec![PathBuf::from(dir).join(&in_data)],
+        None => {
+            let mut c = vec![rel.clone()];
+            if let Ok(exe) = std::env::current_exe() {
+                c.extend(exe.ancestors().skip(1).map(|a| a.join(&rel)));
+            }
+            c
+        }
+    };
+    let first = candidates[0].clone();
     candidates
         .into_iter()
         .find(|p| p.exists())
-        .ok_or(Error::MissingDefault {
-            what: "default model",
-            path: rel,
-        })
+        .ok_or(Error::MissingDefault { what, path: first })
 }
 
 /// Parses the arguments and runs the command; errors go to stderr with exit code 1.

@@ -140,9 +140,10 @@ impl Gpt2 {
         } else {
             *request.layers.last().expect("at least one layer")
         };
-        if t > self.wpe.dim(0)? {
+        let longest = request.tree.map_or(t, |l| l.max_position + 1);
+        if longest > self.wpe.dim(0)? {
             return Err(crate::Error::InvalidRequest(format!(
-                "sequence of {t} tokens is longer than the model's {} positions",
+                "sequence of {longest} tokens is longer than the model's {} positions",
                 self.wpe.dim(0)?
             )));
         }
@@ -150,9 +151,16 @@ impl Gpt2 {
             .wte
             .index_select(&ids.flatten_all()?, 0)?
             .reshape((b, t, self.hidden))?;
-        let pos = self.wpe.narrow(0, 0, t)?;
-        let mut x = tok.broadcast_add(&pos)?;
-        let mask = ops::causal_mask(t, &self.device)?;
+        let mut x = match request.tree {
+            None => tok.broadcast_add(&self.wpe.narrow(0, 0, t)?)?,
+            Some(l) => {
+                (tok + self
+                    .wpe
+                    .index_select(&l.positions, 0)?
+                    .reshape((b, t, self.hidden))?)?
+            }
+        };
+        let mask = ops::pass_mask(t, request.tree, &self.device)?;
         let head_dim = self.hidden / self.n_heads;
         let mut activations = Vec::with_capacity(request.layers.len());
         for (layer, block) in self.blocks.iter().enumerate().take(last + 1) {

@@ -153,8 +153,14 @@ impl GptNeox {
             self.embed
                 .index_select(&ids.flatten_all()?, 0)?
                 .reshape((b, t, self.hidden))?;
-        let mask = ops::causal_mask(t, &self.device)?;
-        let rope = ops::rope_tables(t, self.rotary_dims, self.rope_theta, &self.device)?;
+        let mask = ops::pass_mask(t, request.tree, &self.device)?;
+        let rope = ops::pass_rope(
+            (b, t),
+            self.rotary_dims,
+            self.rope_theta,
+            request.tree,
+            &self.device,
+        )?;
         let mut activations = Vec::with_capacity(request.layers.len());
         for (layer, block) in self.blocks.iter().enumerate().take(last + 1) {
             let stop_here = layer == last && !request.logits;

@@ -68,8 +68,14 @@ impl Llama {
             self.embed
                 .index_select(&ids.flatten_all()?, 0)?
                 .reshape((b, t, cfg.hidden_size))?;
-        let mask = ops::causal_mask(t, &self.device)?;
-        let (cos, sin) = ops::rope_tables(t, cfg.head_dim, cfg.rope_theta, &self.device)?;
+        let mask = ops::pass_mask(t, request.tree, &self.device)?;
+        let (cos, sin) = ops::pass_rope(
+            (b, t),
+            cfg.head_dim,
+            cfg.rope_theta,
+            request.tree,
+            &self.device,
+        )?;
         let scale = 1.0 / (cfg.head_dim as f64).sqrt();
         let eps = cfg.rms_eps as f32;
         let mut activations = Vec::with_capacity(request.layers.len());

@@ -17,6 +17,7 @@ mod hf;
 mod linear;
 mod llama;
 mod ops;
+mod prefix;
 mod tokenizer;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use std::str::FromStr;
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, Result};
+pub use prefix::{PackedRow, PrefixPacking};
 pub use tokenizer::{TextTokenizer, TokenizedText};
 
 /// The path (relative to the repository root) where `scripts/setup` puts the default model.
@@ -206,6 +208,18 @@ pub(crate) struct ForwardRequest<'a> {
     pub layers: &'a [usize],
     /// Also run the final norm and LM head.
     pub logits: bool,
+    /// Prefix-tree rows instead of plain causal sequences.
+    pub tree: Option<&'a TreeLayout>,
+}
+
+/// Where the tokens of prefix-tree rows sit and what they may attend to.
+pub(crate) struct TreeLayout {
+    /// `[b * t]` u32: each token's position in its own sequence.
+    pub positions: Tensor,
+    /// `[b, 1, t, t]` additive mask: 0 where a token sees an ancestor or itself.
+    pub mask: Tensor,
+    /// The largest position.
+    pub max_position: usize,
 }
 
 /// What one forward pass produced.
@@ -299,6 +313,7 @@ impl Model {
             &ForwardRequest {
                 layers: &layers,
                 logits: false,
+                tree: None,
             },
         )?;
         let (b, t) = ids.dims2()?;
@@ -332,6 +347,7 @@ impl Model {
             &ForwardRequest {
                 layers: &[],
                 logits: true,
+                tree: None,
             },
         )?;
         let logits = out.logits.expect("logits were requested");

@@ -2,6 +2,7 @@
 
 use candle_core::{DType, Device, Tensor, D};
 
+use super::TreeLayout;
 use crate::error::Result;
 
 /// `[t, t]` additive causal mask: 0 on and below the diagonal, -inf above.
@@ -38,9 +39,41 @@ pub(crate) fn rope_tables(
     ))
 }
 
+/// The attention mask of a pass: the tree's ancestor mask, else causal.
+pub(crate) fn pass_mask(t: usize, tree: Option<&TreeLayout>, device: &Device) -> Result<Tensor> {
+    match tree {
+        Some(l) => Ok(l.mask.clone()),
+        None => causal_mask(t, device),
+    }
+}
+
+/// RoPE tables for a pass: `[t, dim/2]` by position, or `[b, t, dim/2]` gathered at
+/// each token's tree position.
+pub(crate) fn pass_rope(
+    (b, t): (usize, usize),
+    dim: usize,
+    theta: f64,
+    tree: Option<&TreeLayout>,
+    device: &Device,
+) -> Result<(Tensor, Tensor)> {
+    match tree {
+        None => rope_tables(t, dim, theta, device),
+        Some(l) => {
+            let (cos, sin) = rope_tables(l.max_position + 1, dim, theta, device)?;
+            let gather = |x: &Tensor| -> Result<Tensor> {
+                Ok(x.index_select(&l.positions, 0)?
+                    .reshape((b, t, dim / 2))?
+                    .contiguous()?)
+            };
+            Ok((gather(&cos)?, gather(&sin)?))
+        }
+    }
+}
+
 /// Scaled dot-product causal attention with grouped KV heads.
 ///
-/// `q`: `[b, n_heads, t, d]`, `k`/`v`: `[b, n_kv, t, d]`. Returns `[b, t, n_heads * d]`.
+/// `q`: `[b, n_heads, t, d]`, `k`/`v`: `[b, n_kv, t, d]`, `mask` `[t, t]` or
+/// `[b, 1, t, t]`. Returns `[b, t, n_heads * d]`.
 pub(crate) fn attention(
     q: &Tensor,
     k: &Tensor,

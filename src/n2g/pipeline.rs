@@ -168,8 +168,23 @@ impl<'a> GraphContext<'a> {
             Vec::new()
         };
 
-        // Step 3: prune, shortest candidate first, one batched round per length.
+        // Step 3: prune, shortest candidate first, one batched round per length. Each
+        // candidate carries its post-context: tokens after the activating one cannot
+        // change the activations up to it (causality), and the accepted candidate is
+        // then the pruned text itself, with no second pass.
         let longest = *s.prune_lengths.last().unwrap_or(&30);
+        let ends: Vec<usize> = train
+            .iter()
+            .map(|t| {
+                let strs: Vec<&str> = t.ids.iter().map(|&i| self.vocab_str(i)).collect();
+                post_context_end(&strs, t.p, s.post_context)
+            })
+            .collect();
+        let candidate = |t: &Train, end: usize, st: usize| -> Vec<u32> {
+            let mut seq = bos.clone();
+            seq.extend_from_slice(&t.ids[st..end]);
+            seq
+        };
         for &len in &s.prune_lengths {
             let open: Vec<usize> = (0..train.len())
                 .filter(|&i| train[i].start.is_none())
@@ -182,20 +197,30 @@ impl<'a> GraphContext<'a> {
                 .map(|&i| {
                     let t = &train[i];
                     let st = candidate_start(t.p, len, first);
-                    let mut seq = bos.clone();
-                    seq.extend_from_slice(&t.ids[st..=t.p]);
-                    (seq, neurons[t.neuron].id.index as usize)
+                    (
+                        candidate(t, ends[i], st),
+                        neurons[t.neuron].id.index as usize,
+                    )
                 })
                 .collect();
             let results = runner.run(&requests)?;
-            for (&i, acts) in open.iter().zip(&results) {
+            for ((&i, acts), (seq, _)) in open.iter().zip(results).zip(requests) {
                 let t = &mut train[i];
                 let st = candidate_start(t.p, len, first);
                 let last = len == longest || st == first;
-                if accepts(acts, first, t.a0, s.prune_tolerance) || last {
+                // Up to the activating token.
+                let upto = &acts[..bos.len() + t.p - st + 1];
+                if accepts(upto, first, t.a0, s.prune_tolerance) || last {
                     t.start = Some(st);
-                    let a = *acts.last().expect("non-empty");
-                    t.scale = if a > 1e-6 { t.a0 / a } else { 1.0 };
+                    let a = *upto.last().expect("non-empty");
+                    // Accepted candidates keep more than (1 - tolerance) of a0, so their
+                    // scale is below 1 / (1 - tolerance); the longest-candidate fallback
+                    // is capped there too, so a collapsed activation cannot blow up
+                    // the normalised activations of the other positions.
+                    let cap = 1.0 / (1.0 - s.prune_tolerance).max(1e-3);
+                    t.scale = if a > 1e-6 { (t.a0 / a).min(cap) } else { 1.0 };
+                    t.text = seq;
+                    t.acts = acts;
                 }
             }
         }
@@ -205,28 +230,33 @@ impl<'a> GraphContext<'a> {
             tokens = runner.stats.tokens,
             "graph phase"
         );
-        // The pruned texts with post-context, and their activations.
-        for t in train.iter_mut() {
-            let st = t
-                .start
-                .unwrap_or_else(|| candidate_start(t.p, longest, first));
-            let strs: Vec<&str> = t.ids.iter().map(|&i| self.vocab_str(i)).collect();
-            let end = post_context_end(&strs, t.p, s.post_context);
-            let mut text = bos.clone();
-            text.extend_from_slice(&t.ids[st..end]);
-            t.text = text;
-        }
-        let requests: Vec<(Vec<u32>, usize)> = train
+        // Pruned texts the loop did not settle (no prune lengths): the longest candidate.
+        let unsettled: Vec<usize> = (0..train.len())
+            .filter(|&i| train[i].start.is_none())
+            .collect();
+        let requests: Vec<(Vec<u32>, usize)> = unsettled
             .iter()
-            .map(|t| (t.text.clone(), neurons[t.neuron].id.index as usize))
+            .map(|&i| {
+                let t = &train[i];
+                let st = candidate_start(t.p, longest, first);
+                (
+                    candidate(t, ends[i], st),
+                    neurons[t.neuron].id.index as usize,
+                )
+            })
             .collect();
         let results = runner.run(&requests)?;
-        for (t, acts) in train.iter_mut().zip(results) {
-            let max = neurons[t.neuron].max;
-            t.active = (first..acts.len())
-                .filter(|&k| self.normalised(acts[k], t.scale, max) > s.activation_threshold)
-                .collect();
+        for ((&i, acts), (seq, _)) in unsettled.iter().zip(results).zip(requests) {
+            let t = &mut train[i];
+            t.start = Some(candidate_start(t.p, longest, first));
+            t.text = seq;
             t.acts = acts;
+        }
+        for t in train.iter_mut() {
+            let max = neurons[t.neuron].max;
+            t.active = (first..t.acts.len())
+                .filter(|&k| self.normalised(t.acts[k], t.scale, max) > s.activation_threshold)
+                .collect();
         }
 
         tracing::debug!(

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use crate::error::Result;
-use crate::model::Model;
+use crate::model::{Model, PrefixPacking};
 
 /// How the graph stage batches its forward passes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,6 +19,9 @@ pub struct BatchConfig {
     /// `false` runs every request alone and without deduplication, one neuron at a time
     /// (the authors' way; kept for the benchmark).
     pub batched: bool,
+    /// Tokens per prefix-shared row (tree attention, see [`PrefixPacking`]); 0 runs
+    /// every sequence whole.
+    pub prefix_row_tokens: usize,
 }
 
 impl Default for BatchConfig {
@@ -27,6 +30,7 @@ impl Default for BatchConfig {
             chunk_neurons: 512,
             max_batch_tokens: 4096,
             batched: true,
+            prefix_row_tokens: 256,
         }
     }
 }
@@ -38,6 +42,7 @@ impl BatchConfig {
             chunk_neurons: 1,
             max_batch_tokens: 0,
             batched: false,
+            prefix_row_tokens: 0,
         }
     }
 }
@@ -51,6 +56,8 @@ pub struct RunnerStats {
     pub run: u64,
     /// Real tokens run.
     pub tokens: u64,
+    /// Tokens of the sequences run (more than `tokens` when prefixes are shared).
+    pub sequence_tokens: u64,
     /// Forward passes.
     pub passes: u64,
 }
@@ -99,6 +106,10 @@ impl<'a> Runner<'a> {
                 .collect();
         }
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); requests.len()];
+        if self.config.batched && self.config.prefix_row_tokens > 0 && !groups.is_empty() {
+            self.run_packed(requests, &groups, &mut out)?;
+            return Ok(out);
+        }
         let mut start = 0;
         while start < groups.len() {
             // Longest first: the first sequence of a batch sets its padded length.
@@ -120,11 +131,59 @@ impl<'a> Runner<'a> {
                     out[r] = (0..seq.len()).map(|t| acts.get(b, t, n)).collect();
                 }
                 self.stats.tokens += seq.len() as u64;
+                self.stats.sequence_tokens += seq.len() as u64;
             }
             self.stats.run += (end - start) as u64;
             self.stats.passes += 1;
             start = end;
         }
         Ok(out)
+    }
+
+    /// Runs the distinct sequences as prefix-shared rows, longest rows first, packed into
+    /// batches under the token budget.
+    fn run_packed(
+        &mut self,
+        requests: &[(Vec<u32>, usize)],
+        groups: &[(&[u32], Vec<usize>)],
+        out: &mut [Vec<f32>],
+    ) -> Result<()> {
+        let seqs: Vec<&[u32]> = groups.iter().map(|g| g.0).collect();
+        let packing = PrefixPacking::pack(&seqs, self.config.prefix_row_tokens);
+        // Which groups each row serves.
+        let mut served: Vec<Vec<usize>> = vec![Vec::new(); packing.rows.len()];
+        for (g, (row, _)) in packing.placement.iter().enumerate() {
+            served[*row].push(g);
+        }
+        let mut order: Vec<usize> = (0..packing.rows.len()).collect();
+        order.sort_by_key(|&r| std::cmp::Reverse(packing.rows[r].ids.len()));
+        let mut start = 0;
+        while start < order.len() {
+            let width = packing.rows[order[start]].ids.len();
+            let mut end = start + 1;
+            while end < order.len() && (end - start + 1) * width <= self.config.max_batch_tokens {
+                end += 1;
+            }
+            let rows: Vec<_> = order[start..end]
+                .iter()
+                .map(|&r| packing.rows[r].clone())
+                .collect();
+            let acts = self.model.packed_activations(&rows, self.layer)?;
+            for (b, &r) in order[start..end].iter().enumerate() {
+                for &g in &served[r] {
+                    let cols = &packing.placement[g].1;
+                    for &q in &groups[g].1 {
+                        let n = requests[q].1;
+                        out[q] = cols.iter().map(|&c| acts.get(b, c as usize, n)).collect();
+                    }
+                    self.stats.sequence_tokens += cols.len() as u64;
+                }
+                self.stats.tokens += packing.rows[r].ids.len() as u64;
+            }
+            self.stats.passes += 1;
+            start = end;
+        }
+        self.stats.run += groups.len() as u64;
+        Ok(())
     }
 }

@@ -5,8 +5,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-
 use super::augment::Substitutes;
 use super::pipeline::{ExampleInput, GraphContext, NeuronInput, RandomSample};
 use super::prune::shuffled;
@@ -105,7 +103,12 @@ pub fn build_graphs(
         .map(|w| windows.get(w as u32).ids.to_vec())
         .collect();
     let mut substitutes = Substitutes::new(model, settings.augment)?;
-    let bar = progress_bar(show_progress, todo.len() as u64);
+    let bar = crate::render::progress_bar(
+        show_progress,
+        todo.len() as u64,
+        0,
+        "graphs {bar:30} {human_pos}/{human_len} neurons  {per_sec}  ETA {eta}",
+    );
     let mut layers: Vec<u16> = todo.iter().map(|(id, _)| id.layer).collect();
     layers.dedup();
     for layer in layers {
@@ -156,6 +159,7 @@ pub fn build_graphs(
             report.work.requested += work.requested;
             report.work.run += work.run;
             report.work.tokens += work.tokens;
+            report.work.sequence_tokens += work.sequence_tokens;
             report.work.passes += work.passes;
             bar.inc(graphs.len() as u64);
             tracing::info!(layer, built = report.built, "graph chunk committed");
@@ -185,20 +189,4 @@ fn random_sample(model: &Model, layer: usize, ids: &[Vec<u32>]) -> Result<Random
         acts,
         n_neurons: n,
     })
-}
-
-fn progress_bar(show: bool, total: u64) -> ProgressBar {
-    let target = if show {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    };
-    let bar = ProgressBar::with_draw_target(Some(total), target);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "graphs {bar:30} {human_pos}/{human_len} neurons  {per_sec}  ETA {eta}",
-        )
-        .expect("valid template"),
-    );
-    bar
 }

@@ -3,8 +3,10 @@
 
 pub mod examples;
 pub mod graph;
+mod progress;
 
 pub use graph::{to_dot, to_text};
+pub use progress::progress_bar;
 
 /// A token string made visible: space `␣`, newline `↵`, carriage return `␍`, tab `⇥`,
 /// other control characters as `\u{..}`, the empty string as `∅`.

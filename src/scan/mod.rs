@@ -12,8 +12,6 @@ mod topk;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-
 pub use topk::{offer, qualifies, ranks_before, LayerState};
 
 use crate::corpus::Windows;
@@ -134,10 +132,11 @@ pub fn run_scan(
     progress.windows_total = windows.len() as u64;
     progress.tokens_total = windows.total_tokens();
     let first = usize::from(windows.has_bos());
-    let bar = progress_bar(
+    let bar = crate::render::progress_bar(
         options.progress,
         progress.tokens_total,
         progress.tokens_done,
+        "scan {bar:30} {human_pos}/{human_len} tokens  {per_sec}  ETA {eta}",
     );
     let mut pending: BTreeSet<u32> = BTreeSet::new();
     let mut done_this_run = 0u64;
@@ -274,23 +273,6 @@ fn checkpoint(
     );
     pending.clear();
     Ok(())
-}
-
-fn progress_bar(show: bool, total: u64, done: u64) -> ProgressBar {
-    let target = if show {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    };
-    let bar = ProgressBar::with_draw_target(Some(total), target);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "scan {bar:30} {human_pos}/{human_len} tokens  {per_sec}  ETA {eta}",
-        )
-        .expect("valid template"),
-    );
-    bar.set_position(done);
-    bar
 }
 
 #[cfg(test)]

@@ -1,0 +1,231 @@
+//! Prefix-shared forward passes (tree attention).
+//!
+//! Many sequences of the graph stage differ from each other only after some position:
+//! a masked row equals its text up to the masked token, a substituted variant up to the
+//! substitution. In a causal model the activations of a prefix do not depend on what
+//! follows, so the shared prefix needs computing once. [`PrefixPacking`] puts the
+//! sequences into a prefix tree (trie) and packs the tree's nodes into rows: each row
+//! holds whole root-to-sequence paths, every node once, and each token attends only to
+//! its ancestors (its own prefix) at the RoPE / position-embedding position of its depth.
+//! One forward over the rows then gives, for every sequence, the same activations as
+//! running it alone.
+
+use std::collections::HashMap;
+
+use candle_core::{Device, Tensor};
+
+use super::{ForwardRequest, LayerActivations, Model, TreeLayout};
+use crate::error::{Error, Result};
+
+/// One packed row: tokens in depth-first order, each with its depth (position) and the
+/// column of its parent in the row (`None` for a root).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackedRow {
+    /// Token ids.
+    pub ids: Vec<u32>,
+    /// Position of each token in its sequence.
+    pub positions: Vec<u32>,
+    /// Column of each token's parent (the token before it in its sequence).
+    pub parents: Vec<Option<u32>>,
+}
+
+/// Sequences packed into prefix-shared rows.
+#[derive(Clone, Debug)]
+pub struct PrefixPacking {
+    /// The rows.
+    pub rows: Vec<PackedRow>,
+    /// For every input sequence: its row and the column of each of its positions.
+    pub placement: Vec<(usize, Vec<u32>)>,
+}
+
+impl PrefixPacking {
+    /// Packs `seqs` into rows of at most `row_tokens` tokens (a longer sequence gets a
+    /// row of its own length). Equal prefixes within a row are stored once.
+    pub fn pack(seqs: &[&[u32]], row_tokens: usize) -> PrefixPacking {
+        // Depth-first order of the trie is the lexicographic order of the sequences.
+        let mut order: Vec<usize> = (0..seqs.len()).collect();
+        order.sort_by(|&a, &b| seqs[a].cmp(seqs[b]).then(a.cmp(&b)));
+        let mut rows: Vec<PackedRow> = Vec::new();
+        let mut placement: Vec<(usize, Vec<u32>)> = vec![(0, Vec::new()); seqs.len()];
+        // Children of each node of the current row: (parent column or MAX, token) -> column.
+        let mut children: HashMap<(u32, u32), u32> = HashMap::new();
+        for &s in &order {
+            let seq = seqs[s];
+            // Columns of the prefix already in the current row.
+            let mut cols: Vec<u32> = Vec::with_capacity(seq.len());
+            let mut parent = u32::MAX;
+            for &tok in seq {
+                match children.get(&(parent, tok)) {
+                    Some(&c) => {
+                        cols.push(c);
+                        parent = c;
+                    }
+                    None => break,
+                }
+            }
+            let used = rows.last().map_or(0, |r| r.ids.len());
+            if rows.is_empty() || (used > 0 && used + seq.len() - cols.len() > row_tokens) {
+                cols.clear();
+                children.clear();
+                rows.push(PackedRow::empty());
+            }
+            let r = rows.len() - 1;
+            let row = &mut rows[r];
+            for (p, &tok) in seq.iter().enumerate().skip(cols.len()) {
+                let parent = cols.last().copied();
+                let c = row.ids.len() as u32;
+                row.ids.push(tok);
+                row.positions.push(p as u32);
+                row.parents.push(parent);
+                children.insert((parent.unwrap_or(u32::MAX), tok), c);
+                cols.push(c);
+            }
+            placement[s] = (r, cols);
+        }
+        PrefixPacking { rows, placement }
+    }
+
+    /// Tokens actually run (the sum of the rows' lengths).
+    pub fn tokens(&self) -> usize {
+        self.rows.iter().map(|r| r.ids.len()).sum()
+    }
+}
+
+impl PackedRow {
+    fn empty() -> PackedRow {
+        PackedRow {
+            ids: Vec::new(),
+            positions: Vec::new(),
+            parents: Vec::new(),
+        }
+    }
+}
+
+impl Model {
+    /// Neuron activations of `layer` for packed rows, `[rows, max_len, neurons]`: the
+    /// value at a row's column is the activation of that token given its own prefix.
+    /// Columns past a row's length are padding.
+    pub fn packed_activations(&self, rows: &[PackedRow], layer: usize) -> Result<LayerActivations> {
+        if rows.is_empty() || rows.iter().any(|r| r.ids.is_empty()) {
+            return Err(Error::InvalidRequest("empty packed row".into()));
+        }
+        if layer >= self.info.n_layers {
+            return Err(Error::InvalidRequest(format!(
+                "layer {layer} out of range: the model has layers 0..={}",
+                self.info.n_layers - 1
+            )));
+        }
+        let batch: Vec<Vec<u32>> = rows.iter().map(|r| r.ids.clone()).collect();
+        let (ids, lengths) = self.pad_batch(&batch)?;
+        let (b, t) = ids.dims2()?;
+        let layout = tree_layout(rows, t, &self.device)?;
+        let out = self.forward(
+            &ids,
+            &ForwardRequest {
+                layers: &[layer],
+                logits: false,
+                tree: Some(&layout),
+            },
+        )?;
+        let data = out.activations[0]
+            .to_dtype(candle_core::DType::F32)?
+            .to_device(&Device::Cpu)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        Ok(LayerActivations {
+            layer,
+            batch: b,
+            seq_len: t,
+            n_neurons: self.info.n_neurons,
+            lengths,
+            data,
+        })
+    }
+}
+
+/// Position ids and the `[b, 1, t, t]` ancestor mask of padded rows. A padding column
+/// sits at position 0 and sees only itself.
+fn tree_layout(rows: &[PackedRow], t: usize, device: &Device) -> Result<TreeLayout> {
+    let b = rows.len();
+    let mut positions = vec![0u32; b * t];
+    let mut mask = vec![f32::NEG_INFINITY; b * t * t];
+    let mut max_position = 0;
+    for (r, row) in rows.iter().enumerate() {
+        let m = &mut mask[r * t * t..(r + 1) * t * t];
+        for c in 0..t {
+            if c < row.ids.len() {
+                positions[r * t + c] = row.positions[c];
+                max_position = max_position.max(row.positions[c] as usize);
+                if let Some(p) = row.parents[c] {
+                    // A token sees what its parent sees, and itself.
+                    let p = p as usize;
+                    debug_assert!(p < c, "parents come first");
+                    let (before, rest) = m.split_at_mut(c * t);
+                    rest[..t].copy_from_slice(&before[p * t..(p + 1) * t]);
+                }
+            }
+            m[c * t + c] = 0.0;
+        }
+    }
+    Ok(TreeLayout {
+        positions: Tensor::from_vec(positions, b * t, device)?,
+        mask: Tensor::from_vec(mask, (b, 1, t, t), device)?,
+        max_position,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_prefixes_are_stored_once() {
+        let a: &[u32] = &[1, 2, 3, 4];
+        let b: &[u32] = &[1, 2, 9, 4];
+        let c: &[u32] = &[1, 2];
+        let d: &[u32] = &[7];
+        let p = PrefixPacking::pack(&[a, b, c, d], 100);
+        assert_eq!(p.rows.len(), 1);
+        let row = &p.rows[0];
+        // Lexicographic: c [1 2], a [1 2 3 4], b [1 2 9 4], d [7].
+        assert_eq!(row.ids, vec![1, 2, 3, 4, 9, 4, 7]);
+        assert_eq!(row.positions, vec![0, 1, 2, 3, 2, 3, 0]);
+        assert_eq!(
+            row.parents,
+            vec![None, Some(0), Some(1), Some(2), Some(1), Some(4), None]
+        );
+        assert_eq!(p.placement[0], (0, vec![0, 1, 2, 3]));
+        assert_eq!(p.placement[1], (0, vec![0, 1, 4, 5]));
+        assert_eq!(p.placement[2], (0, vec![0, 1]));
+        assert_eq!(p.placement[3], (0, vec![6]));
+        assert_eq!(p.tokens(), 7);
+    }
+
+    #[test]
+    fn full_rows_start_over_with_the_whole_path() {
+        let a: &[u32] = &[1, 2, 3];
+        let b: &[u32] = &[1, 2, 4];
+        let c: &[u32] = &[1, 5, 6, 7, 8];
+        let p = PrefixPacking::pack(&[a, b, c], 4);
+        assert_eq!(p.rows.len(), 2);
+        assert_eq!(p.rows[0].ids, vec![1, 2, 3, 4]);
+        // c does not fit (4 new tokens), and a longer-than-budget path gets its own row.
+        assert_eq!(p.rows[1].ids, vec![1, 5, 6, 7, 8]);
+        assert_eq!(p.placement[2], (1, vec![0, 1, 2, 3, 4]));
+    }
+
+    #[test]
+    fn the_mask_lets_a_token_see_exactly_its_ancestors() {
+        let row = PrefixPacking::pack(&[&[1, 2, 3], &[1, 4]], 10).rows;
+        let layout = tree_layout(&row, 5, &Device::Cpu).unwrap();
+        let m = layout.mask.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let seen: Vec<Vec<usize>> = (0..5)
+            .map(|i| (0..5).filter(|&j| m[i * 5 + j] == 0.0).collect())
+            .collect();
+        // Row: 1 2 3 4 (4's parent is column 0), then one padding column.
+        assert_eq!(
+            seen,
+            vec![vec![0], vec![0, 1], vec![0, 1, 2], vec![0, 3], vec![4]]
+        );
+    }
+}
