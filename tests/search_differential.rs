@@ -272,9 +272,9 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
 
     #[test]
-    fn queries_match_brute_force(neurons in arb_neurons(), queries in prop::collection::vec(arb_expr(), 8)) {
+    fn queries_match_brute_force(neurons in arb_neurons(), queries in prop::collection::vec(arb_expr(), 8), run in prop::sample::select(vec![1usize, 3, 8, 1 << 20])) {
         let dir = tempfile::tempdir().unwrap();
-        let index = SearchIndex::build(dir.path(), neurons.clone()).unwrap();
+        let index = SearchIndex::build_in_runs(dir.path(), neurons.clone(), run).unwrap();
         for q in &queries {
             let text = q.to_string();
             prop_assert_eq!(&n2g_index::search::parse(&text).unwrap(), q, "round trip of {}", text);

@@ -7,16 +7,11 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, TableDefinition};
 use roaring::RoaringBitmap;
-use tantivy::{Index, IndexWriter, TantivyDocument};
 
-use super::classes::Class;
-use super::schema::{self, Fields};
+use super::runs::RunWriter;
 use super::store::{NeuronRecord, NeuronTable, META, NEURON_ACT, NEURON_CTX, TOKEN_ACT, TOKEN_CTX};
 use super::{NeuronPaths, Result, SearchError, FORMAT};
 use crate::n2g::TokenDictionary;
-
-/// Memory budget of the tantivy writer, all threads together.
-const WRITER_BUDGET: usize = 256 << 20;
 
 /// Holds `LOCK` of a search folder while a build runs (released on drop).
 struct Lock {
@@ -33,8 +28,12 @@ fn lock(dir: &Path) -> Result<Lock> {
     }
 }
 
-/// Builds a fresh index into `dir` and returns the name of the new generation.
-pub(crate) fn build(dir: &Path, neurons: impl IntoIterator<Item = NeuronPaths>) -> Result<()> {
+/// Builds a fresh index into `dir` (runs of about `chunk_paths` paths).
+pub(crate) fn build(
+    dir: &Path,
+    neurons: impl IntoIterator<Item = NeuronPaths>,
+    chunk_paths: usize,
+) -> Result<()> {
     fs::create_dir_all(dir).map_err(|e| SearchError::io(dir, e))?;
     let lock = lock(dir)?;
     let stamp = std::time::SystemTime::now()
@@ -43,7 +42,7 @@ pub(crate) fn build(dir: &Path, neurons: impl IntoIterator<Item = NeuronPaths>) 
         .unwrap_or(0);
     let generation = format!("gen-{stamp:x}-{}", std::process::id());
     let tmp = dir.join(format!("{generation}.tmp"));
-    let result = write_generation(&tmp, neurons);
+    let result = write_generation(&tmp, neurons, chunk_paths);
     if let Err(e) = result {
         let _ = fs::remove_dir_all(&tmp);
         return Err(e);
@@ -69,16 +68,14 @@ pub(crate) fn build(dir: &Path, neurons: impl IntoIterator<Item = NeuronPaths>) 
     Ok(())
 }
 
-fn write_generation(tmp: &Path, neurons: impl IntoIterator<Item = NeuronPaths>) -> Result<()> {
-    fs::create_dir_all(tmp.join("tantivy")).map_err(|e| SearchError::io(tmp, e))?;
+fn write_generation(
+    tmp: &Path,
+    neurons: impl IntoIterator<Item = NeuronPaths>,
+    chunk_paths: usize,
+) -> Result<()> {
     let tantivy_dir = tmp.join("tantivy");
-    let tv = |e: tantivy::TantivyError| SearchError::tantivy(&tantivy_dir, e);
-    let (schema, f) = schema::schema();
-    let index = Index::create_in_dir(&tantivy_dir, schema).map_err(tv)?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    let mut writer: IndexWriter = index
-        .writer_with_num_threads(threads, WRITER_BUDGET)
-        .map_err(tv)?;
+    fs::create_dir_all(&tantivy_dir).map_err(|e| SearchError::io(tmp, e))?;
+    let mut runs_writer = RunWriter::new(&tantivy_dir, &tmp.join("chunks"), chunk_paths)?;
 
     let db_path = tmp.join("search.redb");
     let st = |what: &str| {
@@ -101,6 +98,7 @@ fn write_generation(tmp: &Path, neurons: impl IntoIterator<Item = NeuronPaths>) 
             .open_table(NEURON_CTX)
             .map_err(|e| st("table neuron_ctx")(e.into()))?;
         let mut buf = Vec::new();
+        let mut ids = Vec::new();
         for n in neurons {
             if !seen.insert(n.neuron) {
                 return Err(SearchError::Input(format!(
@@ -117,6 +115,7 @@ fn write_generation(tmp: &Path, neurons: impl IntoIterator<Item = NeuronPaths>) 
             let ordinal = records.len() as u32;
             let mut act = RoaringBitmap::new();
             let mut ctx = RoaringBitmap::new();
+            ids.clear();
             for (i, p) in n.paths.iter().enumerate() {
                 let at = || format!("neuron {}, path {i}", n.neuron);
                 let Some(Some(first)) = p.tokens.first() else {
@@ -132,12 +131,16 @@ fn write_generation(tmp: &Path, neurons: impl IntoIterator<Item = NeuronPaths>) 
                         p.activation
                     )));
                 }
-                act.insert(dict.intern(first));
+                let id = dict.intern(first);
+                act.insert(id);
+                ids.push(id);
                 for t in p.tokens[1..].iter().flatten() {
-                    ctx.insert(dict.intern(t));
+                    let id = dict.intern(t);
+                    ctx.insert(id);
+                    ids.push(id);
                 }
-                writer.add_document(path_doc(&f, &n, i)).map_err(tv)?;
             }
+            runs_writer.add(ordinal, &n, &ids, dict.strings())?;
             for (set, post) in [(&act, &mut post_act), (&ctx, &mut post_ctx)] {
                 for t in set {
                     if post.len() <= t as usize {
@@ -164,12 +167,15 @@ fn write_generation(tmp: &Path, neurons: impl IntoIterator<Item = NeuronPaths>) 
         for (posts, def) in [(&post_act, TOKEN_ACT), (&post_ctx, TOKEN_CTX)] {
             write_bitmaps(&txn, def, posts).map_err(|e| st("postings")(e))?;
         }
+        let runs = runs_writer.finish()?;
         let (recs, by_id) = NeuronTable::encode(&records);
         let vocab = postcard::to_allocvec(dict.strings())
             .map_err(|e| SearchError::store(&db_path, "vocab", e))?;
         let layers: std::collections::BTreeSet<u16> = records.iter().map(|r| r.id.layer).collect();
         let layers = postcard::to_allocvec(&layers.into_iter().collect::<Vec<u16>>())
             .map_err(|e| SearchError::store(&db_path, "layers", e))?;
+        let runs =
+            postcard::to_allocvec(&runs).map_err(|e| SearchError::store(&db_path, "runs", e))?;
         let mut meta = txn
             .open_table(META)
             .map_err(|e| st("table meta")(e.into()))?;
@@ -178,6 +184,7 @@ fn write_generation(tmp: &Path, neurons: impl IntoIterator<Item = NeuronPaths>) 
             ("by_id", &by_id),
             ("vocab", &vocab),
             ("layers", &layers),
+            ("runs", &runs),
         ] {
             meta.insert(k, v.as_slice())
                 .map_err(|e| st("table meta")(e.into()))?;
@@ -185,13 +192,6 @@ fn write_generation(tmp: &Path, neurons: impl IntoIterator<Item = NeuronPaths>) 
     }
     txn.commit().map_err(|e| st("commit")(e.into()))?;
     drop(db);
-
-    writer.commit().map_err(tv)?;
-    let segments = index.searchable_segment_ids().map_err(tv)?;
-    if segments.len() > 1 {
-        writer.merge(&segments).wait().map_err(tv)?;
-    }
-    writer.wait_merging_threads().map_err(tv)?;
     let format = tmp.join("FORMAT");
     fs::write(&format, format!("{FORMAT}\n")).map_err(|e| SearchError::io(&format, e))?;
     Ok(())
@@ -214,44 +214,6 @@ fn write_bitmaps(
         table.insert(k as u32, buf.as_slice())?;
     }
     Ok(())
-}
-
-/// The tantivy document of path `i` of `n`.
-fn path_doc(f: &Fields, n: &NeuronPaths, i: usize) -> TantivyDocument {
-    let p = &n.paths[i];
-    let mut doc = TantivyDocument::default();
-    doc.add_u64(f.nid, schema::nid(n.neuron));
-    doc.add_u64(f.layer, n.neuron.layer as u64);
-    doc.add_f64(f.f1, n.f1 as f64);
-    doc.add_f64(f.act, p.activation as f64);
-    let first = p.tokens[0].as_deref().expect("checked by the caller");
-    doc.add_text(f.tok, first);
-    for c in Class::of(first) {
-        doc.add_text(f.tok_class, c.name());
-    }
-    if let Some(Some(t)) = p.tokens.get(1) {
-        doc.add_text(f.after, t);
-        for c in Class::of(t) {
-            doc.add_text(f.after_class, c.name());
-        }
-    }
-    let mut ctx: Vec<&str> = p.tokens[1..].iter().flatten().map(String::as_str).collect();
-    ctx.sort_unstable();
-    ctx.dedup();
-    let mut classes: Vec<Class> = ctx.iter().flat_map(|t| Class::of(t)).collect();
-    classes.sort_unstable();
-    classes.dedup();
-    for t in ctx {
-        doc.add_text(f.ctx, t);
-    }
-    for c in classes {
-        doc.add_text(f.ctx_class, c.name());
-    }
-    doc.add_bytes(
-        f.path,
-        &postcard::to_allocvec(&p.tokens).expect("postcard into a Vec"),
-    );
-    doc
 }
 
 /// Where a generation's parts are.

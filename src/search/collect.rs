@@ -1,13 +1,53 @@
-//! tantivy collectors: the best neurons (grouping path documents by neuron), the set of
-//! matching neurons, and the matching path documents of chosen neurons.
+//! Collection: the best neurons (reading sorted runs, see [`top_neurons`]), and tantivy
+//! collectors of the set of matching neurons and of the matching path documents of
+//! chosen neurons.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, HashSet};
 
-use roaring::RoaringTreemap;
+use roaring::RoaringBitmap;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
-use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
+use tantivy::index::SegmentId;
+use tantivy::query::{EnableScoring, Query};
+use tantivy::{DocAddress, DocId, DocSet, Score, Searcher, SegmentOrdinal, SegmentReader};
+
+use super::schema::nid;
+use super::store::NeuronTable;
+
+/// The fast-field columns of each segment (`ord`, `act`), opened once per index: opening
+/// the activation column reads its whole block index.
+#[derive(Clone)]
+pub(crate) struct Columns(Vec<(SegmentId, Column<u64>, Column<f64>)>);
+
+impl std::fmt::Debug for Columns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Columns({} segments)", self.0.len())
+    }
+}
+
+impl Columns {
+    /// The columns of every segment of `searcher`.
+    pub fn open(searcher: &Searcher) -> tantivy::Result<Self> {
+        let mut v = Vec::new();
+        for r in searcher.segment_readers() {
+            let ff = r.fast_fields();
+            v.push((r.segment_id(), ff.u64("ord")?, ff.f64("act")?));
+        }
+        Ok(Columns(v))
+    }
+
+    /// The `ord` and `act` columns of `reader`'s segment.
+    pub fn of(&self, reader: &SegmentReader) -> tantivy::Result<(Column<u64>, Column<f64>)> {
+        match self.0.iter().find(|c| c.0 == reader.segment_id()) {
+            Some((_, o, a)) => Ok((o.clone(), a.clone())),
+            None => {
+                let ff = reader.fast_fields();
+                Ok((ff.u64("ord")?, ff.f64("act")?))
+            }
+        }
+    }
+}
 
 /// Rank of a neuron: best path activation, then F1, then the smaller neuron id first.
 #[derive(Clone, Copy, Debug)]
@@ -40,116 +80,96 @@ impl PartialEq for Key {
 }
 impl Eq for Key {}
 
-/// Collects the `limit` best neurons.
-pub(crate) struct TopNeurons {
-    /// How many neurons to keep.
-    pub limit: usize,
-}
-
-/// The segment part of [`TopNeurons`].
-pub(crate) struct TopNeuronsSegment {
+/// The `limit` best neurons matching `query`, best first.
+///
+/// Documents come in sorted runs (`runs`: their lengths, in document order; see
+/// `schema`), so the first `limit` distinct neurons met in a run are that run's best, and
+/// the reading of a run stops there. The best `limit` over all runs are among the runs'
+/// bests (a neuron in the overall top `limit` has fewer than `limit` better neurons in
+/// its own run), so merging them is exact.
+pub(crate) fn top_neurons(
+    searcher: &Searcher,
+    columns: &Columns,
+    query: &dyn Query,
+    runs: &[u32],
+    table: &NeuronTable,
     limit: usize,
-    act: Column<f64>,
-    f1: Column<f64>,
-    nid: Column<u64>,
-    best: HashMap<u64, Key>,
-    ranked: BTreeSet<Key>,
+) -> tantivy::Result<Vec<Key>> {
+    let mut found: HashMap<u64, Key> = HashMap::new();
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let weight = query.weight(EnableScoring::disabled_from_searcher(searcher))?;
+    for reader in searcher.segment_readers() {
+        if reader.max_doc() == 0 {
+            continue;
+        }
+        let total: u64 = runs.iter().map(|&r| r as u64).sum();
+        if searcher.segment_readers().len() != 1 || total != reader.max_doc() as u64 {
+            return Err(tantivy::TantivyError::InternalError(format!(
+                "the index has {} segments and {} documents; its runs cover {total}",
+                searcher.segment_readers().len(),
+                reader.max_doc()
+            )));
+        }
+        let (ord, act) = columns.of(reader)?;
+        let mut scorer = weight.scorer(reader, 1.0)?;
+        let mut doc = scorer.doc();
+        let mut start: DocId = 0;
+        let mut seen: HashSet<u64> = HashSet::with_capacity(limit.min(1024));
+        for &len in runs {
+            let end = start + len;
+            if doc < start {
+                doc = scorer.seek(start);
+            }
+            seen.clear();
+            while doc < end {
+                let o = ord.first(doc).unwrap_or(0);
+                if seen.insert(o) {
+                    let r = table.records.get(o as usize).ok_or_else(|| {
+                        tantivy::TantivyError::InternalError(format!("ordinal {o} out of range"))
+                    })?;
+                    let key = Key {
+                        act: act.first(doc).unwrap_or(0.0),
+                        f1: r.f1 as f64,
+                        nid: nid(r.id),
+                    };
+                    let e = found.entry(key.nid).or_insert(key);
+                    if key > *e {
+                        *e = key;
+                    }
+                    if seen.len() >= limit {
+                        break;
+                    }
+                }
+                doc = scorer.advance();
+            }
+            start = end;
+        }
+    }
+    let mut all: Vec<Key> = found.into_values().collect();
+    all.sort_unstable_by(|a, b| b.cmp(a));
+    all.truncate(limit);
+    Ok(all)
 }
 
-impl Collector for TopNeurons {
-    type Fruit = Vec<Key>;
-    type Child = TopNeuronsSegment;
-
-    fn for_segment(&self, _: SegmentOrdinal, r: &SegmentReader) -> tantivy::Result<Self::Child> {
-        let ff = r.fast_fields();
-        Ok(TopNeuronsSegment {
-            limit: self.limit,
-            act: ff.f64("act")?,
-            f1: ff.f64("f1")?,
-            nid: ff.u64("nid")?,
-            best: HashMap::new(),
-            ranked: BTreeSet::new(),
-        })
-    }
-
-    fn requires_scoring(&self) -> bool {
-        false
-    }
-
-    fn merge_fruits(&self, fruits: Vec<Vec<Key>>) -> tantivy::Result<Vec<Key>> {
-        let mut best: HashMap<u64, Key> = HashMap::new();
-        for k in fruits.into_iter().flatten() {
-            let e = best.entry(k.nid).or_insert(k);
-            if k > *e {
-                *e = k;
-            }
-        }
-        let mut all: Vec<Key> = best.into_values().collect();
-        all.sort_unstable_by(|a, b| b.cmp(a));
-        all.truncate(self.limit);
-        Ok(all)
-    }
-}
-
-impl SegmentCollector for TopNeuronsSegment {
-    type Fruit = Vec<Key>;
-
-    fn collect(&mut self, doc: DocId, _: Score) {
-        if self.limit == 0 {
-            return;
-        }
-        let act = self.act.first(doc).unwrap_or(0.0);
-        let full = self.ranked.len() >= self.limit;
-        if full && act < self.ranked.first().expect("full").act {
-            return;
-        }
-        let key = Key {
-            act,
-            f1: self.f1.first(doc).unwrap_or(0.0),
-            nid: self.nid.first(doc).unwrap_or(0),
-        };
-        if let Some(old) = self.best.get(&key.nid).copied() {
-            if key > old {
-                self.ranked.remove(&old);
-                self.ranked.insert(key);
-                self.best.insert(key.nid, key);
-            }
-            return;
-        }
-        if full {
-            let min = *self.ranked.first().expect("full");
-            if key <= min {
-                return;
-            }
-            self.ranked.remove(&min);
-            self.best.remove(&min.nid);
-        }
-        self.ranked.insert(key);
-        self.best.insert(key.nid, key);
-    }
-
-    fn harvest(self) -> Vec<Key> {
-        self.ranked.into_iter().collect()
-    }
-}
-
-/// Collects the set of neurons (`nid`) with a matching path.
-pub(crate) struct NeuronSet;
+/// Collects the set of neurons (ordinals) with a matching path.
+pub(crate) struct NeuronSet<'a>(pub &'a Columns);
 
 /// The segment part of [`NeuronSet`].
 pub(crate) struct NeuronSetSegment {
-    nid: Column<u64>,
-    set: RoaringTreemap,
+    ord: Column<u64>,
+    set: RoaringBitmap,
 }
 
-impl Collector for NeuronSet {
-    type Fruit = RoaringTreemap;
+impl Collector for NeuronSet<'_> {
+    type Fruit = RoaringBitmap;
     type Child = NeuronSetSegment;
 
     fn for_segment(&self, _: SegmentOrdinal, r: &SegmentReader) -> tantivy::Result<Self::Child> {
         Ok(NeuronSetSegment {
-            nid: r.fast_fields().u64("nid")?,
-            set: RoaringTreemap::new(),
+            ord: self.0.of(r)?.0,
+            set: RoaringBitmap::new(),
         })
     }
 
@@ -157,45 +177,46 @@ impl Collector for NeuronSet {
         false
     }
 
-    fn merge_fruits(&self, fruits: Vec<RoaringTreemap>) -> tantivy::Result<RoaringTreemap> {
-        Ok(fruits.into_iter().fold(RoaringTreemap::new(), |a, b| a | b))
+    fn merge_fruits(&self, fruits: Vec<RoaringBitmap>) -> tantivy::Result<RoaringBitmap> {
+        Ok(fruits.into_iter().fold(RoaringBitmap::new(), |a, b| a | b))
     }
 }
 
 impl SegmentCollector for NeuronSetSegment {
-    type Fruit = RoaringTreemap;
+    type Fruit = RoaringBitmap;
 
     fn collect(&mut self, doc: DocId, _: Score) {
-        if let Some(n) = self.nid.first(doc) {
-            self.set.insert(n);
+        if let Some(n) = self.ord.first(doc) {
+            self.set.insert(n as u32);
         }
     }
 
-    fn harvest(self) -> RoaringTreemap {
+    fn harvest(self) -> RoaringBitmap {
         self.set
     }
 }
 
-/// Collects every matching path document: `(nid, activation, address)`.
-pub(crate) struct MatchedDocs;
+/// Collects every matching path document: `(ordinal, activation, address)`.
+pub(crate) struct MatchedDocs<'a>(pub &'a Columns);
 
 /// The segment part of [`MatchedDocs`].
 pub(crate) struct MatchedDocsSegment {
     segment: SegmentOrdinal,
-    nid: Column<u64>,
+    ord: Column<u64>,
     act: Column<f64>,
     docs: Vec<(u64, f64, DocAddress)>,
 }
 
-impl Collector for MatchedDocs {
+impl Collector for MatchedDocs<'_> {
     type Fruit = Vec<(u64, f64, DocAddress)>;
     type Child = MatchedDocsSegment;
 
     fn for_segment(&self, s: SegmentOrdinal, r: &SegmentReader) -> tantivy::Result<Self::Child> {
+        let (ord, act) = self.0.of(r)?;
         Ok(MatchedDocsSegment {
             segment: s,
-            nid: r.fast_fields().u64("nid")?,
-            act: r.fast_fields().f64("act")?,
+            ord,
+            act,
             docs: Vec::new(),
         })
     }
@@ -217,7 +238,7 @@ impl SegmentCollector for MatchedDocsSegment {
 
     fn collect(&mut self, doc: DocId, _: Score) {
         self.docs.push((
-            self.nid.first(doc).unwrap_or(0),
+            self.ord.first(doc).unwrap_or(0),
             self.act.first(doc).unwrap_or(0.0),
             DocAddress::new(self.segment, doc),
         ));

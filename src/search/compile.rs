@@ -1,30 +1,39 @@
 //! Execution plan: a query tree becomes a tantivy query over path documents.
 //!
 //! Token conditions, filters, AND and OR map to tantivy term, range and boolean
-//! queries, so a conjunction holds on one path document. `NOT q` is neuron-level: `q` is
-//! run first to get the set of neurons with a matching path, and `NOT q` matches every
-//! path of every other neuron ([`ExcludeNeurons`]).
+//! queries, so a conjunction holds on one path document. `NOT q` is neuron-level: the set
+//! of neurons with a path matching `q` is found first, and `NOT q` matches every path of
+//! every other neuron ([`Condition::Exclude`]). Where `q` is a token condition on the
+//! activating or context role (or an OR of them), that set is the union of the store's
+//! token postings; otherwise `q` runs on the index.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use roaring::RoaringTreemap;
-use tantivy::columnar::Column;
-use tantivy::query::{
-    BooleanQuery, ConstScorer, EmptyQuery, EnableScoring, Explanation, Occur, Query, Scorer,
-    TermQuery, TermSetQuery, Weight,
-};
+use roaring::RoaringBitmap;
+use tantivy::query::{BooleanQuery, EmptyQuery, Occur, Query, TermQuery, TermSetQuery};
 use tantivy::schema::{Field, IndexRecordOption};
-use tantivy::{DocId, DocSet, Score, Searcher, SegmentReader, Term, TERMINATED};
+use tantivy::{Searcher, Term};
 
-use super::collect::NeuronSet;
+use super::collect::{Columns, NeuronSet};
+use super::predicate::{ActRange, Condition, Filtered};
 use super::query::{Cmp, Expr, NumField, Role, Value};
 use super::schema::Fields;
-use super::store::Store;
+use super::store::{Store, TOKEN_ACT, TOKEN_CTX};
 use super::{Result, SearchError};
 
 /// Above this many candidate neurons, `NOT` inside a conjunction is decided over all
 /// neurons instead of the candidates only.
 const RESTRICT_LIMIT: u64 = 4096;
+
+/// A regex matching at most this many tokens becomes a union of term queries (read in
+/// document order, so ranking can stop early); above, a term-set query.
+const REGEX_UNION_LIMIT: usize = 64;
+
+/// A `NOT` over a regex matching more tokens than this runs on the index instead of
+/// unioning token postings.
+const REGEX_POSTINGS_LIMIT: usize = 256;
 
 /// Compiles query trees against one searcher.
 pub(crate) struct Compiler<'a> {
@@ -36,7 +45,17 @@ pub(crate) struct Compiler<'a> {
     pub store: &'a Store,
     /// The tantivy folder, for error messages.
     pub tantivy_dir: &'a std::path::Path,
+    /// The fast-field columns of the index.
+    pub columns: Arc<Columns>,
+    /// Token ids matched by each regex of the query so far.
+    pub regexes: RefCell<HashMap<String, Vec<u32>>>,
 }
+
+/// A redb table of token postings.
+type Postings = redb::TableDefinition<'static, u32, &'static [u8]>;
+
+/// Token postings to union: (table, token ids).
+type Plan = Vec<(Postings, Vec<u32>)>;
 
 impl Compiler<'_> {
     /// The tantivy query of `e`.
@@ -56,7 +75,18 @@ impl Compiler<'_> {
                 field: NumField::Layer,
                 cmp,
             } => self.layers(*cmp)?,
-            Expr::Filter { field, cmp } => filter(*field, *cmp),
+            Expr::Filter {
+                field: NumField::F1,
+                cmp,
+            } => self.filtered(
+                None,
+                vec![Condition::F1(self.store.columns()?.clone(), *cmp)],
+            ),
+            Expr::Filter { cmp, .. } => Box::new(ActRange {
+                cmp: *cmp,
+                runs: self.store.runs()?.clone(),
+                columns: self.columns.clone(),
+            }),
             Expr::And(items) => self.and(items)?,
             Expr::Or(items) => Box::new(BooleanQuery::new(
                 items
@@ -65,60 +95,86 @@ impl Compiler<'_> {
                     .collect::<Result<Vec<_>>>()?,
             )),
             Expr::Not(inner) => {
-                let q = self.compile(inner)?;
-                let excluded = self.neurons(&*q)?;
-                Box::new(Predicate::Exclude(Arc::new(excluded)))
+                let excluded = match self.postings(inner)? {
+                    Some(set) => set,
+                    None => self.neurons(&*self.compile(inner)?)?,
+                };
+                self.filtered(None, vec![Condition::Exclude(Arc::new(excluded))])
             }
         })
     }
 
-    /// A conjunction. When it has both positive and `NOT` clauses and the positive ones
-    /// match few neurons, each `NOT` is decided only for those neurons (the result is
-    /// the same: the positive clauses already exclude every other neuron).
+    /// A conjunction. Token conditions and `act` intersect as docsets; `f1`, `layer`
+    /// and `NOT` become conditions tested on the documents of the others ([`Filtered`];
+    /// a `layer` filter reads the layer postings instead when no other clause does). A `NOT` whose neurons cannot come from token postings is decided,
+    /// when the other clauses match few neurons, only for those neurons (the result is
+    /// the same: the other clauses already exclude every other neuron).
     fn and(&self, items: &[Expr]) -> Result<Box<dyn Query>> {
-        let (nots, positive): (Vec<&Expr>, Vec<&Expr>) =
-            items.iter().partition(|e| matches!(e, Expr::Not(_)));
-        let all = |qs: Vec<Box<dyn Query>>| -> Box<dyn Query> {
-            Box::new(BooleanQuery::new(
-                qs.into_iter().map(|q| (Occur::Must, q)).collect(),
-            ))
-        };
-        if nots.is_empty() || positive.is_empty() {
-            return Ok(all(items
-                .iter()
-                .map(|i| self.compile(i))
-                .collect::<Result<_>>()?));
+        let mut clauses: Vec<Box<dyn Query>> = Vec::new();
+        let mut conditions = Vec::new();
+        let mut slow_nots = Vec::new();
+        let mut layers = Vec::new();
+        for item in items {
+            match item {
+                Expr::Filter {
+                    field: NumField::Layer,
+                    cmp,
+                } => layers.push(*cmp),
+                Expr::Not(inner) => match self.postings(inner)? {
+                    Some(set) => conditions.push(Condition::Exclude(Arc::new(set))),
+                    None => slow_nots.push(&**inner),
+                },
+                Expr::Filter {
+                    field: NumField::F1,
+                    cmp,
+                } => conditions.push(Condition::F1(self.store.columns()?.clone(), *cmp)),
+                _ => clauses.push(self.compile(item)?),
+            }
         }
-        let pos = all(positive
-            .iter()
-            .map(|i| self.compile(i))
-            .collect::<Result<_>>()?);
-        let candidates = self.neurons(&*pos)?;
-        if candidates.is_empty() {
+        // A layer test reads the layer postings only when nothing else leads.
+        if clauses.is_empty() && !layers.is_empty() {
+            clauses.push(self.layers(layers.remove(0))?);
+        }
+        for cmp in layers {
+            conditions.push(Condition::Layer(self.store.columns()?.clone(), cmp));
+        }
+        let inner = match clauses.len() {
+            0 => None,
+            1 => clauses.pop(),
+            _ => Some(Box::new(BooleanQuery::new(
+                clauses.into_iter().map(|q| (Occur::Must, q)).collect(),
+            )) as Box<dyn Query>),
+        };
+        if slow_nots.is_empty() {
+            return Ok(self.filtered(inner, conditions));
+        }
+        let candidates = match &inner {
+            Some(_) => Some(self.neurons(
+                &self.filtered(inner.as_ref().map(|q| q.box_clone()), conditions.clone()),
+            )?),
+            None => None,
+        };
+        if candidates.as_ref().is_some_and(|c| c.is_empty()) {
             return Ok(Box::new(EmptyQuery));
         }
-        let mut clauses = vec![pos];
-        for n in nots {
-            let Expr::Not(inner) = n else {
-                unreachable!("partitioned")
+        for n in slow_nots {
+            let q = self.compile(n)?;
+            let excluded = match &candidates {
+                Some(c) if c.len() <= RESTRICT_LIMIT => {
+                    let restrict = TermSetQuery::new(
+                        c.iter()
+                            .map(|o| Term::from_field_u64(self.fields.ord, o as u64)),
+                    );
+                    self.neurons(&BooleanQuery::new(vec![
+                        (Occur::Must, q),
+                        (Occur::Must, Box::new(restrict)),
+                    ]))?
+                }
+                _ => self.neurons(&*q)?,
             };
-            let inner = self.compile(inner)?;
-            let excluded = if candidates.len() <= RESTRICT_LIMIT {
-                let restrict = TermSetQuery::new(
-                    candidates
-                        .iter()
-                        .map(|c| Term::from_field_u64(self.fields.nid, c)),
-                );
-                self.neurons(&BooleanQuery::new(vec![
-                    (Occur::Must, inner),
-                    (Occur::Must, Box::new(restrict)),
-                ]))?
-            } else {
-                self.neurons(&*inner)?
-            };
-            clauses.push(Box::new(Predicate::Exclude(Arc::new(excluded))));
+            conditions.push(Condition::Exclude(Arc::new(excluded)));
         }
-        Ok(all(clauses))
+        Ok(self.filtered(inner, conditions))
     }
 
     /// `layer` filters: the union of the postings of the layers that pass.
@@ -142,9 +198,97 @@ impl Compiler<'_> {
         })
     }
 
-    fn neurons(&self, q: &dyn Query) -> Result<RoaringTreemap> {
+    /// The neurons with a path matching `e`, from the store's token postings, where `e`
+    /// is an exact value or a (small) regex on the activating or context role, or an OR
+    /// of such; `None` for every other expression.
+    fn postings(&self, e: &Expr) -> Result<Option<RoaringBitmap>> {
+        let Some(plan) = self.postings_plan(e)? else {
+            return Ok(None);
+        };
+        let mut set = RoaringBitmap::new();
+        for (table, ids) in plan {
+            for b in self.store.bitmaps(table, ids)? {
+                set |= b;
+            }
+        }
+        Ok(Some(set))
+    }
+
+    /// The postings (table, token ids) whose union is [`postings`](Self::postings).
+    fn postings_plan(&self, e: &Expr) -> Result<Option<Plan>> {
+        match e {
+            Expr::Match { role, value } => {
+                let tables = match role {
+                    Role::Token => &[TOKEN_ACT][..],
+                    Role::Context => &[TOKEN_CTX][..],
+                    Role::Any => &[TOKEN_ACT, TOKEN_CTX][..],
+                    Role::After => return Ok(None),
+                };
+                let ids: Vec<u32> = match value {
+                    Value::Exact(s) => self.store.token_id(s)?.into_iter().collect(),
+                    Value::Class(_) => return Ok(None),
+                    Value::Regex(r) => {
+                        let ids = self.regex_ids(r)?;
+                        if ids.len() > REGEX_POSTINGS_LIMIT {
+                            return Ok(None);
+                        }
+                        ids
+                    }
+                };
+                Ok(Some(tables.iter().map(|&t| (t, ids.clone())).collect()))
+            }
+            Expr::Or(items) => {
+                let mut plan = Vec::new();
+                for i in items {
+                    match self.postings_plan(i)? {
+                        Some(p) => plan.extend(p),
+                        None => return Ok(None),
+                    }
+                }
+                Ok(Some(plan))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The ids of the vocabulary tokens `r` matches (remembered per query).
+    fn regex_ids(&self, r: &str) -> Result<Vec<u32>> {
+        if let Some(ids) = self.regexes.borrow().get(r) {
+            return Ok(ids.clone());
+        }
+        let re = regex::Regex::new(r)
+            .map_err(|e| SearchError::InvalidRequest(format!("invalid regex /{r}/: {e}")))?;
+        let ids: Vec<u32> = self
+            .store
+            .vocab()?
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| re.is_match(t))
+            .map(|(i, _)| i as u32)
+            .collect();
+        self.regexes.borrow_mut().insert(r.to_string(), ids.clone());
+        Ok(ids)
+    }
+
+    /// `inner` restricted by `conditions` (no wrapper when there are none).
+    fn filtered(
+        &self,
+        inner: Option<Box<dyn Query>>,
+        conditions: Vec<Condition>,
+    ) -> Box<dyn Query> {
+        match inner {
+            Some(q) if conditions.is_empty() => q,
+            inner => Box::new(Filtered {
+                inner,
+                conditions,
+                columns: self.columns.clone(),
+            }),
+        }
+    }
+
+    fn neurons(&self, q: &dyn Query) -> Result<RoaringBitmap> {
         self.searcher
-            .search(q, &NeuronSet)
+            .search(q, &NeuronSet(&self.columns))
             .map_err(|e| SearchError::tantivy(self.tantivy_dir, e))
     }
 
@@ -159,143 +303,26 @@ impl Compiler<'_> {
             Value::Exact(s) => term(field, s),
             Value::Class(c) => term(class_field, c.name()),
             Value::Regex(r) => {
-                let re = regex::Regex::new(r).map_err(|e| {
-                    SearchError::InvalidRequest(format!("invalid regex /{r}/: {e}"))
-                })?;
+                let vocab = self.store.vocab()?;
                 let terms: Vec<Term> = self
-                    .store
-                    .vocab()?
-                    .iter()
-                    .filter(|t| re.is_match(t))
-                    .map(|t| Term::from_field_text(field, t))
+                    .regex_ids(r)?
+                    .into_iter()
+                    .map(|i| Term::from_field_text(field, &vocab[i as usize]))
                     .collect();
-                if terms.is_empty() {
-                    Box::new(EmptyQuery)
-                } else {
-                    Box::new(TermSetQuery::new(terms))
+                match terms.len() {
+                    0 => Box::new(EmptyQuery),
+                    n if n <= REGEX_UNION_LIMIT => Box::new(BooleanQuery::new(
+                        terms
+                            .into_iter()
+                            .map(|t| {
+                                let q = TermQuery::new(t, IndexRecordOption::Basic);
+                                (Occur::Should, Box::new(q) as Box<dyn Query>)
+                            })
+                            .collect(),
+                    )),
+                    _ => Box::new(TermSetQuery::new(terms)),
                 }
             }
         })
-    }
-}
-
-fn filter(field: NumField, cmp: Cmp) -> Box<dyn Query> {
-    Box::new(Predicate::Range {
-        field: match field {
-            NumField::F1 => "f1",
-            _ => "act",
-        },
-        cmp,
-    })
-}
-
-/// A per-document test on fast fields, as a docset that never leads an intersection
-/// (its size hint is the segment size): inside a conjunction it only checks the
-/// documents the other clauses reach.
-#[derive(Clone, Debug)]
-pub(crate) enum Predicate {
-    /// Every path of every neuron not in the set (`layer << 32 | index`).
-    Exclude(Arc<RoaringTreemap>),
-    /// A numeric comparison on a fast field (`f1`, `act`).
-    Range {
-        /// The fast field.
-        field: &'static str,
-        /// The comparison.
-        cmp: Cmp,
-    },
-}
-
-impl Query for Predicate {
-    fn weight(&self, _: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
-        Ok(Box::new(self.clone()))
-    }
-}
-
-impl Weight for Predicate {
-    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
-        let ff = reader.fast_fields();
-        let check = match self {
-            Predicate::Exclude(set) => Check::Exclude(ff.u64("nid")?, set.clone()),
-            Predicate::Range { field, cmp } => Check::F64(ff.f64(field)?, *cmp),
-        };
-        let mut set = PredicateDocSet {
-            check,
-            doc: 0,
-            max_doc: reader.max_doc(),
-        };
-        set.find_next();
-        Ok(Box::new(ConstScorer::new(set, boost)))
-    }
-
-    fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
-        let mut s = self.scorer(reader, 1.0)?;
-        if s.seek(doc) != doc {
-            return Err(tantivy::TantivyError::InvalidArgument(format!(
-                "document {doc} does not match"
-            )));
-        }
-        Ok(Explanation::new("Predicate", 1.0))
-    }
-}
-
-enum Check {
-    Exclude(Column<u64>, Arc<RoaringTreemap>),
-    F64(Column<f64>, Cmp),
-}
-
-impl Check {
-    fn holds(&self, doc: DocId) -> bool {
-        match self {
-            Check::Exclude(c, set) => c.first(doc).is_some_and(|n| !set.contains(n)),
-            Check::F64(c, cmp) => c.first(doc).is_some_and(|v| cmp.holds(v)),
-        }
-    }
-}
-
-struct PredicateDocSet {
-    check: Check,
-    doc: DocId,
-    max_doc: DocId,
-}
-
-impl PredicateDocSet {
-    fn find_next(&mut self) -> DocId {
-        while self.doc < self.max_doc {
-            if self.check.holds(self.doc) {
-                return self.doc;
-            }
-            self.doc += 1;
-        }
-        self.doc = TERMINATED;
-        TERMINATED
-    }
-}
-
-impl DocSet for PredicateDocSet {
-    fn advance(&mut self) -> DocId {
-        if self.doc == TERMINATED {
-            return TERMINATED;
-        }
-        self.doc += 1;
-        self.find_next()
-    }
-
-    fn seek(&mut self, target: DocId) -> DocId {
-        if self.doc == TERMINATED || target >= TERMINATED {
-            self.doc = TERMINATED;
-            return TERMINATED;
-        }
-        if target > self.doc {
-            self.doc = target;
-        }
-        self.find_next()
-    }
-
-    fn doc(&self) -> DocId {
-        self.doc
-    }
-
-    fn size_hint(&self) -> u32 {
-        self.max_doc
     }
 }

@@ -2,15 +2,17 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
 
 use super::build::{self, GenerationPaths};
-use super::collect::{MatchedDocs, TopNeurons};
+use super::collect::{top_neurons, Columns, MatchedDocs};
 use super::compile::Compiler;
 use super::query::{parse, Expr};
+use super::runs::DEFAULT_CHUNK_PATHS;
 use super::schema::{self, Fields};
 use super::store::Store;
 use super::{NeuronPaths, Result, SearchError};
@@ -41,6 +43,10 @@ pub struct SearchIndex {
     reader: IndexReader,
     fields: Fields,
     store: Store,
+    /// The fast-field columns of the segments.
+    columns: Arc<Columns>,
+    /// Overlap counters of `similar`, kept between calls.
+    scratch: Mutex<Vec<[u16; 2]>>,
 }
 
 impl SearchIndex {
@@ -48,7 +54,19 @@ impl SearchIndex {
     /// generation; readers of the old one are not disturbed) and opens it. A second
     /// build into the same folder while one runs fails with [`SearchError::Locked`].
     pub fn build(dir: &Path, neurons: impl IntoIterator<Item = NeuronPaths>) -> Result<Self> {
-        build::build(dir, neurons)?;
+        Self::build_in_runs(dir, neurons, DEFAULT_CHUNK_PATHS)
+    }
+
+    /// [`build`](Self::build) with sorted runs of about `run_paths` paths each (whole
+    /// neurons; at least one). Queries read each run from its best paths and stop early,
+    /// so fewer, longer runs answer faster; shorter runs need less memory to build. The
+    /// default is about a million paths.
+    pub fn build_in_runs(
+        dir: &Path,
+        neurons: impl IntoIterator<Item = NeuronPaths>,
+        run_paths: usize,
+    ) -> Result<Self> {
+        build::build(dir, neurons, run_paths)?;
         Self::open(dir)
     }
 
@@ -81,12 +99,17 @@ impl SearchIndex {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .map_err(tv)?;
+        let store = Store::new(&generation.root.join("search.redb"));
+        store.open()?;
+        let columns = Arc::new(Columns::open(&reader.searcher()).map_err(tv)?);
         Ok(SearchIndex {
             dir: dir.to_path_buf(),
-            store: Store::new(&generation.root.join("search.redb")),
+            store,
             tantivy_dir,
             reader,
             fields,
+            columns,
+            scratch: Mutex::new(Vec::new()),
         })
     }
 
@@ -102,6 +125,21 @@ impl SearchIndex {
 
     pub(crate) fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The kept overlap counters of `similar` (empty while another call holds them).
+    pub(crate) fn take_scratch(&self) -> Vec<[u16; 2]> {
+        self.scratch
+            .try_lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
+    }
+
+    /// Gives the overlap counters back for the next call.
+    pub(crate) fn put_scratch(&self, v: Vec<[u16; 2]>) {
+        if let Ok(mut s) = self.scratch.try_lock() {
+            *s = v;
+        }
     }
 
     /// Parses and runs a query; the `limit` best neurons.
@@ -121,16 +159,28 @@ impl SearchIndex {
             fields: self.fields,
             store: &self.store,
             tantivy_dir: &self.tantivy_dir,
+            columns: self.columns.clone(),
+            regexes: Default::default(),
         };
         let q = compiler.compile(e)?;
-        let top = searcher.search(&*q, &TopNeurons { limit }).map_err(tv)?;
+        let table = self.store.neurons()?;
+        let top = top_neurons(
+            &searcher,
+            &self.columns,
+            &*q,
+            self.store.runs()?,
+            table,
+            limit,
+        )
+        .map_err(tv)?;
         if top.is_empty() {
             return Ok(Vec::new());
         }
         let neurons: Vec<(Occur, Box<dyn Query>)> = top
             .iter()
             .map(|k| {
-                let t = Term::from_field_u64(self.fields.nid, k.nid);
+                let ord = table.ordinal(schema::neuron(k.nid)).unwrap_or(u32::MAX);
+                let t = Term::from_field_u64(self.fields.ord, ord as u64);
                 (
                     Occur::Should,
                     Box::new(TermQuery::new(t, IndexRecordOption::Basic)) as Box<dyn Query>,
@@ -141,9 +191,15 @@ impl SearchIndex {
             (Occur::Must, q),
             (Occur::Must, Box::new(BooleanQuery::new(neurons))),
         ]);
-        let docs = searcher.search(&paths_query, &MatchedDocs).map_err(tv)?;
+        let docs = searcher
+            .search(&paths_query, &MatchedDocs(&self.columns))
+            .map_err(tv)?;
         let mut by_neuron: HashMap<u64, Vec<(f64, Vec<String>)>> = HashMap::new();
-        for (nid, act, address) in docs {
+        for (ord, act, address) in docs {
+            let nid = table
+                .records
+                .get(ord as usize)
+                .map_or(u64::MAX, |r| schema::nid(r.id));
             let doc: TantivyDocument = searcher.doc(address).map_err(tv)?;
             let bytes = doc
                 .get_first(self.fields.path)

@@ -14,8 +14,11 @@ mod compile;
 mod error;
 mod from_graphs;
 mod index;
+mod postings;
+mod predicate;
 mod print;
 pub mod query;
+mod runs;
 mod schema;
 pub mod similar;
 mod store;
@@ -30,7 +33,7 @@ pub use similar::{Relation, SimilarHit, SimilarPair};
 use crate::NeuronId;
 
 /// The format written into each generation's `FORMAT` file and checked on open.
-pub const FORMAT: &str = "n2g-index search format 1";
+pub const FORMAT: &str = "n2g-index search format 2";
 
 /// Result type of the search layer.
 pub type Result<T, E = SearchError> = std::result::Result<T, E>;

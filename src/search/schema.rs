@@ -1,4 +1,10 @@
 //! The tantivy schema: one document per graph path.
+//!
+//! The documents of the one segment come in *runs* (their lengths are the store's
+//! `runs`); within a run, documents are sorted by the ranking key, best first:
+//! activation descending, then the neuron's F1 descending, then neuron id ascending. So
+//! the first matching document of a neuron in its run is its best matching path, and a
+//! run's first `k` distinct matching neurons are its `k` best.
 
 use tantivy::schema::{
     Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, STORED,
@@ -7,12 +13,10 @@ use tantivy::schema::{
 /// The fields of a path document.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Fields {
-    /// `layer << 32 | index`, indexed and fast.
-    pub nid: Field,
+    /// The neuron's ordinal in the store's neuron table, indexed and fast.
+    pub ord: Field,
     /// The layer, indexed (one posting per layer).
     pub layer: Field,
-    /// The neuron's firing F1, fast.
-    pub f1: Field,
     /// The path's normalised activation, fast.
     pub act: Field,
     /// The activating token.
@@ -49,9 +53,8 @@ pub(crate) fn schema() -> (Schema, Fields) {
             .set_index_option(IndexRecordOption::Basic)
             .set_fieldnorms(false),
     );
-    let nid = b.add_u64_field("nid", NumericOptions::default().set_indexed().set_fast());
+    let ord = b.add_u64_field("ord", NumericOptions::default().set_indexed().set_fast());
     let layer = b.add_u64_field("layer", NumericOptions::default().set_indexed());
-    let f1 = b.add_f64_field("f1", NumericOptions::default().set_fast());
     let act = b.add_f64_field("act", NumericOptions::default().set_fast());
     let t: Vec<Field> = TEXT_FIELDS
         .iter()
@@ -59,9 +62,8 @@ pub(crate) fn schema() -> (Schema, Fields) {
         .collect();
     let path = b.add_bytes_field("path", STORED);
     let fields = Fields {
-        nid,
+        ord,
         layer,
-        f1,
         act,
         tok: t[0],
         ctx: t[1],
@@ -82,9 +84,8 @@ pub(crate) fn fields(schema: &Schema) -> Result<Fields, String> {
             .map_err(|_| format!("the tantivy schema has no field `{n}`"))
     };
     Ok(Fields {
-        nid: get("nid")?,
+        ord: get("ord")?,
         layer: get("layer")?,
-        f1: get("f1")?,
         act: get("act")?,
         tok: get("tok")?,
         ctx: get("ctx")?,

@@ -18,9 +18,10 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
 use rayon::prelude::*;
+use roaring::RoaringBitmap;
 
 use super::index::SearchIndex;
-use super::store::{NEURON_ACT, NEURON_CTX, TOKEN_ACT, TOKEN_CTX};
+use super::store::{NeuronRecord, Store, NEURON_ACT, NEURON_CTX, TOKEN_ACT, TOKEN_CTX};
 use super::{Result, SearchError};
 use crate::NeuronId;
 
@@ -123,9 +124,13 @@ impl Overlap {
 }
 
 /// Rank of a similar neuron: mean of both scores, then activating, then smaller id.
-#[derive(PartialEq)]
-struct Rank(f64, f64, Reverse<NeuronId>, SimilarHit);
+struct Rank(f64, f64, Reverse<NeuronId>, Overlap);
 
+impl PartialEq for Rank {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
 impl Eq for Rank {}
 impl Ord for Rank {
     fn cmp(&self, o: &Self) -> Ordering {
@@ -151,6 +156,111 @@ fn check_threshold(th: f64) -> Result<()> {
     }
 }
 
+/// A counter of shared tokens.
+trait Count: Copy {
+    fn inc(&mut self);
+    fn get(self) -> usize;
+}
+
+impl Count for u16 {
+    fn inc(&mut self) {
+        *self += 1;
+    }
+    fn get(self) -> usize {
+        self as usize
+    }
+}
+
+impl Count for u32 {
+    fn inc(&mut self) {
+        *self += 1;
+    }
+    fn get(self) -> usize {
+        self as usize
+    }
+}
+
+/// One `similar` request: the target, its tokens by role, what to return.
+struct Job<'a> {
+    store: &'a Store,
+    table: &'a [NeuronRecord],
+    ord: u32,
+    /// The target's activating tokens, then its context tokens.
+    tokens: [&'a RoaringBitmap; 2],
+    top: usize,
+    threshold: f64,
+}
+
+impl Job<'_> {
+    /// Counts the shared tokens of every neuron in `counts` (zeroed, one cell pair per
+    /// neuron) and ranks.
+    ///
+    /// A neuron sharing `i` activating and `j` context tokens scores at most
+    /// `i/|A_t| + j/|C_t|` (the max-denominators are at least the target's sizes; a
+    /// target without context tokens gives at most 1 there), and rounding keeps that
+    /// order, so a neuron whose bound is below the heap's least score is skipped
+    /// without reading its record.
+    fn run<C: Count>(&self, counts: &mut [[C; 2]]) -> Result<Vec<SimilarHit>> {
+        for (role, table) in [TOKEN_ACT, TOKEN_CTX].into_iter().enumerate() {
+            let mut bad = false;
+            self.store
+                .for_each_value(table, self.tokens[role].iter(), |m| {
+                    match counts.get_mut(m as usize) {
+                        Some(c) => c[role].inc(),
+                        None => bad = true,
+                    }
+                })?;
+            if bad {
+                return Err(SearchError::InvalidRequest(
+                    "a token posting names a neuron past the neuron table".into(),
+                ));
+            }
+        }
+        let (na, nc) = (self.tokens[0].len(), self.tokens[1].len());
+        let bound = |i: usize, d: u64| if d == 0 { 1.0 } else { i as f64 / d as f64 };
+        let width = nc as usize + 1;
+        let bounds: Vec<f64> = (0..=na as usize)
+            .flat_map(|i| (0..width).map(move |j| bound(i, na) + bound(j, nc)))
+            .collect();
+        let target = self.table[self.ord as usize];
+        let mut heap: BinaryHeap<Reverse<Rank>> = BinaryHeap::with_capacity(self.top + 1);
+        let mut least = f64::NEG_INFINITY;
+        for (m, c) in counts.iter().enumerate() {
+            let (i, j) = (c[0].get(), c[1].get());
+            if i + j == 0 || bounds[i * width + j] < least || m == self.ord as usize {
+                continue;
+            }
+            let r = self.table[m];
+            let o = Overlap {
+                act: (target.n_act as u64, r.n_act as u64, i as u64),
+                ctx: (target.n_ctx as u64, r.n_ctx as u64, j as u64),
+            };
+            let (a, x) = o.scores();
+            let rank = Rank(a + x, a, Reverse(r.id), o);
+            if heap.len() < self.top {
+                heap.push(Reverse(rank));
+            } else if rank > heap.peek().expect("full").0 {
+                heap.pop();
+                heap.push(Reverse(rank));
+            }
+            if heap.len() == self.top {
+                least = heap.peek().expect("full").0 .0;
+            }
+        }
+        let mut ranked: Vec<Rank> = heap.into_iter().map(|r| r.0).collect();
+        ranked.sort_by(|a, b| b.cmp(a));
+        Ok(ranked
+            .into_iter()
+            .map(|Rank(_, a, Reverse(neuron), o)| SimilarHit {
+                neuron,
+                activating: a as f32,
+                context: o.scores().1 as f32,
+                relation: o.relation(self.threshold),
+            })
+            .collect())
+    }
+}
+
 impl SearchIndex {
     /// The `top` neurons whose token sets overlap `neuron`'s most, at N2G's threshold.
     pub fn similar(&self, neuron: NeuronId, top: usize) -> Result<Vec<SimilarHit>> {
@@ -172,53 +282,30 @@ impl SearchIndex {
         let ord = table
             .ordinal(neuron)
             .ok_or(SearchError::UnknownNeuron(neuron))?;
-        let target = table.records[ord as usize];
         let act = store.bitmaps(NEURON_ACT, [ord])?.remove(0);
         let ctx = store.bitmaps(NEURON_CTX, [ord])?.remove(0);
         if act.is_empty() || top == 0 {
             return Ok(Vec::new());
         }
         let n = table.records.len();
-        let mut counts = vec![[0u32; 2]; n];
-        for (role, tokens, def) in [(0, &act, TOKEN_ACT), (1, &ctx, TOKEN_CTX)] {
-            for posting in store.bitmaps(def, tokens.iter())? {
-                for m in &posting {
-                    counts[m as usize][role] += 1;
-                }
-            }
+        let job = Job {
+            store,
+            table: &table.records,
+            ord,
+            tokens: [&act, &ctx],
+            top,
+            threshold,
+        };
+        if act.len().max(ctx.len()) <= u16::MAX as u64 {
+            let mut counts = self.take_scratch();
+            counts.clear();
+            counts.resize(n, [0; 2]);
+            let hits = job.run(&mut counts);
+            self.put_scratch(counts);
+            hits
+        } else {
+            job.run(&mut vec![[0u32; 2]; n])
         }
-        let mut heap: BinaryHeap<Reverse<Rank>> = BinaryHeap::with_capacity(top + 1);
-        for (m, c) in counts.iter().enumerate() {
-            if *c == [0, 0] || m == ord as usize {
-                continue;
-            }
-            let r = table.records[m];
-            let o = Overlap {
-                act: (target.n_act as u64, r.n_act as u64, c[0] as u64),
-                ctx: (target.n_ctx as u64, r.n_ctx as u64, c[1] as u64),
-            };
-            let (a, x) = o.scores();
-            let rank = Rank(
-                a + x,
-                a,
-                Reverse(r.id),
-                SimilarHit {
-                    neuron: r.id,
-                    activating: a as f32,
-                    context: x as f32,
-                    relation: o.relation(threshold),
-                },
-            );
-            if heap.len() < top {
-                heap.push(Reverse(rank));
-            } else if rank > heap.peek().expect("full").0 {
-                heap.pop();
-                heap.push(Reverse(rank));
-            }
-        }
-        let mut ranked: Vec<Rank> = heap.into_iter().map(|r| r.0).collect();
-        ranked.sort_by(|a, b| b.cmp(a));
-        Ok(ranked.into_iter().map(|r| r.3).collect())
     }
 
     /// Every `similar` and `subset` pair at `threshold` (N2G's find_similar), sorted by

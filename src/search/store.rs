@@ -2,16 +2,20 @@
 //! postings, loaded lazily.
 //!
 //! Tables: `meta` (`vocab`: postcard `Vec<String>` of normalised tokens, id = position;
-//! `layers`: postcard `Vec<u16>` of the distinct layers; `neurons`: fixed 18-byte records per neuron ordinal; `by_id`: sorted `(nid, ordinal)`
-//! pairs), `token_act` / `token_ctx` (token id → bitmap of neuron ordinals),
+//! `layers`: postcard `Vec<u16>` of the distinct layers; `neurons`: fixed 18-byte records
+//! per neuron ordinal; `by_id`: sorted `(nid, ordinal)` pairs; `runs`: postcard `Vec<u32>`,
+//! the lengths of the sorted runs of the tantivy segment, in document order), `token_act` / `token_ctx` (token id → bitmap of neuron ordinals),
 //! `neuron_act` / `neuron_ctx` (neuron ordinal → bitmap of token ids).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use redb::{ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableDefinition};
 use roaring::RoaringBitmap;
 
+use super::postings::for_each;
+use super::predicate::NeuronColumns;
 use super::schema::nid;
 use super::{Result, SearchError};
 use crate::NeuronId;
@@ -43,6 +47,7 @@ pub(crate) struct NeuronRecord {
 const RECORD: usize = 18;
 
 /// All neurons by ordinal, and a sorted id → ordinal index.
+#[derive(Debug)]
 pub(crate) struct NeuronTable {
     /// Records by ordinal.
     pub records: Vec<NeuronRecord>,
@@ -109,9 +114,12 @@ impl NeuronTable {
 pub(crate) struct Store {
     path: PathBuf,
     db: OnceLock<ReadOnlyDatabase>,
-    neurons: OnceLock<NeuronTable>,
+    neurons: OnceLock<Arc<NeuronTable>>,
     vocab: OnceLock<Vec<String>>,
+    token_ids: OnceLock<HashMap<String, u32>>,
     layers: OnceLock<Vec<u16>>,
+    runs: OnceLock<Arc<Vec<u32>>>,
+    columns: OnceLock<Arc<NeuronColumns>>,
 }
 
 impl Store {
@@ -122,12 +130,21 @@ impl Store {
             db: OnceLock::new(),
             neurons: OnceLock::new(),
             vocab: OnceLock::new(),
+            token_ids: OnceLock::new(),
             layers: OnceLock::new(),
+            runs: OnceLock::new(),
+            columns: OnceLock::new(),
         }
     }
 
     fn err(&self, what: &str, e: impl std::fmt::Display) -> SearchError {
         SearchError::store(&self.path, what, e)
+    }
+
+    /// Opens the database now (a reader then keeps it while a newer build removes its
+    /// generation).
+    pub fn open(&self) -> Result<()> {
+        self.db().map(|_| ())
     }
 
     fn db(&self) -> Result<&ReadOnlyDatabase> {
@@ -151,13 +168,50 @@ impl Store {
     }
 
     /// The neuron table (loaded on first use).
-    pub fn neurons(&self) -> Result<&NeuronTable> {
+    pub fn neurons(&self) -> Result<&Arc<NeuronTable>> {
         if let Some(t) = self.neurons.get() {
             return Ok(t);
         }
         let t = NeuronTable::decode(&self.meta("neurons")?, &self.meta("by_id")?)
             .ok_or_else(|| self.err("table meta", "key `neurons` or `by_id` is malformed"))?;
-        Ok(self.neurons.get_or_init(|| t))
+        Ok(self.neurons.get_or_init(|| Arc::new(t)))
+    }
+
+    /// The id of a normalised token string, if any neuron has it.
+    pub fn token_id(&self, token: &str) -> Result<Option<u32>> {
+        if let Some(m) = self.token_ids.get() {
+            return Ok(m.get(token).copied());
+        }
+        let m = self
+            .vocab()?
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
+        Ok(self.token_ids.get_or_init(|| m).get(token).copied())
+    }
+
+    /// The lengths of the sorted runs of the tantivy segment (loaded on first use).
+    pub fn runs(&self) -> Result<&Arc<Vec<u32>>> {
+        if let Some(v) = self.runs.get() {
+            return Ok(v);
+        }
+        let v: Vec<u32> = postcard::from_bytes(&self.meta("runs")?)
+            .map_err(|e| self.err("table meta, key `runs`", e))?;
+        Ok(self.runs.get_or_init(|| Arc::new(v)))
+    }
+
+    /// F1 and layer by ordinal (made from the neuron table on first use).
+    pub fn columns(&self) -> Result<&Arc<NeuronColumns>> {
+        if let Some(c) = self.columns.get() {
+            return Ok(c);
+        }
+        let t = self.neurons()?;
+        let c = NeuronColumns {
+            f1: t.records.iter().map(|r| r.f1).collect(),
+            layer: t.records.iter().map(|r| r.id.layer).collect(),
+        };
+        Ok(self.columns.get_or_init(|| Arc::new(c)))
     }
 
     /// The normalised token strings by id (loaded on first use).
@@ -197,12 +251,38 @@ impl Store {
                     .get(k)
                     .map_err(|e| self.err(&format!("table {name}"), e))?
                 {
-                    Some(v) => RoaringBitmap::deserialize_from(v.value())
+                    Some(v) => RoaringBitmap::deserialize_unchecked_from(v.value())
                         .map_err(|e| self.err(&format!("table {name}, key {k}"), e)),
                     None => Ok(RoaringBitmap::new()),
                 }
             })
             .collect()
+    }
+
+    /// Calls `f` with every value of the bitmaps stored under `keys` in `table` (read in
+    /// place, see `postings`); the bitmaps one after the other, each ascending.
+    pub fn for_each_value(
+        &self,
+        table: TableDefinition<u32, &[u8]>,
+        keys: impl IntoIterator<Item = u32>,
+        mut f: impl FnMut(u32),
+    ) -> Result<()> {
+        let name = table.to_string();
+        let txn = self.db()?.begin_read().map_err(|e| self.err("read", e))?;
+        let t = txn
+            .open_table(table)
+            .map_err(|e| self.err(&format!("table {name}"), e))?;
+        for k in keys {
+            let v = t
+                .get(k)
+                .map_err(|e| self.err(&format!("table {name}"), e))?;
+            if let Some(v) = v {
+                for_each(v.value(), &mut f).ok_or_else(|| {
+                    self.err(&format!("table {name}, key {k}"), "malformed bitmap")
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// Every bitmap of `table`, indexed by key (`len` entries).
