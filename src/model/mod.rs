@@ -316,26 +316,34 @@ impl Model {
                 tree: None,
             },
         )?;
-        let (b, t) = ids.dims2()?;
         out.activations
-            .into_iter()
+            .iter()
             .zip(&layers)
-            .map(|(act, &layer)| {
-                let data = act
-                    .to_dtype(DType::F32)?
-                    .flatten_all()?
-                    .to_device(&Device::Cpu)?
-                    .to_vec1::<f32>()?;
-                Ok(LayerActivations {
-                    layer,
-                    batch: b,
-                    seq_len: t,
-                    n_neurons: self.info.n_neurons,
-                    lengths: lengths.clone(),
-                    data,
-                })
-            })
+            .map(|(act, &layer)| self.layer_activations(act, layer, lengths.clone()))
             .collect()
+    }
+
+    /// Copies one layer's `[batch, seq, neurons]` activation tensor to the host.
+    fn layer_activations(
+        &self,
+        act: &Tensor,
+        layer: usize,
+        lengths: Vec<usize>,
+    ) -> Result<LayerActivations> {
+        let (batch, seq_len, _) = act.dims3()?;
+        let data = act
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_device(&Device::Cpu)?
+            .to_vec1::<f32>()?;
+        Ok(LayerActivations {
+            layer,
+            batch,
+            seq_len,
+            n_neurons: self.info.n_neurons,
+            lengths,
+            data,
+        })
     }
 
     /// For every position of every sequence, the `k` most likely next tokens as

@@ -117,8 +117,7 @@ impl Model {
         }
         let batch: Vec<Vec<u32>> = rows.iter().map(|r| r.ids.clone()).collect();
         let (ids, lengths) = self.pad_batch(&batch)?;
-        let (b, t) = ids.dims2()?;
-        let layout = tree_layout(rows, t, &self.device)?;
+        let layout = tree_layout(rows, ids.dim(1)?, &self.device)?;
         let out = self.forward(
             &ids,
             &ForwardRequest {
@@ -127,19 +126,7 @@ impl Model {
                 tree: Some(&layout),
             },
         )?;
-        let data = out.activations[0]
-            .to_dtype(candle_core::DType::F32)?
-            .to_device(&Device::Cpu)?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
-        Ok(LayerActivations {
-            layer,
-            batch: b,
-            seq_len: t,
-            n_neurons: self.info.n_neurons,
-            lengths,
-            data,
-        })
+        self.layer_activations(&out.activations[0], layer, lengths)
     }
 }
 

@@ -89,13 +89,7 @@ impl Weight for FilteredWeight {
     }
 
     fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
-        let mut s = self.scorer(reader, 1.0)?;
-        if s.seek(doc) != doc {
-            return Err(tantivy::TantivyError::InvalidArgument(format!(
-                "document {doc} does not match"
-            )));
-        }
-        Ok(Explanation::new("Filtered", 1.0))
+        explain_match(self.scorer(reader, 1.0)?, doc, "Filtered")
     }
 }
 
@@ -181,13 +175,7 @@ impl Weight for ActRange {
     }
 
     fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
-        let mut s = self.scorer(reader, 1.0)?;
-        if s.seek(doc) != doc {
-            return Err(tantivy::TantivyError::InvalidArgument(format!(
-                "document {doc} does not match"
-            )));
-        }
-        Ok(Explanation::new("ActRange", 1.0))
+        explain_match(self.scorer(reader, 1.0)?, doc, "ActRange")
     }
 }
 
@@ -293,4 +281,18 @@ impl DocSet for RangesDocSet {
     fn size_hint(&self) -> u32 {
         self.ranges.iter().map(|&(a, b)| b - a).sum()
     }
+}
+
+/// A constant-score explanation when `scorer` reaches `doc`.
+fn explain_match(
+    mut scorer: Box<dyn Scorer>,
+    doc: DocId,
+    name: &'static str,
+) -> tantivy::Result<Explanation> {
+    if scorer.seek(doc) != doc {
+        return Err(tantivy::TantivyError::InvalidArgument(format!(
+            "document {doc} does not match"
+        )));
+    }
+    Ok(Explanation::new(name, 1.0))
 }
