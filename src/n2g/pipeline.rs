@@ -228,6 +228,14 @@ impl<'a> GraphContext<'a> {
             phase = "prune",
             ms = clock.elapsed().as_millis() as u64,
             tokens = runner.stats.tokens,
+            seeds = train.len(),
+            windows = {
+                let mut w: Vec<(usize, &[u32])> =
+                    train.iter().map(|t| (t.neuron, t.ids.as_slice())).collect();
+                w.sort_unstable();
+                w.dedup();
+                w.len()
+            },
             "graph phase"
         );
         // Pruned texts the loop did not settle (no prune lengths): the longest candidate.
