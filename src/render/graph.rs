@@ -177,7 +177,8 @@ fn chain(path: &GraphPath, dict: &TokenDictionary, color: bool) -> String {
 
 /// The graph for the terminal: each activating token (highest activation first) with its
 /// activation, then every pattern ending in it, drawn in reading order like
-/// `capital … paris  (0.92)` (best first). With `color`, truecolor ANSI backgrounds: red by
+/// `capital … paris  (0.92)` (best first; `[no context] paris` when the token alone
+/// fires). With `color`, truecolor ANSI backgrounds: red by
 /// activation, blue by importance.
 pub fn to_text(graph: &Graph, dict: &TokenDictionary, color: bool) -> String {
     let mut activators = graph.activating();
@@ -199,9 +200,15 @@ pub fn to_text(graph: &Graph, dict: &TokenDictionary, color: bool) -> String {
                 .then_with(|| a.elements.cmp(&b.elements))
         });
         for path in &paths {
+            // A path of the activating token alone fires without any context.
+            let alone = if path.elements.len() == 1 {
+                "[no context] "
+            } else {
+                ""
+            };
             let _ = writeln!(
                 out,
-                "    {}  ({:.2})",
+                "    {alone}{}  ({:.2})",
                 chain(path, dict, color),
                 path.activation
             );
@@ -281,5 +288,19 @@ mod tests {
         let coloured = to_text(&graph(), &dict(), true);
         assert!(coloured.contains("\x1b[48;2;"));
         assert!(coloured.contains("\x1b[0m"));
+    }
+
+    #[test]
+    fn a_token_that_fires_alone_is_marked() {
+        let line = Line {
+            elements: vec![Element::Token(2)],
+            importance: vec![1.0],
+            activation: 0.5,
+        };
+        let graph = Graph::build(&[line], EndActivation::Max);
+        assert_eq!(
+            to_text(&graph, &dict(), false),
+            "the  (0.50)\n    [no context] the  (0.50)\n"
+        );
     }
 }
