@@ -1,6 +1,7 @@
 //! End to end on the real default model: scan a small corpus, build graphs for a few
 //! neurons of layer 0, check they are non-empty, predict their own training maxima and
-//! beat the per-token baseline on held-out examples in total.
+//! beat the per-token baseline on held-out examples in total; batching and prefix
+//! sharing give the same graphs as one sequence at a time.
 
 use std::path::PathBuf;
 
@@ -143,4 +144,77 @@ fn graph_settings_cannot_change_midway() {
     .unwrap()
     .to_string();
     assert!(err.contains("other settings"), "{err}");
+}
+
+/// A store with the scan of `neurons` of `layer` done.
+fn scanned(model: &Model, windows: &n2g_index::corpus::Windows, layer: usize) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open_or_create(tmp.path()).unwrap();
+    run_scan(
+        model,
+        windows,
+        &store,
+        &ScanOptions {
+            layers: vec![layer],
+            neurons: (0..12).collect(),
+            top_k: 8,
+            batch_size: 8,
+            checkpoint_every: 100,
+            progress: false,
+            max_batches: None,
+        },
+    )
+    .unwrap();
+    tmp
+}
+
+#[test]
+fn batching_and_prefix_sharing_change_speed_not_graphs() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let model = Model::load_default(&root, &LoadOptions::default()).unwrap();
+    let corpus = Corpus::read(&CorpusSpec::new(vec![root.join("fixtures/corpus/mixed")])).unwrap();
+    let windows = tokenize_windows(&corpus, model.tokenizer(), 32, true).unwrap();
+    let settings = GraphSettings {
+        mask_token: model.mask_token(),
+        ..GraphSettings::default()
+    };
+    let configs = [
+        BatchConfig::default(),
+        BatchConfig {
+            prefix_row_tokens: 0,
+            ..BatchConfig::default()
+        },
+        BatchConfig::unbatched(),
+    ];
+    let mut built: Vec<Vec<(NeuronId, NeuronGraph)>> = Vec::new();
+    let mut tokens = Vec::new();
+    for config in configs {
+        let dir = scanned(&model, &windows, 1);
+        let store = Store::open_or_create(dir.path()).unwrap();
+        let report = build_graphs(&model, &store, &windows, &settings, config, false).unwrap();
+        tokens.push(report.work.tokens);
+        built.push(store.graphs().unwrap());
+    }
+    // Prefix sharing runs fewer tokens for the same sequences.
+    assert!(tokens[0] < tokens[1], "tokens run {tokens:?}");
+    // Float rounding differs between batch shapes, so a value right at a threshold may
+    // flip; all but one neuron must have the very same graph paths, and the scores stay
+    // close.
+    for other in &built[1..] {
+        assert_eq!(other.len(), built[0].len());
+        let mut differ = 0;
+        for ((id, a), (id2, b)) in built[0].iter().zip(other) {
+            assert_eq!(id, id2);
+            let paths = |g: &NeuronGraph| -> Vec<Vec<n2g_index::n2g::Element>> {
+                g.graph.paths().into_iter().map(|p| p.elements).collect()
+            };
+            if paths(a) != paths(b) {
+                differ += 1;
+            }
+            let (fa, fb) = (a.eval.graph.firing.f1, b.eval.graph.firing.f1);
+            assert!((fa - fb).abs() < 0.2, "{id}: F1 {fa} vs {fb}");
+        }
+        eprintln!("{differ} of {} graphs differ", built[0].len());
+        assert!(differ <= 1, "{differ} of {} graphs differ", built[0].len());
+    }
 }
