@@ -73,7 +73,9 @@ pub(crate) fn pass_rope(
 /// Scaled dot-product causal attention with grouped KV heads.
 ///
 /// `q`: `[b, n_heads, t, d]`, `k`/`v`: `[b, n_kv, t, d]`, `mask` `[t, t]` or
-/// `[b, 1, t, t]`. Returns `[b, t, n_heads * d]`.
+/// `[b, 1, t, t]`. Returns `[b, t, n_heads * d]`. The queries of the heads that share a
+/// KV head are stacked (`[b, n_kv, rep * t, d]`), so grouped heads need no copies of
+/// the keys and values and each product is one larger matmul.
 pub(crate) fn attention(
     q: &Tensor,
     k: &Tensor,
@@ -83,21 +85,20 @@ pub(crate) fn attention(
 ) -> Result<Tensor> {
     let (b, n_heads, t, d) = q.dims4()?;
     let n_kv = k.dim(1)?;
-    let (k, v) = if n_kv == n_heads {
-        (k.clone(), v.clone())
+    let rep = n_heads / n_kv;
+    let q = q.contiguous()?.reshape((b, n_kv, rep * t, d))?;
+    let scores = (q.matmul(&k.t()?)? * scale)?.reshape((b, n_kv, rep, t, t))?;
+    // [t, t] broadcasts as it is; [b, 1, t, t] needs a unit axis for the group.
+    let mask = if mask.rank() == 4 {
+        mask.unsqueeze(2)?
     } else {
-        let rep = n_heads / n_kv;
-        let expand = |x: &Tensor| -> Result<Tensor> {
-            Ok(x.unsqueeze(2)?
-                .expand((b, n_kv, rep, t, d))?
-                .reshape((b, n_heads, t, d))?)
-        };
-        (expand(k)?, expand(v)?)
+        mask.clone()
     };
-    let scores = (q.matmul(&k.t()?)? * scale)?;
-    let scores = scores.broadcast_add(mask)?;
-    let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-    let y = probs.matmul(&v.contiguous()?)?;
+    let scores = scores.broadcast_add(&mask)?;
+    let probs = candle_nn::ops::softmax_last_dim(&scores)?.reshape((b, n_kv, rep * t, t))?;
+    let y = probs
+        .matmul(&v.contiguous()?)?
+        .reshape((b, n_heads, t, d))?;
     Ok(y.transpose(1, 2)?.reshape((b, t, n_heads * d))?)
 }
 
