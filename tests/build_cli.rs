@@ -47,52 +47,60 @@ fn dump(index: &Path) -> String {
     Store::open(index).unwrap().dump().unwrap()
 }
 
-#[test]
-fn killed_build_resumes_to_the_same_store() {
-    let tmp = tempfile::tempdir().unwrap();
-    let full = tmp.path().join("full");
-    let out = bin().args(build_args(&full)).output().unwrap();
+/// Runs `cmd` and asserts that it succeeds (showing its stderr when not).
+fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out
+}
 
-    let killed = tmp.path().join("killed");
+/// Runs the binary with `args` and info logs, and kills it (SIGKILL on Unix) at the
+/// first log line on which `kill_at` says so.
+fn run_until_killed(args: Vec<String>, mut kill_at: impl FnMut(&str) -> bool) {
     let mut child = bin()
-        .args(build_args(&killed))
+        .args(args)
         .env("N2G_LOG", "n2g_index=info")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Kill as soon as the second checkpoint is committed: mid-scan, for real.
     let stderr = child.stderr.take().unwrap();
-    let mut checkpoints = 0;
     for line in BufReader::new(stderr).lines() {
-        let line = line.unwrap();
+        if kill_at(&line.unwrap()) {
+            child.kill().unwrap();
+            break;
+        }
+    }
+    child.wait().unwrap();
+}
+
+#[test]
+fn killed_build_resumes_to_the_same_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let full = tmp.path().join("full");
+    run_ok(bin().args(build_args(&full)));
+
+    let killed = tmp.path().join("killed");
+    // Kill as soon as the second checkpoint is committed: mid-scan, for real.
+    let mut checkpoints = 0;
+    run_until_killed(build_args(&killed), |line| {
         if line.contains("checkpoint committed") {
             assert!(
                 line.contains("complete=false"),
                 "scan finished before the kill: {line}"
             );
             checkpoints += 1;
-            if checkpoints == 2 {
-                child.kill().unwrap(); // SIGKILL on Unix
-                break;
-            }
         }
-    }
-    child.wait().unwrap();
+        checkpoints == 2
+    });
     assert_eq!(checkpoints, 2);
     let progress = Store::open(&killed).unwrap().scan_progress().unwrap();
     assert!(!progress.complete && progress.batches_done >= 16);
 
-    let out = bin().args(build_args(&killed)).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(bin().args(build_args(&killed)));
     assert_eq!(dump(&killed), dump(&full));
 }
 
@@ -212,16 +220,7 @@ fn graph_args(index: &Path) -> Vec<String> {
 }
 
 fn export(index: &Path) -> String {
-    let out = bin()
-        .args(["export", "--index"])
-        .arg(index)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(bin().args(["export", "--index"]).arg(index));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -229,37 +228,16 @@ fn export(index: &Path) -> String {
 fn killed_graph_stage_resumes_without_recomputing() {
     let tmp = tempfile::tempdir().unwrap();
     let full = tmp.path().join("full");
-    let out = bin().args(graph_args(&full)).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(bin().args(graph_args(&full)));
 
     let killed = tmp.path().join("killed");
-    let mut child = bin()
-        .args(graph_args(&killed))
-        .env("N2G_LOG", "n2g_index=info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    for line in BufReader::new(stderr).lines() {
-        if line.unwrap().contains("graph chunk committed") {
-            child.kill().unwrap();
-            break;
-        }
-    }
-    child.wait().unwrap();
+    run_until_killed(graph_args(&killed), |line| {
+        line.contains("graph chunk committed")
+    });
     let built = Store::open(&killed).unwrap().graph_keys().unwrap().len();
     assert!((8..96).contains(&built), "{built} graphs at the kill");
 
-    let out = bin().args(graph_args(&killed)).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(bin().args(graph_args(&killed)));
     assert_eq!(export(&killed), export(&full));
     // The JSON lines are well formed and carry graph and eval for every neuron.
     let lines: Vec<serde_json::Value> = export(&full)

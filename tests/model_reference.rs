@@ -159,7 +159,8 @@ fn packed_table(model: &Model, batch: &[Vec<u32>], layers: &[usize]) -> Vec<Vec<
     layers
         .iter()
         .map(|&l| {
-            let acts = model.packed_activations(&packing.rows, l).unwrap();
+            let rows: Vec<_> = packing.rows.iter().collect();
+            let acts = model.packed_activations(&rows, l).unwrap();
             let table: Vec<Vec<Vec<f32>>> = packing
                 .placement
                 .iter()

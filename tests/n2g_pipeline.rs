@@ -21,24 +21,9 @@ fn graphs_of_layer_0_beat_the_token_baseline() {
         .collect();
     let corpus = Corpus::read(&CorpusSpec::new(files)).unwrap();
     let windows = tokenize_windows(&corpus, model.tokenizer(), 64, true).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let store = Store::open_or_create(tmp.path()).unwrap();
     let neurons: Vec<usize> = (0..64).collect();
-    run_scan(
-        &model,
-        &windows,
-        &store,
-        &ScanOptions {
-            layers: vec![0],
-            neurons: neurons.clone(),
-            top_k: 20,
-            batch_size: 16,
-            checkpoint_every: 100,
-            progress: false,
-            max_batches: None,
-        },
-    )
-    .unwrap();
+    let tmp = scanned(&model, &windows, 0, neurons.len(), 20);
+    let store = Store::open_or_create(tmp.path()).unwrap();
     let settings = GraphSettings {
         mask_token: model.mask_token(),
         ..GraphSettings::default()
@@ -101,23 +86,8 @@ fn graph_settings_cannot_change_midway() {
     let model = Model::load_default(&root, &LoadOptions::default()).unwrap();
     let corpus = Corpus::read(&CorpusSpec::new(vec![root.join("fixtures/corpus/mixed")])).unwrap();
     let windows = tokenize_windows(&corpus, model.tokenizer(), 32, true).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = scanned(&model, &windows, 0, 4, 4);
     let store = Store::open_or_create(tmp.path()).unwrap();
-    run_scan(
-        &model,
-        &windows,
-        &store,
-        &ScanOptions {
-            layers: vec![0],
-            neurons: (0..4).collect(),
-            top_k: 4,
-            batch_size: 4,
-            checkpoint_every: 10,
-            progress: false,
-            max_batches: None,
-        },
-    )
-    .unwrap();
     let settings = GraphSettings::default();
     build_graphs(
         &model,
@@ -146,8 +116,15 @@ fn graph_settings_cannot_change_midway() {
     assert!(err.contains("other settings"), "{err}");
 }
 
-/// A store with the scan of `neurons` of `layer` done.
-fn scanned(model: &Model, windows: &n2g_index::corpus::Windows, layer: usize) -> tempfile::TempDir {
+/// A store (in a temporary folder) with the scan of neurons `0..neurons` of `layer`
+/// done, keeping the top `top_k` windows.
+fn scanned(
+    model: &Model,
+    windows: &n2g_index::corpus::Windows,
+    layer: usize,
+    neurons: usize,
+    top_k: usize,
+) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open_or_create(tmp.path()).unwrap();
     run_scan(
@@ -156,8 +133,8 @@ fn scanned(model: &Model, windows: &n2g_index::corpus::Windows, layer: usize) ->
         &store,
         &ScanOptions {
             layers: vec![layer],
-            neurons: (0..12).collect(),
-            top_k: 8,
+            neurons: (0..neurons).collect(),
+            top_k,
             batch_size: 8,
             checkpoint_every: 100,
             progress: false,
@@ -189,7 +166,7 @@ fn batching_and_prefix_sharing_change_speed_not_graphs() {
     let mut built: Vec<Vec<(NeuronId, NeuronGraph)>> = Vec::new();
     let mut tokens = Vec::new();
     for config in configs {
-        let dir = scanned(&model, &windows, 1);
+        let dir = scanned(&model, &windows, 1, 12, 8);
         let store = Store::open_or_create(dir.path()).unwrap();
         let report = build_graphs(&model, &store, &windows, &settings, config, false).unwrap();
         tokens.push(report.work.tokens);

@@ -290,9 +290,9 @@ impl Model {
     /// Sequences may differ in length: they are right-padded, which does not change a
     /// causal model's values at real positions. The pass stops at the highest requested
     /// layer. Returns one [`LayerActivations`] per distinct layer, in ascending order.
-    pub fn activations(
+    pub fn activations<S: AsRef<[u32]>>(
         &self,
-        batch: &[Vec<u32>],
+        batch: &[S],
         layers: &[usize],
     ) -> Result<Vec<LayerActivations>> {
         let mut layers = layers.to_vec();
@@ -392,11 +392,11 @@ impl Model {
     }
 
     /// Pads a batch on the right into a `[batch, max_len]` id tensor.
-    fn pad_batch(&self, batch: &[Vec<u32>]) -> Result<(Tensor, Vec<usize>)> {
+    fn pad_batch<S: AsRef<[u32]>>(&self, batch: &[S]) -> Result<(Tensor, Vec<usize>)> {
         if batch.is_empty() {
             return Err(Error::InvalidRequest("empty batch".into()));
         }
-        let max_len = batch.iter().map(Vec::len).max().unwrap_or(0);
+        let max_len = batch.iter().map(|s| s.as_ref().len()).max().unwrap_or(0);
         if max_len == 0 {
             return Err(Error::InvalidRequest("empty sequence in batch".into()));
         }
@@ -404,6 +404,7 @@ impl Model {
         let pad = self.info.eos_id.unwrap_or(0).min(vocab - 1);
         let mut flat = Vec::with_capacity(batch.len() * max_len);
         for seq in batch {
+            let seq = seq.as_ref();
             if seq.is_empty() {
                 return Err(Error::InvalidRequest("empty sequence in batch".into()));
             }
@@ -415,7 +416,7 @@ impl Model {
             flat.extend_from_slice(seq);
             flat.extend(std::iter::repeat_n(pad, max_len - seq.len()));
         }
-        let lengths = batch.iter().map(Vec::len).collect();
+        let lengths = batch.iter().map(|s| s.as_ref().len()).collect();
         let ids = Tensor::from_vec(flat, (batch.len(), max_len), &self.device)?;
         Ok((ids, lengths))
     }

@@ -105,7 +105,11 @@ impl Model {
     /// Neuron activations of `layer` for packed rows, `[rows, max_len, neurons]`: the
     /// value at a row's column is the activation of that token given its own prefix.
     /// Columns past a row's length are padding.
-    pub fn packed_activations(&self, rows: &[PackedRow], layer: usize) -> Result<LayerActivations> {
+    pub fn packed_activations(
+        &self,
+        rows: &[&PackedRow],
+        layer: usize,
+    ) -> Result<LayerActivations> {
         if rows.is_empty() || rows.iter().any(|r| r.ids.is_empty()) {
             return Err(Error::InvalidRequest("empty packed row".into()));
         }
@@ -115,7 +119,7 @@ impl Model {
                 self.info.n_layers - 1
             )));
         }
-        let batch: Vec<Vec<u32>> = rows.iter().map(|r| r.ids.clone()).collect();
+        let batch: Vec<&[u32]> = rows.iter().map(|r| r.ids.as_slice()).collect();
         let (ids, lengths) = self.pad_batch(&batch)?;
         let layout = tree_layout(rows, ids.dim(1)?, &self.device)?;
         let out = self.forward(
@@ -132,7 +136,7 @@ impl Model {
 
 /// Position ids and the `[b, 1, t, t]` ancestor mask of padded rows. A padding column
 /// sits at position 0 and sees only itself.
-fn tree_layout(rows: &[PackedRow], t: usize, device: &Device) -> Result<TreeLayout> {
+fn tree_layout(rows: &[&PackedRow], t: usize, device: &Device) -> Result<TreeLayout> {
     let b = rows.len();
     let mut positions = vec![0u32; b * t];
     let mut mask = vec![f32::NEG_INFINITY; b * t * t];
@@ -203,8 +207,8 @@ mod tests {
 
     #[test]
     fn the_mask_lets_a_token_see_exactly_its_ancestors() {
-        let row = PrefixPacking::pack(&[&[1, 2, 3], &[1, 4]], 10).rows;
-        let layout = tree_layout(&row, 5, &Device::Cpu).unwrap();
+        let rows = PrefixPacking::pack(&[&[1, 2, 3], &[1, 4]], 10).rows;
+        let layout = tree_layout(&[&rows[0]], 5, &Device::Cpu).unwrap();
         let m = layout.mask.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let seen: Vec<Vec<usize>> = (0..5)
             .map(|i| (0..5).filter(|&j| m[i * 5 + j] == 0.0).collect())

@@ -172,7 +172,13 @@ impl<'a> GraphContext<'a> {
         // candidate carries its post-context: tokens after the activating one cannot
         // change the activations up to it (causality), and the accepted candidate is
         // then the pruned text itself, with no second pass.
-        let longest = *s.prune_lengths.last().unwrap_or(&30);
+        // With no lengths given, the longest candidate of the paper (30) is the only one.
+        let lengths: &[usize] = if s.prune_lengths.is_empty() {
+            &[30]
+        } else {
+            &s.prune_lengths
+        };
+        let longest = *lengths.last().expect("non-empty");
         let ends: Vec<usize> = train
             .iter()
             .map(|t| {
@@ -180,12 +186,7 @@ impl<'a> GraphContext<'a> {
                 post_context_end(&strs, t.p, s.post_context)
             })
             .collect();
-        let candidate = |t: &Train, end: usize, st: usize| -> Vec<u32> {
-            let mut seq = bos.clone();
-            seq.extend_from_slice(&t.ids[st..end]);
-            seq
-        };
-        for &len in &s.prune_lengths {
+        for &len in lengths {
             let open: Vec<usize> = (0..train.len())
                 .filter(|&i| train[i].start.is_none())
                 .collect();
@@ -196,11 +197,9 @@ impl<'a> GraphContext<'a> {
                 .iter()
                 .map(|&i| {
                     let t = &train[i];
-                    let st = candidate_start(t.p, len, first);
-                    (
-                        candidate(t, ends[i], st),
-                        neurons[t.neuron].id.index as usize,
-                    )
+                    let mut seq = bos.clone();
+                    seq.extend_from_slice(&t.ids[candidate_start(t.p, len, first)..ends[i]]);
+                    (seq, neurons[t.neuron].id.index as usize)
                 })
                 .collect();
             let results = runner.run(&requests)?;
@@ -238,28 +237,7 @@ impl<'a> GraphContext<'a> {
             },
             "graph phase"
         );
-        // Pruned texts the loop did not settle (no prune lengths): the longest candidate.
-        let unsettled: Vec<usize> = (0..train.len())
-            .filter(|&i| train[i].start.is_none())
-            .collect();
-        let requests: Vec<(Vec<u32>, usize)> = unsettled
-            .iter()
-            .map(|&i| {
-                let t = &train[i];
-                let st = candidate_start(t.p, longest, first);
-                (
-                    candidate(t, ends[i], st),
-                    neurons[t.neuron].id.index as usize,
-                )
-            })
-            .collect();
-        let results = runner.run(&requests)?;
-        for ((&i, acts), (seq, _)) in unsettled.iter().zip(results).zip(requests) {
-            let t = &mut train[i];
-            t.start = Some(candidate_start(t.p, longest, first));
-            t.text = seq;
-            t.acts = acts;
-        }
+        // The longest candidate is always accepted: every text is settled.
         for t in train.iter_mut() {
             let max = neurons[t.neuron].max;
             t.active = (first..t.acts.len())
@@ -267,12 +245,6 @@ impl<'a> GraphContext<'a> {
                 .collect();
         }
 
-        tracing::debug!(
-            phase = "pruned texts",
-            ms = clock.elapsed().as_millis() as u64,
-            tokens = runner.stats.tokens,
-            "graph phase"
-        );
         // Step 4: importance from masked rows, each cut after the last activating token.
         let mut requests = Vec::new();
         let mut owners = Vec::new();

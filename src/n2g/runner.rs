@@ -122,7 +122,7 @@ impl<'a> Runner<'a> {
                     end += 1;
                 }
             }
-            let batch: Vec<Vec<u32>> = groups[start..end].iter().map(|g| g.0.to_vec()).collect();
+            let batch: Vec<&[u32]> = groups[start..end].iter().map(|g| g.0).collect();
             let acts = self.model.activations(&batch, &[self.layer])?;
             let acts = &acts[0];
             for (b, (seq, reqs)) in groups[start..end].iter().enumerate() {
@@ -166,7 +166,7 @@ impl<'a> Runner<'a> {
             }
             let rows: Vec<_> = order[start..end]
                 .iter()
-                .map(|&r| packing.rows[r].clone())
+                .map(|&r| &packing.rows[r])
                 .collect();
             let acts = self.model.packed_activations(&rows, self.layer)?;
             for (b, &r) in order[start..end].iter().enumerate() {

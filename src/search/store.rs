@@ -31,6 +31,15 @@ pub(crate) const NEURON_ACT: TableDefinition<u32, &[u8]> = TableDefinition::new(
 /// Neuron ordinal → its context token ids.
 pub(crate) const NEURON_CTX: TableDefinition<u32, &[u8]> = TableDefinition::new("neuron_ctx");
 
+/// The value of `cell`, made by `init` on first use (a failed `init` is retried later).
+fn lazy<T>(cell: &OnceLock<T>, init: impl FnOnce() -> Result<T>) -> Result<&T> {
+    if let Some(v) = cell.get() {
+        return Ok(v);
+    }
+    let v = init()?;
+    Ok(cell.get_or_init(|| v))
+}
+
 /// One neuron of the table.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct NeuronRecord {
@@ -148,11 +157,9 @@ impl Store {
     }
 
     fn db(&self) -> Result<&ReadOnlyDatabase> {
-        if let Some(db) = self.db.get() {
-            return Ok(db);
-        }
-        let db = ReadOnlyDatabase::open(&self.path).map_err(|e| self.err("open", e))?;
-        Ok(self.db.get_or_init(|| db))
+        lazy(&self.db, || {
+            ReadOnlyDatabase::open(&self.path).map_err(|e| self.err("open", e))
+        })
     }
 
     fn meta(&self, key: &str) -> Result<Vec<u8>> {
@@ -167,71 +174,58 @@ impl Store {
         Ok(v.value().to_vec())
     }
 
+    /// The postcard value under `key` of the `meta` table.
+    fn meta_decoded<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<T> {
+        postcard::from_bytes(&self.meta(key)?)
+            .map_err(|e| self.err(&format!("table meta, key `{key}`"), e))
+    }
+
     /// The neuron table (loaded on first use).
     pub fn neurons(&self) -> Result<&Arc<NeuronTable>> {
-        if let Some(t) = self.neurons.get() {
-            return Ok(t);
-        }
-        let t = NeuronTable::decode(&self.meta("neurons")?, &self.meta("by_id")?)
-            .ok_or_else(|| self.err("table meta", "key `neurons` or `by_id` is malformed"))?;
-        Ok(self.neurons.get_or_init(|| Arc::new(t)))
+        lazy(&self.neurons, || {
+            NeuronTable::decode(&self.meta("neurons")?, &self.meta("by_id")?)
+                .map(Arc::new)
+                .ok_or_else(|| self.err("table meta", "key `neurons` or `by_id` is malformed"))
+        })
     }
 
     /// The id of a normalised token string, if any neuron has it.
     pub fn token_id(&self, token: &str) -> Result<Option<u32>> {
-        if let Some(m) = self.token_ids.get() {
-            return Ok(m.get(token).copied());
-        }
-        let m = self
-            .vocab()?
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.clone(), i as u32))
-            .collect();
-        Ok(self.token_ids.get_or_init(|| m).get(token).copied())
+        let ids = lazy(&self.token_ids, || {
+            Ok(self
+                .vocab()?
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.clone(), i as u32))
+                .collect())
+        })?;
+        Ok(ids.get(token).copied())
     }
 
     /// The lengths of the sorted runs of the tantivy segment (loaded on first use).
     pub fn runs(&self) -> Result<&Arc<Vec<u32>>> {
-        if let Some(v) = self.runs.get() {
-            return Ok(v);
-        }
-        let v: Vec<u32> = postcard::from_bytes(&self.meta("runs")?)
-            .map_err(|e| self.err("table meta, key `runs`", e))?;
-        Ok(self.runs.get_or_init(|| Arc::new(v)))
+        lazy(&self.runs, || self.meta_decoded("runs").map(Arc::new))
     }
 
     /// F1 and layer by ordinal (made from the neuron table on first use).
     pub fn columns(&self) -> Result<&Arc<NeuronColumns>> {
-        if let Some(c) = self.columns.get() {
-            return Ok(c);
-        }
-        let t = self.neurons()?;
-        let c = NeuronColumns {
-            f1: t.records.iter().map(|r| r.f1).collect(),
-            layer: t.records.iter().map(|r| r.id.layer).collect(),
-        };
-        Ok(self.columns.get_or_init(|| Arc::new(c)))
+        lazy(&self.columns, || {
+            let t = self.neurons()?;
+            Ok(Arc::new(NeuronColumns {
+                f1: t.records.iter().map(|r| r.f1).collect(),
+                layer: t.records.iter().map(|r| r.id.layer).collect(),
+            }))
+        })
     }
 
     /// The normalised token strings by id (loaded on first use).
     pub fn vocab(&self) -> Result<&[String]> {
-        if let Some(v) = self.vocab.get() {
-            return Ok(v);
-        }
-        let v: Vec<String> = postcard::from_bytes(&self.meta("vocab")?)
-            .map_err(|e| self.err("table meta, key `vocab`", e))?;
-        Ok(self.vocab.get_or_init(|| v))
+        Ok(lazy(&self.vocab, || self.meta_decoded("vocab"))?)
     }
 
     /// The distinct layers of the indexed neurons, ascending (loaded on first use).
     pub fn layers(&self) -> Result<&[u16]> {
-        if let Some(v) = self.layers.get() {
-            return Ok(v);
-        }
-        let v: Vec<u16> = postcard::from_bytes(&self.meta("layers")?)
-            .map_err(|e| self.err("table meta, key `layers`", e))?;
-        Ok(self.layers.get_or_init(|| v))
+        Ok(lazy(&self.layers, || self.meta_decoded("layers"))?)
     }
 
     /// The bitmaps stored under `keys` in `table` (empty where absent).
