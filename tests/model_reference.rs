@@ -58,10 +58,21 @@ fn argmax(xs: &[f64]) -> usize {
 /// For every (text, layer, neuron) of a reference file: max |ours - ref| over the tokens
 /// is at most `tol` times max |ref|, and the highest-activating token is the same.
 ///
-/// `packed`: run the texts as prefix-shared rows (tree attention) together with variants
-/// that share their prefixes (every text cut in half, and with its middle token
-/// replaced), in rows small enough to split, instead of as a plain padded batch.
-fn compare_activations(model: &Model, texts: &[Value], all_neurons: bool, tol: f64, packed: bool) {
+/// How [`compare_activations`] runs the texts.
+#[derive(Clone, Copy, PartialEq)]
+enum Run {
+    /// A plain padded batch, every neuron.
+    Plain,
+    /// Prefix-shared rows (tree attention) together with variants that share their
+    /// prefixes (every text cut in half, and with its middle token replaced), in rows
+    /// small enough to split.
+    Packed,
+    /// Only the checked neurons, asked for in reverse order, both as a plain batch and
+    /// as prefix-shared rows (which must agree).
+    Selected,
+}
+
+fn compare_activations(model: &Model, texts: &[Value], all_neurons: bool, tol: f64, run: Run) {
     let batch: Vec<Vec<u32>> = texts.iter().map(|t| ids(&t["ids"])).collect();
     let layers: Vec<usize> = texts[0]["layers"]
         .as_array()
@@ -70,8 +81,54 @@ fn compare_activations(model: &Model, texts: &[Value], all_neurons: bool, tol: f
         .map(|l| l["layer"].as_u64().unwrap() as usize)
         .collect();
     // acts[layer index][text][position][neuron]
-    let acts: Vec<Vec<Vec<Vec<f32>>>> = if packed {
+    let checked_neurons = |li: usize| -> Vec<usize> {
+        let layer = &texts[0]["layers"][li];
+        let mut n: Vec<usize> = if all_neurons {
+            (0..floats(&layer["activations"][0]).len()).collect()
+        } else {
+            ids(&layer["neurons"])
+                .into_iter()
+                .map(|n| n as usize)
+                .collect()
+        };
+        n.reverse();
+        n
+    };
+    let acts: Vec<Vec<Vec<Vec<f32>>>> = if run == Run::Packed {
         packed_table(model, &batch, &layers)
+    } else if run == Run::Selected {
+        let width = model.info().n_neurons;
+        layers
+            .iter()
+            .enumerate()
+            .map(|(li, &l)| {
+                let neurons = checked_neurons(li);
+                let plain = model.neuron_activations(&batch, l, &neurons).unwrap();
+                assert_eq!(plain.n_neurons, neurons.len());
+                let refs: Vec<&[u32]> = batch.iter().map(Vec::as_slice).collect();
+                let packing = PrefixPacking::pack(&refs, 1024);
+                let rows: Vec<_> = packing.rows.iter().collect();
+                let packed = model.packed_activations(&rows, l, Some(&neurons)).unwrap();
+                (0..batch.len())
+                    .map(|b| {
+                        let (r, cols) = &packing.placement[b];
+                        (0..batch[b].len())
+                            .map(|t| {
+                                // Full width, NaN where a neuron was not asked for.
+                                let mut row = vec![f32::NAN; width];
+                                for (i, &n) in neurons.iter().enumerate() {
+                                    let (x, y) =
+                                        (plain.get(b, t, i), packed.get(*r, cols[t] as usize, i));
+                                    assert!((x - y).abs() <= 1e-4 * (1.0 + x.abs()));
+                                    row[n] = x;
+                                }
+                                row
+                            })
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect()
     } else {
         let plain = model.activations(&batch, &layers).unwrap();
         plain
@@ -96,14 +153,8 @@ fn compare_activations(model: &Model, texts: &[Value], all_neurons: bool, tol: f
                 .iter()
                 .map(floats)
                 .collect();
-            let neurons: Vec<usize> = if all_neurons {
-                (0..rows[0].len()).collect()
-            } else {
-                ids(&layer["neurons"])
-                    .into_iter()
-                    .map(|n| n as usize)
-                    .collect()
-            };
+            let mut neurons = checked_neurons(li);
+            neurons.reverse();
             assert_eq!(rows.len(), batch[b].len());
             for (j, &n) in neurons.iter().enumerate() {
                 let reference: Vec<f64> = rows.iter().map(|r| r[j]).collect();
@@ -160,7 +211,7 @@ fn packed_table(model: &Model, batch: &[Vec<u32>], layers: &[usize]) -> Vec<Vec<
         .iter()
         .map(|&l| {
             let rows: Vec<_> = packing.rows.iter().collect();
-            let acts = model.packed_activations(&rows, l).unwrap();
+            let acts = model.packed_activations(&rows, l, None).unwrap();
             let table: Vec<Vec<Vec<f32>>> = packing
                 .placement
                 .iter()
@@ -201,7 +252,8 @@ fn smollm2_activations_match_float64_reference() {
         assert_eq!(ours.ids, ids(&t["ids"]), "token ids of {}", t["name"]);
         assert!(ours.bos);
     }
-    compare_activations(&model, texts, false, 1e-3, false);
+    compare_activations(&model, texts, false, 1e-3, Run::Plain);
+    compare_activations(&model, texts, false, 1e-3, Run::Selected);
 }
 
 #[test]
@@ -213,7 +265,7 @@ fn smollm2_prefix_shared_rows_match_float64_reference() {
         reference["texts"].as_array().unwrap(),
         false,
         1e-3,
-        true,
+        Run::Packed,
     );
 }
 
@@ -326,6 +378,19 @@ fn quantized_path_stays_close() {
     let vy: f64 = ys.iter().map(|y| (y - my).powi(2)).sum();
     let corr = cov / (vx * vy).sqrt();
     assert!(corr > 0.98, "correlation {corr}");
+    // Selected neurons on the quantized path are the same columns.
+    let picked = [1535, 7, 700];
+    let c = quant
+        .neuron_activations(std::slice::from_ref(&seq), 2, &picked)
+        .unwrap();
+    for t in 0..seq.len() {
+        for (i, &n) in picked.iter().enumerate() {
+            assert!((c.get(0, t, i) - b.get(0, t, n)).abs() <= 1e-5 * (1.0 + b.get(0, t, n).abs()));
+        }
+    }
+    assert!(quant
+        .neuron_activations(std::slice::from_ref(&seq), 2, &[1536])
+        .is_err());
 }
 
 fn tiny(arch: &str) {
@@ -346,8 +411,9 @@ fn tiny(arch: &str) {
             t["text"]
         );
     }
-    compare_activations(&model, texts, true, 1e-4, false);
-    compare_activations(&model, texts, true, 1e-4, true);
+    compare_activations(&model, texts, true, 1e-4, Run::Plain);
+    compare_activations(&model, texts, true, 1e-4, Run::Packed);
+    compare_activations(&model, texts, true, 1e-4, Run::Selected);
 }
 
 #[test]

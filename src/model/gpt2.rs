@@ -176,7 +176,8 @@ impl Gpt2 {
             let y = ops::attention(&q, &k, &v, &mask, scale)?;
             x = (x + block.attn_proj.forward(&y)?)?;
             let m = candle_nn::ops::layer_norm(&x, &block.ln_2.0, &block.ln_2.1, self.eps)?;
-            let act = self.act.apply(&block.c_fc.forward(&m)?)?;
+            let cols = request.neurons.filter(|_| layer == last);
+            let act = self.act.apply(&block.c_fc.forward_columns(&m, cols)?)?;
             if request.layers.binary_search(&layer).is_ok() {
                 activations.push(act.clone());
             }

@@ -164,11 +164,12 @@ impl GptNeox {
         let mut activations = Vec::with_capacity(request.layers.len());
         for (layer, block) in self.blocks.iter().enumerate().take(last + 1) {
             let stop_here = layer == last && !request.logits;
+            let cols = request.neurons.filter(|_| layer == last);
             if self.parallel {
                 // The MLP reads the block input: at the last needed layer the attention
                 // branch is not needed at all.
                 let m = candle_nn::ops::layer_norm(&x, &block.ln_2.0, &block.ln_2.1, self.eps)?;
-                let act = self.act.apply(&block.up.forward(&m)?)?;
+                let act = self.act.apply(&block.up.forward_columns(&m, cols)?)?;
                 if request.layers.binary_search(&layer).is_ok() {
                     activations.push(act.clone());
                 }
@@ -181,7 +182,7 @@ impl GptNeox {
                 let attn = self.attention(block, &x, &mask, &rope)?;
                 x = (x + attn)?;
                 let m = candle_nn::ops::layer_norm(&x, &block.ln_2.0, &block.ln_2.1, self.eps)?;
-                let act = self.act.apply(&block.up.forward(&m)?)?;
+                let act = self.act.apply(&block.up.forward_columns(&m, cols)?)?;
                 if request.layers.binary_search(&layer).is_ok() {
                     activations.push(act.clone());
                 }

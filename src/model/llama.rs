@@ -98,7 +98,9 @@ impl Llama {
             let y = ops::attention(&q, &k, &v, &mask, scale)?;
             x = (x + block.o.forward(&y)?)?;
             let m = candle_nn::ops::rms_norm(&x, &block.ffn_norm, eps)?;
-            let act = (block.gate.forward(&m)?.silu()? * block.up.forward(&m)?)?;
+            let cols = request.neurons.filter(|_| layer == last);
+            let act = (block.gate.forward_columns(&m, cols)?.silu()?
+                * block.up.forward_columns(&m, cols)?)?;
             if request.layers.binary_search(&layer).is_ok() {
                 activations.push(act.clone());
             }

@@ -163,7 +163,7 @@ pub struct LayerActivations {
     pub batch: usize,
     /// Padded sequence length.
     pub seq_len: usize,
-    /// Neurons per position.
+    /// Neurons per position (those asked for, when a pass computed only some).
     pub n_neurons: usize,
     /// Real length of each sequence.
     pub lengths: Vec<usize>,
@@ -210,6 +210,10 @@ pub(crate) struct ForwardRequest<'a> {
     pub logits: bool,
     /// Prefix-tree rows instead of plain causal sequences.
     pub tree: Option<&'a TreeLayout>,
+    /// Only these neurons (u32 indices, in this order) of the last layer: the pass
+    /// computes just their rows of the MLP input projection(s). Set only with one layer
+    /// and no logits.
+    pub neurons: Option<&'a Tensor>,
 }
 
 /// Where the tokens of prefix-tree rows sit and what they may attend to.
@@ -314,6 +318,7 @@ impl Model {
                 layers: &layers,
                 logits: false,
                 tree: None,
+                neurons: None,
             },
         )?;
         out.activations
@@ -323,6 +328,58 @@ impl Model {
             .collect()
     }
 
+    /// The activations of `neurons` (in that order) of one layer for a batch of token-id
+    /// sequences: [`Model::activations`] restricted to those columns
+    /// (`LayerActivations::get(b, t, i)` is `neurons[i]`), computing only their rows of
+    /// the layer's MLP input projection.
+    pub fn neuron_activations<S: AsRef<[u32]>>(
+        &self,
+        batch: &[S],
+        layer: usize,
+        neurons: &[usize],
+    ) -> Result<LayerActivations> {
+        self.check_layer(layer)?;
+        let columns = self.neuron_columns(neurons)?;
+        let (ids, lengths) = self.pad_batch(batch)?;
+        let out = self.forward(
+            &ids,
+            &ForwardRequest {
+                layers: &[layer],
+                logits: false,
+                tree: None,
+                neurons: Some(&columns),
+            },
+        )?;
+        self.layer_activations(&out.activations[0], layer, lengths)
+    }
+
+    /// An error unless the model has `layer`.
+    fn check_layer(&self, layer: usize) -> Result<()> {
+        if layer >= self.info.n_layers {
+            return Err(Error::InvalidRequest(format!(
+                "layer {layer} out of range: the model has layers 0..={}",
+                self.info.n_layers - 1
+            )));
+        }
+        Ok(())
+    }
+
+    /// `neurons` as a u32 index tensor on the model's device, checked against the
+    /// layer width.
+    fn neuron_columns(&self, neurons: &[usize]) -> Result<Tensor> {
+        if neurons.is_empty() {
+            return Err(Error::InvalidRequest("no neuron requested".into()));
+        }
+        if let Some(&n) = neurons.iter().find(|&&n| n >= self.info.n_neurons) {
+            return Err(Error::InvalidRequest(format!(
+                "neuron {n} out of range: layers have neurons 0..={}",
+                self.info.n_neurons - 1
+            )));
+        }
+        let ids: Vec<u32> = neurons.iter().map(|&n| n as u32).collect();
+        Ok(Tensor::new(ids.as_slice(), &self.device)?)
+    }
+
     /// Copies one layer's `[batch, seq, neurons]` activation tensor to the host.
     fn layer_activations(
         &self,
@@ -330,7 +387,7 @@ impl Model {
         layer: usize,
         lengths: Vec<usize>,
     ) -> Result<LayerActivations> {
-        let (batch, seq_len, _) = act.dims3()?;
+        let (batch, seq_len, n_neurons) = act.dims3()?;
         let data = act
             .to_dtype(DType::F32)?
             .flatten_all()?
@@ -340,7 +397,7 @@ impl Model {
             layer,
             batch,
             seq_len,
-            n_neurons: self.info.n_neurons,
+            n_neurons,
             lengths,
             data,
         })
@@ -356,6 +413,7 @@ impl Model {
                 layers: &[],
                 logits: true,
                 tree: None,
+                neurons: None,
             },
         )?;
         let logits = out.logits.expect("logits were requested");

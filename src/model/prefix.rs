@@ -104,21 +104,19 @@ impl PackedRow {
 impl Model {
     /// Neuron activations of `layer` for packed rows, `[rows, max_len, neurons]`: the
     /// value at a row's column is the activation of that token given its own prefix.
-    /// Columns past a row's length are padding.
+    /// Columns past a row's length are padding. With `neurons`, only those neurons are
+    /// computed, in that order (as [`Model::neuron_activations`]).
     pub fn packed_activations(
         &self,
         rows: &[&PackedRow],
         layer: usize,
+        neurons: Option<&[usize]>,
     ) -> Result<LayerActivations> {
         if rows.is_empty() || rows.iter().any(|r| r.ids.is_empty()) {
             return Err(Error::InvalidRequest("empty packed row".into()));
         }
-        if layer >= self.info.n_layers {
-            return Err(Error::InvalidRequest(format!(
-                "layer {layer} out of range: the model has layers 0..={}",
-                self.info.n_layers - 1
-            )));
-        }
+        self.check_layer(layer)?;
+        let columns = neurons.map(|n| self.neuron_columns(n)).transpose()?;
         let batch: Vec<&[u32]> = rows.iter().map(|r| r.ids.as_slice()).collect();
         let (ids, lengths) = self.pad_batch(&batch)?;
         let layout = tree_layout(rows, ids.dim(1)?, &self.device)?;
@@ -128,6 +126,7 @@ impl Model {
                 layers: &[layer],
                 logits: false,
                 tree: Some(&layout),
+                neurons: columns.as_ref(),
             },
         )?;
         self.layer_activations(&out.activations[0], layer, lengths)

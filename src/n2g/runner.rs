@@ -2,7 +2,8 @@
 //! sequence, give me neuron n's activations") from many neurons of one layer are
 //! deduplicated (a sequence needed by several neurons runs once and serves all of them,
 //! since one forward yields every neuron of the layer), sorted by length and packed into
-//! batches under a token budget. Every pass stops at the layer.
+//! batches under a token budget. Every pass stops at the layer and computes only the
+//! neurons its requests ask for.
 
 use std::collections::HashMap;
 
@@ -123,11 +124,13 @@ impl<'a> Runner<'a> {
                 }
             }
             let batch: Vec<&[u32]> = groups[start..end].iter().map(|g| g.0).collect();
-            let acts = self.model.activations(&batch, &[self.layer])?;
-            let acts = &acts[0];
+            let neurons = neurons_of(requests, groups[start..end].iter().map(|g| &g.1));
+            let acts = self
+                .model
+                .neuron_activations(&batch, self.layer, &neurons)?;
             for (b, (seq, reqs)) in groups[start..end].iter().enumerate() {
                 for &r in reqs {
-                    let n = requests[r].1;
+                    let n = column(&neurons, requests[r].1);
                     out[r] = (0..seq.len()).map(|t| acts.get(b, t, n)).collect();
                 }
                 self.stats.tokens += seq.len() as u64;
@@ -168,12 +171,20 @@ impl<'a> Runner<'a> {
                 .iter()
                 .map(|&r| &packing.rows[r])
                 .collect();
-            let acts = self.model.packed_activations(&rows, self.layer)?;
+            let neurons = neurons_of(
+                requests,
+                order[start..end]
+                    .iter()
+                    .flat_map(|&r| served[r].iter().map(|&g| &groups[g].1)),
+            );
+            let acts = self
+                .model
+                .packed_activations(&rows, self.layer, Some(&neurons))?;
             for (b, &r) in order[start..end].iter().enumerate() {
                 for &g in &served[r] {
                     let cols = &packing.placement[g].1;
                     for &q in &groups[g].1 {
-                        let n = requests[q].1;
+                        let n = column(&neurons, requests[q].1);
                         out[q] = cols.iter().map(|&c| acts.get(b, c as usize, n)).collect();
                     }
                     self.stats.sequence_tokens += cols.len() as u64;
@@ -186,4 +197,23 @@ impl<'a> Runner<'a> {
         self.stats.run += groups.len() as u64;
         Ok(())
     }
+}
+
+/// The distinct neurons the requests `reqs` ask for, sorted: the only columns a pass
+/// needs to compute.
+fn neurons_of<'r>(
+    requests: &[(Vec<u32>, usize)],
+    reqs: impl Iterator<Item = &'r Vec<usize>>,
+) -> Vec<usize> {
+    let mut neurons: Vec<usize> = reqs.flatten().map(|&r| requests[r].1).collect();
+    neurons.sort_unstable();
+    neurons.dedup();
+    neurons
+}
+
+/// The column of `neuron` among the sorted `neurons` of a pass.
+fn column(neurons: &[usize], neuron: usize) -> usize {
+    neurons
+        .binary_search(&neuron)
+        .expect("every requested neuron is computed")
 }
