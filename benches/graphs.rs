@@ -49,7 +49,7 @@ fn main() {
                 &ScanOptions {
                     layers: vec![layer],
                     neurons: (0..NEURONS).collect(),
-                    top_k: 20,
+                    top_k: 20 + settings.extra_train,
                     batch_size: 16,
                     checkpoint_every: 1000,
                     progress: false,

@@ -22,12 +22,19 @@ fn graphs_of_layer_0_beat_the_token_baseline() {
     let corpus = Corpus::read(&CorpusSpec::new(files)).unwrap();
     let windows = tokenize_windows(&corpus, model.tokenizer(), 64, true).unwrap();
     let neurons: Vec<usize> = (0..64).collect();
-    let tmp = scanned(&model, &windows, 0, neurons.len(), 20);
-    let store = Store::open_or_create(tmp.path()).unwrap();
     let settings = GraphSettings {
         mask_token: model.mask_token(),
         ..GraphSettings::default()
     };
+    // The top 20 (split into train and held-out halves) and the extra training windows.
+    let tmp = scanned(
+        &model,
+        &windows,
+        0,
+        neurons.len(),
+        20 + settings.extra_train,
+    );
+    let store = Store::open_or_create(tmp.path()).unwrap();
     let report = build_graphs(
         &model,
         &store,
@@ -60,7 +67,9 @@ fn graphs_of_layer_0_beat_the_token_baseline() {
     let (mut f1, mut base) = (0.0, 0.0);
     for (id, g) in &graphs {
         let e = &g.eval;
-        assert_eq!(e.train_examples + e.test_examples, 20, "{id}");
+        // Half the top 20 held out, the other half and the extra windows train.
+        assert_eq!(e.test_examples, 10, "{id}");
+        assert_eq!(e.train_examples as usize, 10 + settings.extra_train, "{id}");
         assert!(e.graph.tokens > 0);
         assert!((0.0..=1.0).contains(&e.random_fpr));
         f1 += e.graph.firing.f1;
@@ -153,6 +162,8 @@ fn batching_and_prefix_sharing_change_speed_not_graphs() {
     let windows = tokenize_windows(&corpus, model.tokenizer(), 32, true).unwrap();
     let settings = GraphSettings {
         mask_token: model.mask_token(),
+        // 6 of the 8 examples split, 2 train only.
+        extra_train: 2,
         ..GraphSettings::default()
     };
     let configs = [

@@ -57,6 +57,10 @@ pub struct BuildArgs {
     /// Examples kept per neuron (Neuroscope keeps 20).
     #[arg(long, default_value_t = 20)]
     pub top_k: usize,
+    /// Windows per neuron ranked after the top-k that only train its graph (never held
+    /// out): the scan keeps top-k + this many (the authors: 0).
+    #[arg(long, default_value_t = 10)]
+    pub extra_train: usize,
     /// Tokens per window (BOS not counted).
     #[arg(long, default_value_t = 64)]
     pub window: usize,
@@ -193,7 +197,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         scan: ScanSettings {
             layers: layers.iter().map(|&l| l as u32).collect(),
             neurons: neurons.iter().map(|&n| n as u32).collect(),
-            top_k: args.top_k as u32,
+            top_k: (args.top_k + args.extra_train) as u32,
             window: args.window as u32,
             batch_size: args.batch_size as u32,
             bos: windows.has_bos(),
@@ -235,7 +239,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         &ScanOptions {
             layers: layers.clone(),
             neurons: neurons.clone(),
-            top_k: args.top_k,
+            top_k: args.top_k + args.extra_train,
             batch_size: args.batch_size,
             checkpoint_every: args.checkpoint_every,
             progress: show_progress,
@@ -287,6 +291,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         },
         mask_token: args.mask_token.unwrap_or_else(|| model.mask_token()),
         random_windows: args.random_windows,
+        extra_train: args.extra_train,
         ..GraphSettings::default()
     };
     let batch = if args.no_batching {

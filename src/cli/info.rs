@@ -68,7 +68,7 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<ExitCode> {
         );
     }
     println!(
-        "scan         {}: {}/{} tokens, {} windows; top-k {}, window {}, BOS {}",
+        "scan         {}: {}/{} tokens, {} windows; {} windows kept per neuron, window {}, BOS {}",
         if progress.complete {
             "complete"
         } else {
@@ -95,10 +95,19 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<ExitCode> {
     if graphs.is_empty() {
         println!("graphs       none yet");
     } else {
+        let extra = store
+            .meta::<crate::n2g::GraphSettings>(crate::n2g::KEY_GRAPH_SETTINGS)?
+            .map_or(0, |s| s.extra_train);
+        let top = (run.scan.top_k as usize).saturating_sub(extra);
         println!(
-            "graphs       {} of {} neurons; held-out top examples, means per neuron:\n",
+            "graphs       {} of {} neurons; trained on half the top {top} windows{}; held-out: the other half, means per neuron:\n",
             graphs.len(),
-            run.scan.layers.len() * run.scan.neurons.len()
+            run.scan.layers.len() * run.scan.neurons.len(),
+            if extra > 0 {
+                format!(" and the next {extra}")
+            } else {
+                String::new()
+            }
         );
         print!("{}", eval_table(&graphs));
     }

@@ -19,5 +19,5 @@ pub use eval::{score, Prf, Scores, TokenBaseline};
 pub use graph::{make_line, ContextToken, Element, EndActivation, Graph, GraphPath, Line};
 pub use runner::BatchConfig;
 pub use settings::{GraphSettings, NeuronEval, NeuronGraph};
-pub use stage::{build_graphs, vocabulary_dictionary, GraphReport};
+pub use stage::{build_graphs, vocabulary_dictionary, GraphReport, KEY_GRAPH_SETTINGS};
 pub use tokens::{normalize, TokenDictionary};

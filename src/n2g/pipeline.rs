@@ -124,7 +124,7 @@ impl<'a> GraphContext<'a> {
             .iter()
             .map(|n| {
                 let seed = s.seed ^ ((n.id.layer as u64) << 32 | n.id.index as u64);
-                split(n.examples.len(), s.train_fraction, seed)
+                split_with_extra(n.examples.len(), s, seed)
             })
             .collect();
         let mut train: Vec<Train> = Vec::new();
@@ -518,7 +518,52 @@ impl<'a> GraphContext<'a> {
     }
 }
 
+/// Splits `n` examples (best first): the top `n - extra_train` into train and held-out
+/// halves, the rest into train only. With no more than `extra_train` examples, all of
+/// them are split.
+fn split_with_extra(n: usize, s: &GraphSettings, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let pool = if n > s.extra_train {
+        n - s.extra_train
+    } else {
+        n
+    };
+    let (mut train, held_out) = split(pool, s.train_fraction, seed);
+    train.extend(pool..n);
+    (train, held_out)
+}
+
 /// The BOS id the windows start with (unused when there is no training example).
 fn window_bos(train: &[Train]) -> u32 {
     train.first().map_or(0, |t| t.ids[0])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_training_windows_never_reach_the_held_out_half() {
+        let s = GraphSettings {
+            extra_train: 10,
+            ..GraphSettings::default()
+        };
+        let (train, held_out) = split_with_extra(30, &s, 7);
+        // The held-out half is exactly the one of the top 20 alone.
+        let (top_train, top_held_out) = split(20, s.train_fraction, 7);
+        assert_eq!(held_out, top_held_out);
+        assert_eq!(train[..10], top_train[..]);
+        assert_eq!(train[10..], (20..30).collect::<Vec<_>>()[..]);
+        // Too few examples for extras: all of them are split.
+        let (train, held_out) = split_with_extra(8, &s, 7);
+        assert_eq!((train.len(), held_out.len()), (4, 4));
+        // No extras: the plain split.
+        let plain = GraphSettings {
+            extra_train: 0,
+            ..s
+        };
+        assert_eq!(
+            split_with_extra(20, &plain, 7),
+            split(20, s.train_fraction, 7)
+        );
+    }
 }

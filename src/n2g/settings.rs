@@ -35,6 +35,10 @@ pub struct GraphSettings {
     pub post_context: usize,
     /// Fraction of the top-k examples used for training.
     pub train_fraction: f32,
+    /// Windows ranked after the top-k (the scan keeps top-k + this many per neuron)
+    /// that train the graph but are never held out: more training data, the same
+    /// held-out top examples (the authors: 0).
+    pub extra_train: usize,
     /// Seed of the train/held-out split.
     pub seed: u64,
     /// What END nodes keep when several lines end there.
@@ -59,6 +63,7 @@ impl Default for GraphSettings {
             prune_tolerance: 0.5,
             post_context: 5,
             train_fraction: 0.5,
+            extra_train: 10,
             seed: 0x4e32_4721,
             end_activation: EndActivation::default(),
             mask_token: 0,
