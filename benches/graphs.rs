@@ -95,21 +95,8 @@ fn main() {
 /// Scans `layer`'s first neurons into a new store at `dir`, keeping `top_k` windows each.
 fn scan(model: &Model, windows: &Windows, dir: &Path, layer: usize, top_k: usize) {
     let store = Store::open_or_create(dir).unwrap();
-    run_scan(
-        model,
-        windows,
-        &store,
-        &ScanOptions {
-            layers: vec![layer],
-            neurons: (0..NEURONS).collect(),
-            top_k,
-            batch_size: 16,
-            checkpoint_every: 1000,
-            progress: false,
-            max_batches: None,
-        },
-    )
-    .unwrap();
+    let options = ScanOptions::new(vec![layer], (0..NEURONS).collect(), top_k);
+    run_scan(model, windows, &store, &options).unwrap();
 }
 
 fn copy_store(from: &Path, to: &Path) {

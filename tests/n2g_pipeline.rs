@@ -136,21 +136,11 @@ fn scanned(
 ) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open_or_create(tmp.path()).unwrap();
-    run_scan(
-        model,
-        windows,
-        &store,
-        &ScanOptions {
-            layers: vec![layer],
-            neurons: (0..neurons).collect(),
-            top_k,
-            batch_size: 8,
-            checkpoint_every: 100,
-            progress: false,
-            max_batches: None,
-        },
-    )
-    .unwrap();
+    let options = ScanOptions {
+        batch_size: 8,
+        ..ScanOptions::new(vec![layer], (0..neurons).collect(), top_k)
+    };
+    run_scan(model, windows, &store, &options).unwrap();
     tmp
 }
 

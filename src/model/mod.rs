@@ -305,11 +305,8 @@ impl Model {
         if layers.is_empty() {
             return Err(Error::InvalidRequest("no layer requested".into()));
         }
-        if let Some(&l) = layers.iter().find(|&&l| l >= self.info.n_layers) {
-            return Err(Error::InvalidRequest(format!(
-                "layer {l} out of range: the model has layers 0..={}",
-                self.info.n_layers - 1
-            )));
+        for &l in &layers {
+            self.check_layer(l)?;
         }
         let (ids, lengths) = self.pad_batch(batch)?;
         let out = self.forward(

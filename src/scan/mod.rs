@@ -73,6 +73,22 @@ pub struct ScanOptions {
     pub max_batches: Option<usize>,
 }
 
+impl ScanOptions {
+    /// `layers` × `neurons` keeping `top_k` examples each, in batches of 16 windows,
+    /// checkpointed every 200 batches, no progress bar, run to the end.
+    pub fn new(layers: Vec<usize>, neurons: Vec<usize>, top_k: usize) -> Self {
+        ScanOptions {
+            layers,
+            neurons,
+            top_k,
+            batch_size: 16,
+            checkpoint_every: 200,
+            progress: false,
+            max_batches: None,
+        }
+    }
+}
+
 /// What a scan run did.
 #[derive(Clone, Debug)]
 pub struct ScanReport {
