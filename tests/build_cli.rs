@@ -248,4 +248,22 @@ fn killed_graph_stage_resumes_without_recomputing() {
     assert!(lines
         .iter()
         .all(|v| v["graph"].is_object() && v["eval"].is_object()));
+    // show --json marks each example's part in the split: the held-out ones are as many
+    // as the evaluation used, all among the top 20; the 10 ranked after them train.
+    let shown = run_ok(bin().args(["show", "1:5", "--json", "--index"]).arg(&full));
+    let v: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let roles: Vec<&str> = v["examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles.len(), 30);
+    let held_out: Vec<usize> = (0..30).filter(|&i| roles[i] == "held_out").collect();
+    assert_eq!(
+        held_out.len() as u64,
+        v["eval"]["test_examples"].as_u64().unwrap()
+    );
+    assert_eq!(held_out.len(), 10);
+    assert!(held_out.iter().all(|&i| i < 20), "{held_out:?}");
 }

@@ -135,6 +135,9 @@ pub struct ExampleJson {
     pub argmax: usize,
     /// The maximum activation (raw).
     pub max: f32,
+    /// `train` or `held_out` in the graph stage's split (absent before graphs are built).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
 }
 
 /// The `--json` object of `show`.
@@ -177,8 +180,13 @@ pub fn neuron_json(
 ) -> anyhow::Result<ShowJson> {
     let token = |id: u32| vocabulary.get(id as usize).cloned().unwrap_or_default();
     let shown = examples.min(scan.examples.len());
+    let settings = match graph {
+        Some(_) => store.meta::<crate::n2g::GraphSettings>(crate::n2g::KEY_GRAPH_SETTINGS)?,
+        None => None,
+    };
+    let held_out = settings.map(|s| crate::n2g::split_examples(neuron, scan.examples.len(), &s).1);
     let mut out_examples = Vec::with_capacity(shown);
-    for ex in &scan.examples[..shown] {
+    for (e, ex) in scan.examples[..shown].iter().enumerate() {
         let w = store
             .window(ex.window)?
             .with_context(|| format!("window {} missing from the store", ex.window))?;
@@ -189,6 +197,13 @@ pub fn neuron_json(
             activations: ex.activations.clone(),
             argmax: ex.position as usize,
             max: ex.activation,
+            role: held_out.as_ref().map(|h| {
+                if h.binary_search(&e).is_ok() {
+                    "held_out"
+                } else {
+                    "train"
+                }
+            }),
         });
     }
     let stats = &scan.stats;
@@ -305,7 +320,14 @@ pub fn run(args: &ShowArgs) -> anyhow::Result<ExitCode> {
     } else {
         println!("\n(no graph yet: run `n2g-index build` to the end)");
     }
-    println!("\ntop examples (activation, normalised by the max):");
+    println!(
+        "\ntop examples (activation, normalised by the max{}):",
+        if out.examples.iter().any(|e| e.role.is_some()) {
+            "; H = held out from training"
+        } else {
+            ""
+        }
+    );
     for (rank, ex) in out.examples.iter().enumerate() {
         // Skip the BOS token in the strip: it is an attention sink, not text.
         let skip = usize::from(run.scan.bos);
@@ -317,8 +339,13 @@ pub fn run(args: &ShowArgs) -> anyhow::Result<ExitCode> {
             mode,
         );
         println!(
-            "{:>3}. {:>7.3} ({:.2})  {}",
+            "{:>3}.{} {:>7.3} ({:.2})  {}",
             rank + 1,
+            if ex.role == Some("held_out") {
+                "H"
+            } else {
+                " "
+            },
             ex.max,
             ex.max / out.max_activation,
             strip

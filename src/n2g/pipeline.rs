@@ -122,10 +122,7 @@ impl<'a> GraphContext<'a> {
         // Step 2: split.
         let splits: Vec<(Vec<usize>, Vec<usize>)> = neurons
             .iter()
-            .map(|n| {
-                let seed = s.seed ^ ((n.id.layer as u64) << 32 | n.id.index as u64);
-                split_with_extra(n.examples.len(), s, seed)
-            })
+            .map(|n| split_examples(n.id, n.examples.len(), s))
             .collect();
         let mut train: Vec<Train> = Vec::new();
         for (j, (n, (tr, _))) in neurons.iter().zip(&splits).enumerate() {
@@ -516,6 +513,13 @@ impl<'a> GraphContext<'a> {
             max_activation: n.max,
         }
     }
+}
+
+/// The (train, held-out) example indices of neuron `id` with `n` stored examples, best
+/// first, as the graph stage splits them (seeded by the settings' seed and the neuron).
+pub fn split_examples(id: NeuronId, n: usize, s: &GraphSettings) -> (Vec<usize>, Vec<usize>) {
+    let seed = s.seed ^ ((id.layer as u64) << 32 | id.index as u64);
+    split_with_extra(n, s, seed)
 }
 
 /// Splits `n` examples (best first): the top `n - extra_train` into train and held-out
