@@ -62,6 +62,8 @@ fn median_time(mut f: impl FnMut(), runs: usize) -> Duration {
 }
 
 fn main() {
+    // As the CLI runs (see `model::keep_freed_memory`).
+    n2g_index::model::keep_freed_memory();
     let model = model();
     let seqs = batch(&model);
     let n_layers = model.info().n_layers;

@@ -21,6 +21,8 @@ use n2g_index::{LoadOptions, Model};
 const NEURONS: usize = 32;
 
 fn main() {
+    // As the CLI runs (see `model::keep_freed_memory`).
+    n2g_index::model::keep_freed_memory();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let model =
         Model::load_default(&root, &LoadOptions::default()).expect("run scripts/setup first");

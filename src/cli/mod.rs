@@ -116,6 +116,7 @@ pub fn default_data_path(rel: &str, what: &'static str) -> Result<PathBuf> {
 
 /// Parses the arguments and runs the command; errors go to stderr with exit code 1.
 pub fn main() -> ExitCode {
+    crate::model::keep_freed_memory();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

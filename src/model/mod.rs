@@ -10,6 +10,7 @@
 //! `llama`, `gpt2` and `gpt_neox` architectures. A forward pass runs only up to the
 //! highest requested layer and never computes the LM head unless asked.
 
+mod allocator;
 mod gguf;
 mod gpt2;
 mod gpt_neox;
@@ -26,6 +27,7 @@ use std::str::FromStr;
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, Result};
+pub use allocator::keep_freed_memory;
 pub use prefix::{PackedRow, PrefixPacking};
 pub use tokenizer::{TextTokenizer, TokenizedText};
 
