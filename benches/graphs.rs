@@ -50,7 +50,10 @@ fn main() {
     for layer in [0usize, 2] {
         let tmp = tempfile::tempdir().unwrap();
         let mut times = Vec::new();
+        // An untimed run first, so that no timed one pays the process's warm-up (heap
+        // growth, first-touch page faults).
         for (name, settings, batch) in [
+            ("warm-up", &settings, BatchConfig::default()),
             ("batched", &settings, BatchConfig::default()),
             (
                 "no prefix share",
@@ -75,6 +78,9 @@ fn main() {
             let report = build_graphs(&model, &store, &windows, settings, batch, false).unwrap();
             let secs = t.elapsed().as_secs_f64();
             assert_eq!(report.built, NEURONS);
+            if name == "warm-up" {
+                continue;
+            }
             println!(
                 "  layer {layer} {name:<17} {:>8.4} s/neuron  ({} forward passes, {} sequences of {} tokens, {} tokens run)",
                 secs / NEURONS as f64,
