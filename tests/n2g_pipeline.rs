@@ -91,10 +91,7 @@ fn graphs_of_layer_0_beat_the_token_baseline() {
 
 #[test]
 fn graph_settings_cannot_change_midway() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let model = Model::load_default(&root, &LoadOptions::default()).unwrap();
-    let corpus = Corpus::read(&CorpusSpec::new(vec![root.join("fixtures/corpus/mixed")])).unwrap();
-    let windows = tokenize_windows(&corpus, model.tokenizer(), 32, true).unwrap();
+    let (model, windows) = model_and_mixed_windows();
     let tmp = scanned(&model, &windows, 0, 4, 4);
     let store = Store::open_or_create(tmp.path()).unwrap();
     let settings = GraphSettings::default();
@@ -125,6 +122,15 @@ fn graph_settings_cannot_change_midway() {
     assert!(err.contains("other settings"), "{err}");
 }
 
+/// The default model and the `fixtures/corpus/mixed` corpus in windows of 32 tokens.
+fn model_and_mixed_windows() -> (Model, n2g_index::corpus::Windows) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let model = Model::load_default(&root, &LoadOptions::default()).unwrap();
+    let corpus = Corpus::read(&CorpusSpec::new(vec![root.join("fixtures/corpus/mixed")])).unwrap();
+    let windows = tokenize_windows(&corpus, model.tokenizer(), 32, true).unwrap();
+    (model, windows)
+}
+
 /// A store (in a temporary folder) with the scan of neurons `0..neurons` of `layer`
 /// done, keeping the top `top_k` windows.
 fn scanned(
@@ -146,10 +152,7 @@ fn scanned(
 
 #[test]
 fn batching_and_prefix_sharing_change_speed_not_graphs() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let model = Model::load_default(&root, &LoadOptions::default()).unwrap();
-    let corpus = Corpus::read(&CorpusSpec::new(vec![root.join("fixtures/corpus/mixed")])).unwrap();
-    let windows = tokenize_windows(&corpus, model.tokenizer(), 32, true).unwrap();
+    let (model, windows) = model_and_mixed_windows();
     let settings = GraphSettings {
         mask_token: model.mask_token(),
         // 6 of the 8 examples split, 2 train only.

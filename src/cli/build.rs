@@ -167,6 +167,8 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
     let corpus = Corpus::read(&spec)?;
     let windows = tokenize_windows(&corpus, model.tokenizer(), args.window, !args.no_bos)?;
     let store = Store::open_or_create(&args.index)?;
+    // The top-k (split into train and held-out) and the windows after it that only train.
+    let kept_per_neuron = args.top_k + args.extra_train;
     let run = RunMeta {
         format_version: FORMAT_VERSION,
         model: ModelRecord {
@@ -197,7 +199,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         scan: ScanSettings {
             layers: layers.iter().map(|&l| l as u32).collect(),
             neurons: neurons.iter().map(|&n| n as u32).collect(),
-            top_k: (args.top_k + args.extra_train) as u32,
+            top_k: kept_per_neuron as u32,
             window: args.window as u32,
             batch_size: args.batch_size as u32,
             bos: windows.has_bos(),
@@ -239,7 +241,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         &ScanOptions {
             layers: layers.clone(),
             neurons: neurons.clone(),
-            top_k: args.top_k + args.extra_train,
+            top_k: kept_per_neuron,
             batch_size: args.batch_size,
             checkpoint_every: args.checkpoint_every,
             progress: show_progress,

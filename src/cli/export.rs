@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use super::show::{load_dictionary, neuron_json};
+use super::show::{load_graph_meta, neuron_json};
 use crate::store::Store;
 
 /// Arguments of `n2g-index export`.
@@ -29,10 +29,10 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
         .context("the index has no vocabulary recorded")?;
     let graphs: std::collections::HashMap<crate::NeuronId, crate::n2g::NeuronGraph> =
         store.graphs()?.into_iter().collect();
-    let dict = if graphs.is_empty() {
+    let meta = if graphs.is_empty() {
         None
     } else {
-        Some(load_dictionary(&store)?)
+        Some(load_graph_meta(&store)?)
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -45,7 +45,7 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
         let obj = neuron_json(
             &store,
             &vocabulary,
-            dict.as_ref(),
+            meta.as_ref(),
             id,
             &scan,
             graphs.get(&id),

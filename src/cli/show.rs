@@ -172,7 +172,7 @@ pub struct ShowJson {
 pub fn neuron_json(
     store: &Store,
     vocabulary: &[String],
-    dict: Option<&crate::n2g::TokenDictionary>,
+    meta: Option<&GraphMeta>,
     neuron: NeuronId,
     scan: &crate::store::NeuronScan,
     graph: Option<&crate::n2g::NeuronGraph>,
@@ -180,11 +180,9 @@ pub fn neuron_json(
 ) -> anyhow::Result<ShowJson> {
     let token = |id: u32| vocabulary.get(id as usize).cloned().unwrap_or_default();
     let shown = examples.min(scan.examples.len());
-    let settings = match graph {
-        Some(_) => store.meta::<crate::n2g::GraphSettings>(crate::n2g::KEY_GRAPH_SETTINGS)?,
-        None => None,
-    };
-    let held_out = settings.map(|s| crate::n2g::split_examples(neuron, scan.examples.len(), &s).1);
+    let held_out = graph
+        .and(meta)
+        .map(|m| crate::n2g::split_examples(neuron, scan.examples.len(), &m.settings).1);
     let mut out_examples = Vec::with_capacity(shown);
     for (e, ex) in scan.examples[..shown].iter().enumerate() {
         let w = store
@@ -220,17 +218,32 @@ pub fn neuron_json(
         },
         tokens: stats.count,
         examples: out_examples,
-        graph: graph.zip(dict).map(|(g, d)| graph_json(g, d)),
+        graph: graph.zip(meta).map(|(g, m)| graph_json(g, &m.dict)),
         eval: graph.map(|g| g.eval.clone()),
     })
 }
 
-/// Loads the token dictionary of an index.
-pub fn load_dictionary(store: &Store) -> anyhow::Result<crate::n2g::TokenDictionary> {
+/// What reading an index's graphs needs besides the graphs: the token dictionary their
+/// ids index, and the settings they were built with (for the train/held-out split).
+pub struct GraphMeta {
+    /// The token dictionary.
+    pub dict: crate::n2g::TokenDictionary,
+    /// The graph stage's settings.
+    pub settings: crate::n2g::GraphSettings,
+}
+
+/// Loads the [`GraphMeta`] of an index whose graph stage has started.
+pub fn load_graph_meta(store: &Store) -> anyhow::Result<GraphMeta> {
     let strings: Vec<String> = store
         .meta(crate::n2g::stage::KEY_DICTIONARY)?
         .context("the index has no token dictionary (graphs not built yet)")?;
-    Ok(crate::n2g::TokenDictionary::from_strings(strings))
+    let settings = store
+        .meta(crate::n2g::KEY_GRAPH_SETTINGS)?
+        .context("the index has no graph settings (graphs not built yet)")?;
+    Ok(GraphMeta {
+        dict: crate::n2g::TokenDictionary::from_strings(strings),
+        settings,
+    })
 }
 
 /// Runs the command.
@@ -251,12 +264,12 @@ pub fn run(args: &ShowArgs) -> anyhow::Result<ExitCode> {
         .meta(crate::store::KEY_VOCABULARY)?
         .context("the index has no vocabulary recorded")?;
     let graph: Option<crate::n2g::NeuronGraph> = store.graph(neuron)?;
-    let dict = match &graph {
-        Some(_) => Some(load_dictionary(&store)?),
+    let meta = match &graph {
+        Some(_) => Some(load_graph_meta(&store)?),
         None => None,
     };
     if args.format == ShowFormat::Dot {
-        let (Some(g), Some(d)) = (&graph, &dict) else {
+        let (Some(g), Some(GraphMeta { dict: d, .. })) = (&graph, &meta) else {
             anyhow::bail!("neuron {neuron} has no graph yet: run `n2g-index build` to the end");
         };
         print!(
@@ -269,7 +282,7 @@ pub fn run(args: &ShowArgs) -> anyhow::Result<ExitCode> {
     let out = neuron_json(
         &store,
         &vocabulary,
-        dict.as_ref(),
+        meta.as_ref(),
         neuron,
         &scan,
         graph.as_ref(),
@@ -293,7 +306,7 @@ pub fn run(args: &ShowArgs) -> anyhow::Result<ExitCode> {
         "density (log scale, negative ← 0 → positive): |{}|",
         sparkline(&stats.histogram)
     );
-    if let (Some(g), Some(d)) = (&graph, &dict) {
+    if let (Some(g), Some(GraphMeta { dict: d, .. })) = (&graph, &meta) {
         println!(
             "\ngraph ({} nodes): activating tokens and the context behind them",
             g.graph.node_count()

@@ -98,7 +98,6 @@ impl<'a> Runner<'a> {
                 });
                 groups[g].1.push(r);
             }
-            groups.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(b.0)));
         } else {
             groups = requests
                 .iter()
@@ -111,9 +110,13 @@ impl<'a> Runner<'a> {
             self.run_packed(requests, &groups, &mut out)?;
             return Ok(out);
         }
+        // Longest first: the first sequence of a batch sets its padded length. (Packed
+        // rows above are ordered by the packing itself.)
+        if self.config.batched {
+            groups.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(b.0)));
+        }
         let mut start = 0;
         while start < groups.len() {
-            // Longest first: the first sequence of a batch sets its padded length.
             let width = groups[start].0.len().max(1);
             let mut end = start + 1;
             if self.config.batched {
