@@ -124,81 +124,8 @@ impl LayerState {
             .par_chunks_mut(CHUNK)
             .enumerate()
             .map(|(c, chunk)| {
-                let mut entered = vec![false; window_ids.len()];
                 let ids = &neurons[c * CHUNK..c * CHUNK + chunk.len()];
-                let m = chunk.len();
-                // Selections are usually contiguous ranges: read the row slice directly.
-                let contiguous = ids.windows(2).all(|w| w[1] == w[0] + 1);
-                let mut gathered = vec![0f32; m];
-                // Per-window accumulators in separate arrays, so the inner loop
-                // vectorises; folded into the neuron state once per window.
-                let mut best_v = vec![f32::NEG_INFINITY; m];
-                let mut best_t = vec![0u32; m];
-                let mut bins = vec![0u8; m];
-                let mut sums = vec![0f32; m];
-                let mut positive = vec![0u32; m];
-                let mut best = vec![(f32::NEG_INFINITY, 0u16); m];
-                for (b, &window) in window_ids.iter().enumerate() {
-                    let len = acts.lengths[b];
-                    if len <= first {
-                        continue;
-                    }
-                    best_v.fill(f32::NEG_INFINITY);
-                    best_t.fill(0);
-                    sums.fill(0.0);
-                    positive.fill(0);
-                    for t in first..len {
-                        let row = acts.at(b, t);
-                        let vals: &[f32] = if contiguous {
-                            &row[ids[0]..ids[0] + m]
-                        } else {
-                            for (g, &n) in gathered.iter_mut().zip(ids) {
-                                *g = row[n];
-                            }
-                            &gathered
-                        };
-                        let vals = &vals[..m];
-                        let (best_v, best_t) = (&mut best_v[..m], &mut best_t[..m]);
-                        let (sums, positive) = (&mut sums[..m], &mut positive[..m]);
-                        let bins = &mut bins[..m];
-                        let t32 = t as u32;
-                        // Branch-free so that it vectorises.
-                        for j in 0..m {
-                            let v = vals[j];
-                            let gt = v > best_v[j];
-                            best_v[j] = if gt { v } else { best_v[j] };
-                            best_t[j] = if gt { t32 } else { best_t[j] };
-                            sums[j] += v;
-                            positive[j] += (v > 0.0) as u32;
-                            bins[j] = histogram_bin(v) as u8;
-                        }
-                        for (a, &bin) in chunk.iter_mut().zip(bins.iter()) {
-                            a.histogram[bin as usize] += 1;
-                        }
-                    }
-                    for j in 0..m {
-                        chunk[j].sum += sums[j] as f64;
-                        chunk[j].positive += positive[j] as u64;
-                        best[j] = (best_v[j], best_t[j] as u16);
-                    }
-                    for ((a, &(v, pos)), &n) in chunk.iter_mut().zip(&best).zip(ids) {
-                        if v > a.max {
-                            a.max = v;
-                        }
-                        let mut ex = Example {
-                            window,
-                            position: pos,
-                            activation: v,
-                            activations: Vec::new(),
-                        };
-                        if qualifies(&a.examples, top_k, &ex) {
-                            ex.activations = (0..len).map(|t| acts.get(b, t, n)).collect();
-                            offer(&mut a.examples, top_k, ex);
-                            entered[b] = true;
-                        }
-                    }
-                }
-                entered
+                fold_chunk_dispatch(chunk, ids, acts, window_ids, first, top_k)
             })
             .reduce(
                 || vec![false; window_ids.len()],
@@ -214,6 +141,127 @@ impl LayerState {
         }
         entered
     }
+}
+
+/// [`fold_chunk`] compiled for AVX2 where the CPU has it (the crate itself targets the
+/// x86-64 baseline, on which the per-token loop vectorises only with SSE2).
+fn fold_chunk_dispatch(
+    chunk: &mut [Accumulator],
+    ids: &[usize],
+    acts: &LayerActivations,
+    window_ids: &[u32],
+    first: usize,
+    top_k: usize,
+) -> Vec<bool> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            #[target_feature(enable = "avx2")]
+            fn avx2(
+                chunk: &mut [Accumulator],
+                ids: &[usize],
+                acts: &LayerActivations,
+                window_ids: &[u32],
+                first: usize,
+                top_k: usize,
+            ) -> Vec<bool> {
+                fold_chunk(chunk, ids, acts, window_ids, first, top_k)
+            }
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { avx2(chunk, ids, acts, window_ids, first, top_k) };
+        }
+    }
+    fold_chunk(chunk, ids, acts, window_ids, first, top_k)
+}
+
+/// Folds one batch into a chunk of neurons (`ids`: their model indices); returns a flag
+/// per row: whether its window entered one of their top-k lists.
+#[inline(always)]
+fn fold_chunk(
+    chunk: &mut [Accumulator],
+    ids: &[usize],
+    acts: &LayerActivations,
+    window_ids: &[u32],
+    first: usize,
+    top_k: usize,
+) -> Vec<bool> {
+    let mut entered = vec![false; window_ids.len()];
+    let m = chunk.len();
+    // Selections are usually contiguous ranges: read the row slice directly.
+    let contiguous = ids.windows(2).all(|w| w[1] == w[0] + 1);
+    let mut gathered = vec![0f32; m];
+    // Per-window accumulators in separate arrays, so the inner loop
+    // vectorises; folded into the neuron state once per window.
+    let mut best_v = vec![f32::NEG_INFINITY; m];
+    let mut best_t = vec![0u32; m];
+    let mut bins = vec![0u32; m];
+    let mut sums = vec![0f32; m];
+    let mut positive = vec![0u32; m];
+    let mut best = vec![(f32::NEG_INFINITY, 0u16); m];
+    for (b, &window) in window_ids.iter().enumerate() {
+        let len = acts.lengths[b];
+        if len <= first {
+            continue;
+        }
+        best_v.fill(f32::NEG_INFINITY);
+        best_t.fill(0);
+        sums.fill(0.0);
+        positive.fill(0);
+        for t in first..len {
+            let row = acts.at(b, t);
+            let vals: &[f32] = if contiguous {
+                &row[ids[0]..ids[0] + m]
+            } else {
+                for (g, &n) in gathered.iter_mut().zip(ids) {
+                    *g = row[n];
+                }
+                &gathered
+            };
+            let t32 = t as u32;
+            // Branch-free, over zipped slices, so that it vectorises.
+            for ((((&v, bv), bt), s), p) in vals
+                .iter()
+                .zip(best_v.iter_mut())
+                .zip(best_t.iter_mut())
+                .zip(sums.iter_mut())
+                .zip(positive.iter_mut())
+            {
+                let gt = v > *bv;
+                *bv = if gt { v } else { *bv };
+                *bt = if gt { t32 } else { *bt };
+                *s += v;
+                *p += u32::from(v > 0.0);
+            }
+            for (bin, &v) in bins.iter_mut().zip(vals) {
+                *bin = histogram_bin(v) as u32;
+            }
+            for (a, &bin) in chunk.iter_mut().zip(bins.iter()) {
+                a.histogram[bin as usize] += 1;
+            }
+        }
+        for j in 0..m {
+            chunk[j].sum += sums[j] as f64;
+            chunk[j].positive += positive[j] as u64;
+            best[j] = (best_v[j], best_t[j] as u16);
+        }
+        for ((a, &(v, pos)), &n) in chunk.iter_mut().zip(&best).zip(ids) {
+            if v > a.max {
+                a.max = v;
+            }
+            let mut ex = Example {
+                window,
+                position: pos,
+                activation: v,
+                activations: Vec::new(),
+            };
+            if qualifies(&a.examples, top_k, &ex) {
+                ex.activations = (0..len).map(|t| acts.get(b, t, n)).collect();
+                offer(&mut a.examples, top_k, ex);
+                entered[b] = true;
+            }
+        }
+    }
+    entered
 }
 
 #[cfg(test)]
