@@ -93,6 +93,9 @@ impl Substitutes {
             self.cache.insert(t, Vec::new());
         }
         let vocab_size = self.unit.dim(0)?;
+        // One candidate buffer for every query: the cached lists are collected fresh, so
+        // each holds its few ids, not a vocabulary-sized allocation.
+        let mut order: Vec<u32> = Vec::with_capacity(vocab_size);
         for chunk in words.chunks(256) {
             let ids = Tensor::new(chunk, self.unit.device())?;
             let q = self.unit.index_select(&ids, 0)?;
@@ -100,7 +103,8 @@ impl Substitutes {
             for (&t, row) in chunk.iter().zip(&sims) {
                 let shape = word_shape(&self.vocab[t as usize]).expect("filtered");
                 let original = normalize(&self.vocab[t as usize]);
-                let mut order: Vec<u32> = (0..vocab_size as u32).collect();
+                order.clear();
+                order.extend(0..vocab_size as u32);
                 let k = SHORTLIST.min(order.len());
                 let cmp =
                     |a: &u32, b: &u32| row[*b as usize].total_cmp(&row[*a as usize]).then(a.cmp(b));
@@ -108,7 +112,8 @@ impl Substitutes {
                 order.truncate(k);
                 order.sort_by(cmp);
                 let picked: Vec<u32> = order
-                    .into_iter()
+                    .iter()
+                    .copied()
                     .filter(|&c| c != t)
                     .filter(|&c| {
                         let s = &self.vocab[c as usize];
