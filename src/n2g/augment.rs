@@ -144,4 +144,27 @@ mod tests {
         assert_eq!(word_shape(","), None);
         assert_eq!(word_shape(" "), None);
     }
+
+    #[test]
+    fn cached_lists_hold_only_their_ids() {
+        // A cached list once kept the whole vocabulary-sized candidate buffer (196 KB per
+        // word on SmolLM2): memory grew with every new word a build met.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let model = Model::load(
+            root.join("fixtures/tiny/llama"),
+            &crate::LoadOptions::default(),
+        )
+        .unwrap();
+        let mut subs = Substitutes::new(&model, 5).unwrap();
+        subs.prepare(0..model.info().vocab_size as u32).unwrap();
+        assert!(subs.cache.values().any(|v| !v.is_empty()));
+        for v in subs.cache.values() {
+            assert!(
+                v.len() <= 5 && v.capacity() <= 16,
+                "{} ids, capacity {}",
+                v.len(),
+                v.capacity()
+            );
+        }
+    }
 }
