@@ -117,7 +117,12 @@ impl LayerState {
     /// Returns a flag per row: whether its window entered some neuron's top-k.
     pub fn fold(&mut self, acts: &LayerActivations, window_ids: &[u32], first: usize) -> Vec<bool> {
         debug_assert_eq!(acts.layer, self.layer);
-        let top_k = self.top_k;
+        let batch = FoldBatch {
+            acts,
+            window_ids,
+            first,
+            top_k: self.top_k,
+        };
         let neurons = &self.neurons;
         let entered = self
             .acc
@@ -125,7 +130,7 @@ impl LayerState {
             .enumerate()
             .map(|(c, chunk)| {
                 let ids = &neurons[c * CHUNK..c * CHUNK + chunk.len()];
-                fold_chunk_dispatch(chunk, ids, acts, window_ids, first, top_k)
+                fold_chunk_dispatch(chunk, ids, batch)
             })
             .reduce(
                 || vec![false; window_ids.len()],
@@ -143,48 +148,44 @@ impl LayerState {
     }
 }
 
-/// [`fold_chunk`] compiled for AVX2 where the CPU has it (the crate itself targets the
-/// x86-64 baseline, on which the per-token loop vectorises only with SSE2).
-fn fold_chunk_dispatch(
-    chunk: &mut [Accumulator],
-    ids: &[usize],
-    acts: &LayerActivations,
-    window_ids: &[u32],
+/// One batch as a chunk's fold reads it.
+#[derive(Clone, Copy)]
+struct FoldBatch<'a> {
+    acts: &'a LayerActivations,
+    /// The window of each row.
+    window_ids: &'a [u32],
+    /// First position folded (1 skips a BOS).
     first: usize,
     top_k: usize,
-) -> Vec<bool> {
+}
+
+/// [`fold_chunk`] compiled for AVX2 where the CPU has it (the crate itself targets the
+/// x86-64 baseline, on which the per-token loop vectorises only with SSE2).
+fn fold_chunk_dispatch(chunk: &mut [Accumulator], ids: &[usize], batch: FoldBatch) -> Vec<bool> {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") {
             #[target_feature(enable = "avx2")]
-            fn avx2(
-                chunk: &mut [Accumulator],
-                ids: &[usize],
-                acts: &LayerActivations,
-                window_ids: &[u32],
-                first: usize,
-                top_k: usize,
-            ) -> Vec<bool> {
-                fold_chunk(chunk, ids, acts, window_ids, first, top_k)
+            fn avx2(chunk: &mut [Accumulator], ids: &[usize], batch: FoldBatch) -> Vec<bool> {
+                fold_chunk(chunk, ids, batch)
             }
             // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { avx2(chunk, ids, acts, window_ids, first, top_k) };
+            return unsafe { avx2(chunk, ids, batch) };
         }
     }
-    fold_chunk(chunk, ids, acts, window_ids, first, top_k)
+    fold_chunk(chunk, ids, batch)
 }
 
 /// Folds one batch into a chunk of neurons (`ids`: their model indices); returns a flag
 /// per row: whether its window entered one of their top-k lists.
 #[inline(always)]
-fn fold_chunk(
-    chunk: &mut [Accumulator],
-    ids: &[usize],
-    acts: &LayerActivations,
-    window_ids: &[u32],
-    first: usize,
-    top_k: usize,
-) -> Vec<bool> {
+fn fold_chunk(chunk: &mut [Accumulator], ids: &[usize], batch: FoldBatch) -> Vec<bool> {
+    let FoldBatch {
+        acts,
+        window_ids,
+        first,
+        top_k,
+    } = batch;
     let mut entered = vec![false; window_ids.len()];
     let m = chunk.len();
     // Selections are usually contiguous ranges: read the row slice directly.
