@@ -31,6 +31,9 @@ pub struct GraphReport {
     pub skipped: usize,
     /// Time spent.
     pub elapsed: Duration,
+    /// Of that, the fixed per-build and per-layer set-up (the substitute index and each
+    /// layer's random-window sample), which a whole layer shares across its neurons.
+    pub setup: Duration,
     /// Forward work.
     pub work: RunnerStats,
 }
@@ -102,7 +105,9 @@ pub fn build_graphs(
         .take(settings.random_windows)
         .map(|w| windows.get(w as u32).ids.to_vec())
         .collect();
+    let clock = Instant::now();
     let mut substitutes = Substitutes::new(model, settings.augment)?;
+    report.setup += clock.elapsed();
     let bar = crate::render::progress_bar(
         show_progress,
         todo.len() as u64,
@@ -114,6 +119,7 @@ pub fn build_graphs(
     for layer in layers {
         let clock = Instant::now();
         let random = random_sample(model, layer as usize, &random_ids)?;
+        report.setup += clock.elapsed();
         tracing::debug!(
             layer,
             ms = clock.elapsed().as_millis() as u64,
