@@ -198,7 +198,6 @@ fn fold_chunk(chunk: &mut [Accumulator], ids: &[usize], batch: FoldBatch) -> Vec
     let mut bins = vec![0u32; m];
     let mut sums = vec![0f32; m];
     let mut positive = vec![0u32; m];
-    let mut best = vec![(f32::NEG_INFINITY, 0u16); m];
     for (b, &window) in window_ids.iter().enumerate() {
         let len = acts.lengths[b];
         if len <= first {
@@ -233,6 +232,7 @@ fn fold_chunk(chunk: &mut [Accumulator], ids: &[usize], batch: FoldBatch) -> Vec
                 *s += v;
                 *p += u32::from(v > 0.0);
             }
+            // Bins in their own loop (it vectorises), then the scattered counts.
             for (bin, &v) in bins.iter_mut().zip(vals) {
                 *bin = histogram_bin(v) as u32;
             }
@@ -240,18 +240,17 @@ fn fold_chunk(chunk: &mut [Accumulator], ids: &[usize], batch: FoldBatch) -> Vec
                 a.histogram[bin as usize] += 1;
             }
         }
-        for j in 0..m {
-            chunk[j].sum += sums[j] as f64;
-            chunk[j].positive += positive[j] as u64;
-            best[j] = (best_v[j], best_t[j] as u16);
+        for (a, (&s, &p)) in chunk.iter_mut().zip(sums.iter().zip(&positive)) {
+            a.sum += s as f64;
+            a.positive += p as u64;
         }
-        for ((a, &(v, pos)), &n) in chunk.iter_mut().zip(&best).zip(ids) {
+        for ((a, (&v, &pos)), &n) in chunk.iter_mut().zip(best_v.iter().zip(&best_t)).zip(ids) {
             if v > a.max {
                 a.max = v;
             }
             let mut ex = Example {
                 window,
-                position: pos,
+                position: pos as u16,
                 activation: v,
                 activations: Vec::new(),
             };
