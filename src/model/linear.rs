@@ -4,6 +4,7 @@
 use candle_core::quantized::QMatMul;
 use candle_core::{Module, Tensor};
 
+use super::ops::matmul;
 use crate::error::Result;
 
 /// `y = x W^T + b` over the last dimension of `x`.
@@ -44,7 +45,7 @@ impl Linear {
                 let dims = x.dims().to_vec();
                 let last = *dims.last().expect("linear input has a last dimension");
                 let rows = x.elem_count() / last;
-                let y = x.reshape((rows, last))?.matmul(weight_t)?;
+                let y = matmul(&x.reshape((rows, last))?, weight_t)?;
                 let mut out_dims = dims;
                 *out_dims.last_mut().expect("non-empty") = y.dim(1)?;
                 let y = y.reshape(out_dims)?;
