@@ -43,15 +43,24 @@ pub struct NeuronInput {
     pub examples: Vec<ExampleInput>,
 }
 
-/// Random corpus windows with the activations of every neuron of one layer, for the
+/// Random corpus windows with the activations of some neurons of one layer, for the
 /// false-positive rate.
 pub struct RandomSample {
     /// Token ids per window.
     pub ids: Vec<Vec<u32>>,
-    /// `acts[w][t * n_neurons + n]`.
+    /// `acts[w][t * neurons.len() + i]` is neuron `neurons[i]` at position `t`.
     pub acts: Vec<Vec<f32>>,
-    /// Neurons per position.
-    pub n_neurons: usize,
+    /// The neuron indices sampled, sorted.
+    pub neurons: Vec<usize>,
+}
+
+impl RandomSample {
+    /// The activation of `neuron` at position `t` of window `w`; `None` when the
+    /// neuron was not sampled.
+    pub fn activation(&self, w: usize, t: usize, neuron: usize) -> Option<f32> {
+        let i = self.neurons.binary_search(&neuron).ok()?;
+        Some(self.acts[w][t * self.neurons.len() + i])
+    }
 }
 
 /// Shared inputs of the graph stage.
@@ -477,13 +486,15 @@ impl<'a> GraphContext<'a> {
             truth.extend_from_slice(&acts[first.min(acts.len())..]);
         }
         let (mut fp_g, mut fp_b, mut negatives, mut tokens) = (0u64, 0u64, 0u64, 0u64);
-        for (ids, acts) in random.ids.iter().zip(&random.acts) {
+        for (w, ids) in random.ids.iter().enumerate() {
             let toks: Vec<Option<u32>> = self.dict_ids(ids).into_iter().map(Some).collect();
             let g = graph.predict_all(&toks);
             let b = baseline.predict(&toks);
             for t in first..ids.len() {
-                let y =
-                    self.normalised(acts[t * random.n_neurons + n.id.index as usize], 1.0, n.max);
+                let act = random
+                    .activation(w, t, n.id.index as usize)
+                    .expect("the random sample covers every neuron of the chunk");
+                let y = self.normalised(act, 1.0, n.max);
                 tokens += 1;
                 if y < s.fire_threshold {
                     negatives += 1;

@@ -117,15 +117,17 @@ pub fn build_graphs(
     let mut layers: Vec<u16> = todo.iter().map(|(id, _)| id.layer).collect();
     layers.dedup();
     for layer in layers {
+        let of_layer: Vec<_> = todo.iter().filter(|(id, _)| id.layer == layer).collect();
         let clock = Instant::now();
-        let random = random_sample(model, layer as usize, &random_ids)?;
+        let mut neurons: Vec<usize> = of_layer.iter().map(|(id, _)| id.index as usize).collect();
+        neurons.sort_unstable();
+        let random = random_sample(model, layer as usize, &random_ids, neurons)?;
         report.setup += clock.elapsed();
         tracing::debug!(
             layer,
             ms = clock.elapsed().as_millis() as u64,
             "random sample"
         );
-        let of_layer: Vec<_> = todo.iter().filter(|(id, _)| id.layer == layer).collect();
         for chunk in of_layer.chunks(batch.chunk_neurons.max(1)) {
             let inputs: Vec<NeuronInput> = chunk
                 .iter()
@@ -176,12 +178,18 @@ pub fn build_graphs(
     Ok(report)
 }
 
-/// The activations of every neuron of `layer` on the random windows.
-fn random_sample(model: &Model, layer: usize, ids: &[Vec<u32>]) -> Result<RandomSample> {
-    let n = model.info().n_neurons;
+/// The activations of `neurons` (sorted) of `layer` on the random windows: the pass
+/// computes only their columns of the layer's MLP.
+fn random_sample(
+    model: &Model,
+    layer: usize,
+    ids: &[Vec<u32>],
+    neurons: Vec<usize>,
+) -> Result<RandomSample> {
+    let n = neurons.len();
     let mut acts = Vec::with_capacity(ids.len());
     for batch in ids.chunks(16) {
-        let a = &model.activations(batch, &[layer])?[0];
+        let a = model.neuron_activations(batch, layer, &neurons)?;
         for (b, seq) in batch.iter().enumerate() {
             let mut v = Vec::with_capacity(seq.len() * n);
             for t in 0..seq.len() {
@@ -193,6 +201,6 @@ fn random_sample(model: &Model, layer: usize, ids: &[Vec<u32>]) -> Result<Random
     Ok(RandomSample {
         ids: ids.to_vec(),
         acts,
-        n_neurons: n,
+        neurons,
     })
 }
