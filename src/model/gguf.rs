@@ -244,7 +244,7 @@ pub(crate) fn load_gguf(
         loader.linear("output.weight", vocab, hidden)?
     } else {
         // Tied embeddings (SmolLM2): the LM head is the embedding matrix.
-        Linear::from_out_in(embed.clone(), None)?
+        Linear::tied(&embed)?
     };
     let meta = Metadata::new(path, &content);
     let tokenizer = TextTokenizer::from_gguf_metadata(&meta, path)?;

@@ -97,7 +97,7 @@ impl Gpt2 {
         let lm_head = if w.has("lm_head.weight") {
             w.linear("lm_head", vocab, hidden, false)?
         } else {
-            Linear::from_out_in(wte.clone(), None)?
+            Linear::tied(&wte)?
         };
         Ok(Gpt2 {
             hidden,

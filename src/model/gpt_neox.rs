@@ -75,7 +75,7 @@ impl GptNeox {
         let lm_head = if w.has("embed_out.weight") {
             w.linear("embed_out", vocab, hidden, false)?
         } else {
-            Linear::from_out_in(embed.clone(), None)?
+            Linear::tied(&embed)?
         };
         let rope_theta = match config.opt_f64("rotary_emb_base")? {
             Some(t) => t,

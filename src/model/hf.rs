@@ -314,7 +314,7 @@ fn load_llama(config: &HfConfig, w: &Weights, device: &Device) -> Result<Llama> 
     let norm = w.get("model.norm.weight", &[hidden])?;
     let tied = config.opt_bool("tie_word_embeddings")?.unwrap_or(false) || !w.has("lm_head.weight");
     let lm_head = if tied {
-        Linear::from_out_in(embed.clone(), None)?
+        Linear::tied(&embed)?
     } else {
         w.linear("lm_head", vocab, hidden, false)?
     };
