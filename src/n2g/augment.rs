@@ -5,7 +5,9 @@
 //! A substitute must be a whole word like the original: only letters after an optional
 //! leading space, the same leading-space status, the same case pattern (title case
 //! stays title case, lower stays lower, upper stays upper), and a different normalised
-//! form. Ties in similarity break by token id, so the choice is deterministic.
+//! form. The substitutes of a word are the nearest such words, compared with the words
+//! of its shape only. Ties in similarity break by token id, so the choice is
+//! deterministic.
 
 use std::collections::HashMap;
 
@@ -16,7 +18,7 @@ use crate::error::Result;
 use crate::model::Model;
 
 /// The case pattern of a word.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Case {
     Lower,
     Upper,
@@ -42,32 +44,50 @@ fn word_shape(token: &str) -> Option<(bool, Case)> {
     Some((space, case))
 }
 
+/// The whole-word tokens of one shape, with their unit embedding rows.
+struct ShapeGroup {
+    /// Token ids, ascending.
+    ids: Vec<u32>,
+    /// Their row-normalised embeddings, `[ids.len(), hidden]`.
+    unit: Tensor,
+}
+
 /// Nearest-neighbour substitutes, computed on demand and cached.
 pub struct Substitutes {
-    /// Row-normalised embedding matrix, `[vocab, hidden]`.
-    unit: Tensor,
+    /// The candidates, by word shape: a substitute has its original's shape, so each
+    /// query is compared with its own group only (a third or less of the vocabulary).
+    groups: HashMap<(bool, Case), ShapeGroup>,
     /// Display strings of the vocabulary.
     vocab: Vec<String>,
     per_token: usize,
     cache: HashMap<u32, Vec<u32>>,
 }
 
-/// Candidates inspected per query before the word filter.
-const SHORTLIST: usize = 256;
-
 impl Substitutes {
-    /// Prepares the normalised embedding matrix of `model`.
+    /// Prepares the normalised embeddings of the model's whole-word tokens, by shape.
     pub fn new(model: &Model, per_token: usize) -> Result<Self> {
         let e = model.embedding_matrix().to_dtype(DType::F32)?;
-        let norms = e
-            .sqr()?
-            .sum_keepdim(D::Minus1)?
-            .sqrt()?
-            .clamp(1e-12, f64::MAX)?;
-        let unit = e.broadcast_div(&norms)?;
+        let vocab = model.tokenizer().token_strs().to_vec();
+        let mut ids: HashMap<(bool, Case), Vec<u32>> = HashMap::new();
+        for (t, s) in vocab.iter().enumerate().take(e.dim(0)?) {
+            if let Some(shape) = word_shape(s) {
+                ids.entry(shape).or_default().push(t as u32);
+            }
+        }
+        let mut groups = HashMap::new();
+        for (shape, ids) in ids {
+            let rows = e.index_select(&Tensor::new(ids.as_slice(), e.device())?, 0)?;
+            let norms = rows
+                .sqr()?
+                .sum_keepdim(D::Minus1)?
+                .sqrt()?
+                .clamp(1e-12, f64::MAX)?;
+            let unit = rows.broadcast_div(&norms)?;
+            groups.insert(shape, ShapeGroup { ids, unit });
+        }
         Ok(Substitutes {
-            unit,
-            vocab: model.tokenizer().token_strs().to_vec(),
+            groups,
+            vocab,
             per_token,
             cache: HashMap::new(),
         })
@@ -86,45 +106,80 @@ impl Substitutes {
             .collect();
         todo.sort_unstable();
         todo.dedup();
-        let (words, others): (Vec<u32>, Vec<u32>) = todo.into_iter().partition(|&t| {
-            (t as usize) < self.vocab.len() && word_shape(&self.vocab[t as usize]).is_some()
-        });
-        for t in others {
-            self.cache.insert(t, Vec::new());
+        // Words by shape, as (position in their group, token).
+        let mut queries: HashMap<(bool, Case), Vec<(usize, u32)>> = HashMap::new();
+        for t in todo {
+            let group = self
+                .vocab
+                .get(t as usize)
+                .and_then(|s| word_shape(s))
+                .and_then(|shape| Some((shape, self.groups.get(&shape)?)));
+            match group.and_then(|(shape, g)| Some((shape, g.ids.binary_search(&t).ok()?))) {
+                Some((shape, row)) => queries.entry(shape).or_default().push((row, t)),
+                None => {
+                    self.cache.insert(t, Vec::new());
+                }
+            }
         }
-        let vocab_size = self.unit.dim(0)?;
         // One candidate buffer for every query: the cached lists are collected fresh, so
-        // each holds its few ids, not a vocabulary-sized allocation.
-        let mut order: Vec<u32> = Vec::with_capacity(vocab_size);
-        for chunk in words.chunks(256) {
-            let ids = Tensor::new(chunk, self.unit.device())?;
-            let q = self.unit.index_select(&ids, 0)?;
-            let sims = q.matmul(&self.unit.t()?)?.to_vec2::<f32>()?;
-            for (&t, row) in chunk.iter().zip(&sims) {
-                let shape = word_shape(&self.vocab[t as usize]).expect("filtered");
-                let original = normalize(&self.vocab[t as usize]);
-                order.clear();
-                order.extend(0..vocab_size as u32);
-                let k = SHORTLIST.min(order.len());
-                let cmp =
-                    |a: &u32, b: &u32| row[*b as usize].total_cmp(&row[*a as usize]).then(a.cmp(b));
-                order.select_nth_unstable_by(k - 1, cmp);
-                order.truncate(k);
-                order.sort_by(cmp);
-                let picked: Vec<u32> = order
-                    .iter()
-                    .copied()
-                    .filter(|&c| c != t)
-                    .filter(|&c| {
-                        let s = &self.vocab[c as usize];
-                        word_shape(s) == Some(shape) && normalize(s) != original
-                    })
-                    .take(self.per_token)
-                    .collect();
-                self.cache.insert(t, picked);
+        // each holds its few ids, not a group-sized allocation.
+        let mut order: Vec<u32> = Vec::new();
+        for (shape, queries) in queries {
+            let group = &self.groups[&shape];
+            for chunk in queries.chunks(256) {
+                let rows: Vec<u32> = chunk.iter().map(|&(row, _)| row as u32).collect();
+                let q = group
+                    .unit
+                    .index_select(&Tensor::new(rows.as_slice(), group.unit.device())?, 0)?;
+                let sims = q.matmul(&group.unit.t()?)?.to_vec2::<f32>()?;
+                for (&(row, t), sims) in chunk.iter().zip(&sims) {
+                    let original = normalize(&self.vocab[t as usize]);
+                    let picked = nearest(sims, row, self.per_token, &mut order, |c| {
+                        normalize(&self.vocab[group.ids[c] as usize]) != original
+                    });
+                    let picked = picked.into_iter().map(|c| group.ids[c as usize]).collect();
+                    self.cache.insert(t, picked);
+                }
             }
         }
         Ok(())
+    }
+}
+
+/// The `n` positions of `sims` with the highest values (ties: lower position), best
+/// first, leaving out `own` and those `keep` refuses; `order` is scratch space.
+fn nearest(
+    sims: &[f32],
+    own: usize,
+    n: usize,
+    order: &mut Vec<u32>,
+    keep: impl Fn(usize) -> bool,
+) -> Vec<u32> {
+    let cmp = |a: &u32, b: &u32| {
+        sims[*b as usize]
+            .total_cmp(&sims[*a as usize])
+            .then(a.cmp(b))
+    };
+    // The best few usually suffice; widen the shortlist until `n` pass, or all are in.
+    let mut k = (4 * (n + 1)).min(sims.len());
+    loop {
+        order.clear();
+        order.extend(0..sims.len() as u32);
+        if k > 0 {
+            order.select_nth_unstable_by(k - 1, cmp);
+        }
+        order.truncate(k);
+        order.sort_by(cmp);
+        let picked: Vec<u32> = order
+            .iter()
+            .copied()
+            .filter(|&c| c as usize != own && keep(c as usize))
+            .take(n)
+            .collect();
+        if picked.len() == n || k == sims.len() {
+            return picked;
+        }
+        k = (2 * k).min(sims.len());
     }
 }
 
@@ -143,6 +198,61 @@ mod tests {
         assert_eq!(word_shape(" McDonald"), None);
         assert_eq!(word_shape(","), None);
         assert_eq!(word_shape(" "), None);
+    }
+
+    #[test]
+    fn substitutes_are_the_nearest_words_of_the_same_shape() {
+        // Oracle: cosine similarity in f64 over the raw embedding matrix, every token.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let model = Model::load(
+            root.join("fixtures/tiny/llama"),
+            &crate::LoadOptions::default(),
+        )
+        .unwrap();
+        let e = model
+            .embedding_matrix()
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_vec2::<f64>()
+            .unwrap();
+        let vocab = model.tokenizer().token_strs().to_vec();
+        let cos = |a: usize, b: usize| {
+            let dot: f64 = e[a].iter().zip(&e[b]).map(|(x, y)| x * y).sum();
+            let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+            dot / (norm(&e[a]) * norm(&e[b]))
+        };
+        let n = 3;
+        let mut subs = Substitutes::new(&model, n).unwrap();
+        subs.prepare(0..vocab.len() as u32).unwrap();
+        let mut words = 0;
+        for (t, s) in vocab.iter().enumerate() {
+            let got = subs.get(t as u32);
+            let Some(shape) = word_shape(s) else {
+                assert!(got.is_empty(), "{s:?} is not a word");
+                continue;
+            };
+            words += 1;
+            let valid = |c: usize| {
+                c != t
+                    && word_shape(&vocab[c]) == Some(shape)
+                    && normalize(&vocab[c]) != normalize(s)
+            };
+            let mut want: Vec<usize> = (0..vocab.len()).filter(|&c| valid(c)).collect();
+            want.sort_by(|&a, &b| cos(t, b).total_cmp(&cos(t, a)).then(a.cmp(&b)));
+            want.truncate(n);
+            assert_eq!(got.len(), want.len(), "{s:?}");
+            for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                assert!(valid(g as usize), "{s:?}: {:?}", vocab[g as usize]);
+                // The same ranking, up to float32 near-ties.
+                assert!(
+                    (cos(t, g as usize) - cos(t, w)).abs() < 1e-5,
+                    "{s:?} #{i}: {:?} vs {:?}",
+                    vocab[g as usize],
+                    vocab[w]
+                );
+            }
+        }
+        assert!(words > 20, "the fixture has words to test ({words})");
     }
 
     #[test]
