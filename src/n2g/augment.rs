@@ -200,15 +200,20 @@ mod tests {
         assert_eq!(word_shape(" "), None);
     }
 
-    #[test]
-    fn substitutes_are_the_nearest_words_of_the_same_shape() {
-        // Oracle: cosine similarity in f64 over the raw embedding matrix, every token.
+    /// The tiny random-weight llama of `fixtures/tiny`.
+    fn tiny_llama() -> Model {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let model = Model::load(
+        Model::load(
             root.join("fixtures/tiny/llama"),
             &crate::LoadOptions::default(),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn substitutes_are_the_nearest_words_of_the_same_shape() {
+        // Oracle: cosine similarity in f64 over the raw embedding matrix, every token.
+        let model = tiny_llama();
         let e = model
             .embedding_matrix()
             .to_dtype(DType::F64)
@@ -259,12 +264,7 @@ mod tests {
     fn cached_lists_hold_only_their_ids() {
         // A cached list once kept the whole vocabulary-sized candidate buffer (196 KB per
         // word on SmolLM2): memory grew with every new word a build met.
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let model = Model::load(
-            root.join("fixtures/tiny/llama"),
-            &crate::LoadOptions::default(),
-        )
-        .unwrap();
+        let model = tiny_llama();
         let mut subs = Substitutes::new(&model, 5).unwrap();
         subs.prepare(0..model.info().vocab_size as u32).unwrap();
         assert!(subs.cache.values().any(|v| !v.is_empty()));
