@@ -28,6 +28,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, Result};
 pub use allocator::keep_freed_memory;
+pub(crate) use ops::top_k;
 pub use prefix::{PackedRow, PrefixPacking};
 pub use tokenizer::{TextTokenizer, TokenizedText};
 

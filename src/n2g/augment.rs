@@ -15,7 +15,7 @@ use candle_core::{DType, Tensor, D};
 
 use super::tokens::{is_title, normalize};
 use crate::error::Result;
-use crate::model::Model;
+use crate::model::{top_k, Model};
 
 /// The case pattern of a word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -121,9 +121,6 @@ impl Substitutes {
                 }
             }
         }
-        // One candidate buffer for every query: the cached lists are collected fresh, so
-        // each holds its few ids, not a group-sized allocation.
-        let mut order: Vec<u32> = Vec::new();
         for (shape, queries) in queries {
             let group = &self.groups[&shape];
             for chunk in queries.chunks(256) {
@@ -134,7 +131,7 @@ impl Substitutes {
                 let sims = q.matmul(&group.unit.t()?)?.to_vec2::<f32>()?;
                 for (&(row, t), sims) in chunk.iter().zip(&sims) {
                     let original = normalize(&self.vocab[t as usize]);
-                    let picked = nearest(sims, row, self.per_token, &mut order, |c| {
+                    let picked = nearest(sims, row, self.per_token, |c| {
                         normalize(&self.vocab[group.ids[c] as usize]) != original
                     });
                     let picked = picked.into_iter().map(|c| group.ids[c as usize]).collect();
@@ -147,32 +144,16 @@ impl Substitutes {
 }
 
 /// The `n` positions of `sims` with the highest values (ties: lower position), best
-/// first, leaving out `own` and those `keep` refuses; `order` is scratch space.
-fn nearest(
-    sims: &[f32],
-    own: usize,
-    n: usize,
-    order: &mut Vec<u32>,
-    keep: impl Fn(usize) -> bool,
-) -> Vec<u32> {
-    let cmp = |a: &u32, b: &u32| {
-        sims[*b as usize]
-            .total_cmp(&sims[*a as usize])
-            .then(a.cmp(b))
-    };
+/// first, leaving out `own` and those `keep` refuses.
+fn nearest(sims: &[f32], own: usize, n: usize, keep: impl Fn(usize) -> bool) -> Vec<u32> {
     // The best few usually suffice; widen the shortlist until `n` pass, or all are in.
     let mut k = (4 * (n + 1)).min(sims.len());
     loop {
-        order.clear();
-        order.extend(0..sims.len() as u32);
-        if k > 0 {
-            order.select_nth_unstable_by(k - 1, cmp);
-        }
-        order.truncate(k);
-        order.sort_by(cmp);
-        let picked: Vec<u32> = order
+        // Collected from a borrowing iterator, so the list gets its own small buffer
+        // (`into_iter` would collect in place and keep the shortlist's allocation).
+        let picked: Vec<u32> = top_k(sims, k)
             .iter()
-            .copied()
+            .map(|&(c, _)| c)
             .filter(|&c| c as usize != own && keep(c as usize))
             .take(n)
             .collect();
