@@ -394,10 +394,17 @@ fn quantized_path_stays_close() {
 }
 
 fn tiny(arch: &str) {
-    let dir = root().join("fixtures/tiny").join(arch);
-    let model = Model::load(&dir, &LoadOptions::default()).unwrap();
+    let dir = format!("fixtures/tiny/{arch}");
+    tiny_model(&dir, &dir, arch);
+}
+
+/// Loads `model` (a folder or file under the repository) and checks its tokenizer and
+/// every neuron of every layer against the reference of `fixture_dir`.
+fn tiny_model(model: &str, fixture_dir: &str, arch: &str) {
+    let path = root().join(model);
+    let model = Model::load(&path, &LoadOptions::default()).unwrap();
     assert_eq!(model.info().architecture.to_string(), arch);
-    let reference = fixture(&format!("fixtures/tiny/{arch}/reference.json"));
+    let reference = fixture(&format!("{fixture_dir}/reference.json"));
     let texts = reference["texts"].as_array().unwrap();
     for t in texts {
         let ours = model
@@ -419,6 +426,50 @@ fn tiny(arch: &str) {
 #[test]
 fn tiny_llama_matches_reference() {
     tiny("llama");
+}
+
+/// A Llama GGUF of the Llama 2 / 3.1 kind, written by the `gguf` package
+/// (`scripts/reference/tiny_gguf.py`): SentencePiece tokenizer (ids from the
+/// `sentencepiece` library), Llama 3.1 RoPE divisors in `rope_freqs.weight`, a head size
+/// other than hidden / heads, Q8_0 weights.
+#[test]
+fn tiny_gguf_sentencepiece_llama31_matches_reference() {
+    tiny_model(
+        "fixtures/tiny/gguf/model.gguf",
+        "fixtures/tiny/gguf",
+        "llama",
+    );
+    shows_leading_spaces("fixtures/tiny/gguf/model.gguf");
+}
+
+/// SentencePiece tokens show their leading space (" The"), as byte-level ones do,
+/// though the decoders drop it from a text's first token.
+fn shows_leading_spaces(model: &str) {
+    let model = Model::load(root().join(model), &LoadOptions::default()).unwrap();
+    let tok = model.tokenizer();
+    let ids = tok.encode("The fox ran", false).unwrap().ids;
+    let shown: Vec<&str> = ids.iter().map(|&i| tok.token_str(i)).collect();
+    assert_eq!(shown.concat(), " The fox ran", "{shown:?}");
+    assert_eq!(tok.decode(&ids).unwrap().trim_start(), "The fox ran");
+}
+
+/// The same weights as a Hugging Face folder with `rope_scaling.rope_type = "llama3"`
+/// and `head_dim` in config.json, and a tokenizer.json converted from the
+/// SentencePiece model: the same reference.
+#[test]
+fn tiny_hf_llama31_matches_reference() {
+    tiny_model("fixtures/tiny/llama31_hf", "fixtures/tiny/gguf", "llama");
+    shows_leading_spaces("fixtures/tiny/llama31_hf");
+}
+
+/// A GGUF holding a tensor a plain Llama block lacks is refused, naming the tensor,
+/// rather than run without it.
+#[test]
+fn gguf_with_unknown_tensors_is_refused() {
+    expect_bad_model(
+        &root().join("fixtures/tiny/gguf/extra.gguf"),
+        "blk.0.attn_q.bias",
+    );
 }
 
 #[test]

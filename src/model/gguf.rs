@@ -128,6 +128,25 @@ impl<'a> Metadata<'a> {
             .collect()
     }
 
+    pub fn opt_bool(&self, key: &str) -> Result<Option<bool>> {
+        match self.values.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(self.bad(key, format!("expected true or false, got {other:?}"))),
+        }
+    }
+
+    pub fn floats(&self, key: &str) -> Result<Vec<f64>> {
+        let arr = self.get(key)?.to_vec().map_err(|e| self.bad(key, e))?;
+        arr.iter()
+            .map(|v| match v {
+                Value::F32(x) => Ok(*x as f64),
+                Value::F64(x) => Ok(*x),
+                other => Err(self.bad(key, format!("expected floats, got {other:?}"))),
+            })
+            .collect()
+    }
+
     pub fn opt_ints(&self, key: &str) -> Result<Option<Vec<i64>>> {
         let Some(v) = self.values.get(key) else {
             return Ok(None);
@@ -167,7 +186,18 @@ pub(crate) fn load_gguf(
     let n_kv_heads = meta
         .opt_usize("llama.attention.head_count_kv")?
         .unwrap_or(n_heads);
-    let head_dim = hidden / n_heads;
+    // The head size is hidden / heads unless the file says otherwise (key_length).
+    let head_dim = meta
+        .opt_usize("llama.attention.key_length")?
+        .unwrap_or(hidden / n_heads);
+    if let Some(v) = meta.opt_usize("llama.attention.value_length")? {
+        if v != head_dim {
+            return Err(Error::bad_model(
+                path,
+                format!("llama.attention.value_length = {v} differs from the key length {head_dim}: not supported"),
+            ));
+        }
+    }
     if let Some(rot) = meta.opt_usize("llama.rope.dimension_count")? {
         if rot != head_dim {
             return Err(Error::bad_model(
@@ -186,6 +216,12 @@ pub(crate) fn load_gguf(
         ));
     }
     let n_layers = meta.usize("llama.block_count")?;
+    refuse_unused_tensors(path, &content, n_layers)?;
+    let rope_theta = if meta.values.contains_key("llama.rope.freq_base") {
+        meta.f64("llama.rope.freq_base")?
+    } else {
+        10_000.0
+    };
     let config = LlamaConfig {
         hidden_size: hidden,
         intermediate_size: meta.usize("llama.feed_forward_length")?,
@@ -194,11 +230,8 @@ pub(crate) fn load_gguf(
         n_kv_heads,
         head_dim,
         rms_eps: meta.f64("llama.attention.layer_norm_rms_epsilon")?,
-        rope_theta: if meta.values.contains_key("llama.rope.freq_base") {
-            meta.f64("llama.rope.freq_base")?
-        } else {
-            10_000.0
-        },
+        rope_theta,
+        rope_divisors: None,
         vocab_size: 0,
         interleaved_rope: true,
     };
@@ -222,17 +255,30 @@ pub(crate) fn load_gguf(
         ));
     }
     let embed = embed_q.dequantize(device)?;
+    let mut config = config;
+    // Llama 3.1 RoPE scaling: llama.cpp's converter stores one divisor per frequency.
+    if content.tensor_infos.contains_key(ROPE_FREQS) {
+        let divisors = loader.vector(ROPE_FREQS, head_dim / 2)?.to_vec1::<f32>()?;
+        if let Some(bad) = divisors.iter().find(|d| !(d.is_finite() && **d > 0.0)) {
+            return Err(Error::bad_model(
+                path,
+                format!("tensor `{ROPE_FREQS}` holds {bad}: RoPE divisors must be positive"),
+            ));
+        }
+        config.rope_divisors = Some(divisors.into_iter().map(f64::from).collect());
+    }
     let mut blocks = Vec::with_capacity(n_layers);
     let ff = config.intermediate_size;
+    let q_dim = n_heads * head_dim;
     let kv = n_kv_heads * head_dim;
     for i in 0..n_layers {
         let p = |s: &str| format!("blk.{i}.{s}.weight");
         blocks.push(LlamaBlock {
             attn_norm: loader.vector(&p("attn_norm"), hidden)?,
-            q: loader.linear(&p("attn_q"), hidden, hidden)?,
+            q: loader.linear(&p("attn_q"), q_dim, hidden)?,
             k: loader.linear(&p("attn_k"), kv, hidden)?,
             v: loader.linear(&p("attn_v"), kv, hidden)?,
-            o: loader.linear(&p("attn_output"), hidden, hidden)?,
+            o: loader.linear(&p("attn_output"), hidden, q_dim)?,
             ffn_norm: loader.vector(&p("ffn_norm"), hidden)?,
             gate: loader.linear(&p("ffn_gate"), ff, hidden)?,
             up: loader.linear(&p("ffn_up"), ff, hidden)?,
@@ -270,7 +316,6 @@ pub(crate) fn load_gguf(
             .opt_usize("tokenizer.ggml.padding_token_id")?
             .map(|x| x as u32),
     };
-    let mut config = config;
     config.vocab_size = vocab;
     let tokenizer = tokenizer.with_bos(bos_id);
     Ok((
@@ -284,6 +329,64 @@ pub(crate) fn load_gguf(
             lm_head,
             device: device.clone(),
         },
+    ))
+}
+
+/// GGUF's tensor of Llama 3.1 RoPE divisors.
+const ROPE_FREQS: &str = "rope_freqs.weight";
+
+/// The tensors a Llama GGUF may hold: anything else (biases, experts, extra norms)
+/// belongs to a variant this runtime does not implement, and ignoring it would give
+/// other activations than the model's, so the file is refused naming the tensor.
+fn refuse_unused_tensors(path: &Path, content: &Content, n_layers: usize) -> Result<()> {
+    const BLOCK: [&str; 9] = [
+        "attn_norm",
+        "attn_q",
+        "attn_k",
+        "attn_v",
+        "attn_output",
+        "ffn_norm",
+        "ffn_gate",
+        "ffn_up",
+        "ffn_down",
+    ];
+    let known = |name: &str| -> bool {
+        if matches!(
+            name,
+            "token_embd.weight" | "output_norm.weight" | "output.weight" | ROPE_FREQS
+        ) {
+            return true;
+        }
+        let Some(rest) = name.strip_prefix("blk.") else {
+            return false;
+        };
+        let Some((layer, tensor)) = rest.split_once('.') else {
+            return false;
+        };
+        layer.parse::<usize>().is_ok_and(|l| l < n_layers)
+            && tensor
+                .strip_suffix(".weight")
+                .is_some_and(|t| BLOCK.contains(&t))
+    };
+    let mut unused: Vec<&str> = content
+        .tensor_infos
+        .keys()
+        .map(String::as_str)
+        .filter(|n| !known(n))
+        .collect();
+    if unused.is_empty() {
+        return Ok(());
+    }
+    unused.sort_unstable();
+    let shown: Vec<&str> = unused.iter().take(5).copied().collect();
+    Err(Error::bad_model(
+        path,
+        format!(
+            "{} tensor(s) that a plain Llama block does not have ({}{}): this Llama variant is not supported",
+            unused.len(),
+            shown.join(", "),
+            if unused.len() > shown.len() { ", ..." } else { "" }
+        ),
     ))
 }
 

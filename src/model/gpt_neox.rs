@@ -158,6 +158,7 @@ impl GptNeox {
             (b, t),
             self.rotary_dims,
             self.rope_theta,
+            None,
             request.tree,
             &self.device,
         )?;

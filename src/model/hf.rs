@@ -262,6 +262,43 @@ pub(crate) fn load_folder(
     Ok((info, tokenizer, network))
 }
 
+/// The RoPE divisors of a Llama config's `rope_scaling`: none for plain RoPE, Llama 3.1
+/// scaling (`rope_type = "llama3"`) supported, any other kind refused (it would give
+/// other activations than the model's).
+fn llama_rope_divisors(config: &HfConfig, head_dim: usize, theta: f64) -> Result<Option<Vec<f64>>> {
+    let Some(scaling) = config.value.get("rope_scaling").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let kind = scaling
+        .get("rope_type")
+        .or_else(|| scaling.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    match kind {
+        "default" => Ok(None),
+        "llama3" => {
+            let field = |key: &str| {
+                scaling.get(key).and_then(Value::as_f64).ok_or_else(|| {
+                    config.error(format!(
+                        "rope_scaling: missing or non-numeric field `{key}`"
+                    ))
+                })
+            };
+            Ok(Some(ops::llama3_rope_divisors(
+                head_dim,
+                theta,
+                field("factor")?,
+                field("low_freq_factor")?,
+                field("high_freq_factor")?,
+                field("original_max_position_embeddings")?,
+            )))
+        }
+        other => Err(config.error(format!(
+            "rope_scaling type `{other}` is not supported (supported: llama3)"
+        ))),
+    }
+}
+
 /// A Llama model from Hugging Face weights (q/k not permuted: half-rotation RoPE).
 fn load_llama(config: &HfConfig, w: &Weights, device: &Device) -> Result<Llama> {
     if let Some(act) = config.opt_str("hidden_act") {
@@ -271,13 +308,11 @@ fn load_llama(config: &HfConfig, w: &Weights, device: &Device) -> Result<Llama> 
             )));
         }
     }
-    if config.has("rope_scaling") {
-        return Err(config.error("rope_scaling is not supported"));
-    }
     let hidden = config.usize("hidden_size")?;
     let n_heads = config.usize("num_attention_heads")?;
     let n_kv_heads = config.opt_usize("num_key_value_heads")?.unwrap_or(n_heads);
     let head_dim = config.opt_usize("head_dim")?.unwrap_or(hidden / n_heads);
+    let rope_theta = config.opt_f64("rope_theta")?.unwrap_or(10_000.0);
     let ff = config.usize("intermediate_size")?;
     let n_layers = config.usize("num_hidden_layers")?;
     let vocab = config.usize("vocab_size")?;
@@ -291,7 +326,8 @@ fn load_llama(config: &HfConfig, w: &Weights, device: &Device) -> Result<Llama> 
         n_kv_heads,
         head_dim,
         rms_eps: config.opt_f64("rms_norm_eps")?.unwrap_or(1e-6),
-        rope_theta: config.opt_f64("rope_theta")?.unwrap_or(10_000.0),
+        rope_theta,
+        rope_divisors: llama_rope_divisors(config, head_dim, rope_theta)?,
         vocab_size: vocab,
         interleaved_rope: false,
     };

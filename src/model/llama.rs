@@ -21,6 +21,8 @@ pub(crate) struct LlamaConfig {
     pub head_dim: usize,
     pub rms_eps: f64,
     pub rope_theta: f64,
+    /// Per-frequency RoPE divisors (Llama 3.1 scaling), `head_dim / 2` of them.
+    pub rope_divisors: Option<Vec<f64>>,
     pub vocab_size: usize,
     /// GGUF converters permute q/k rows so that RoPE rotates adjacent pairs
     /// (interleaved); Hugging Face weights rotate the two halves of each head.
@@ -73,6 +75,7 @@ impl Llama {
             (b, t),
             cfg.head_dim,
             cfg.rope_theta,
+            cfg.rope_divisors.as_deref(),
             request.tree,
             &self.device,
         )?;

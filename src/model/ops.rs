@@ -13,16 +13,22 @@ pub(crate) fn causal_mask(t: usize, device: &Device) -> Result<Tensor> {
     Ok(Tensor::from_vec(mask, (t, t), device)?)
 }
 
-/// RoPE tables `(cos, sin)`, each `[t, dim/2]`, for rotary width `dim`.
+/// RoPE tables `(cos, sin)`, each `[t, dim/2]`, for rotary width `dim`. Frequency `i`
+/// is `theta^(-2i/dim) / divisors[i]` when per-frequency divisors are given (Llama 3.1
+/// scaling: GGUF's `rope_freqs.weight`, as llama.cpp applies it).
 pub(crate) fn rope_tables(
     t: usize,
     dim: usize,
     theta: f64,
+    divisors: Option<&[f64]>,
     device: &Device,
 ) -> Result<(Tensor, Tensor)> {
     let half = dim / 2;
     let inv_freq: Vec<f64> = (0..half)
-        .map(|i| 1.0 / theta.powf(2.0 * i as f64 / dim as f64))
+        .map(|i| {
+            let f = 1.0 / theta.powf(2.0 * i as f64 / dim as f64);
+            divisors.map_or(f, |d| f / d[i])
+        })
         .collect();
     let mut cos = Vec::with_capacity(t * half);
     let mut sin = Vec::with_capacity(t * half);
@@ -53,13 +59,14 @@ pub(crate) fn pass_rope(
     (b, t): (usize, usize),
     dim: usize,
     theta: f64,
+    divisors: Option<&[f64]>,
     tree: Option<&TreeLayout>,
     device: &Device,
 ) -> Result<(Tensor, Tensor)> {
     match tree {
-        None => rope_tables(t, dim, theta, device),
+        None => rope_tables(t, dim, theta, divisors, device),
         Some(l) => {
-            let (cos, sin) = rope_tables(l.max_position + 1, dim, theta, device)?;
+            let (cos, sin) = rope_tables(l.max_position + 1, dim, theta, divisors, device)?;
             let gather = |x: &Tensor| -> Result<Tensor> {
                 Ok(x.index_select(&l.positions, 0)?
                     .reshape((b, t, dim / 2))?
@@ -68,6 +75,34 @@ pub(crate) fn pass_rope(
             Ok((gather(&cos)?, gather(&sin)?))
         }
     }
+}
+
+/// Llama 3.1 RoPE scaling as per-frequency divisors (llama.cpp's converter writes
+/// these as `rope_freqs.weight`; Hugging Face's `rope_type = "llama3"` computes the
+/// same inverse frequencies): long wavelengths divided by `factor`, short ones kept,
+/// the band between interpolated smoothly.
+pub(crate) fn llama3_rope_divisors(
+    dim: usize,
+    theta: f64,
+    factor: f64,
+    low_freq_factor: f64,
+    high_freq_factor: f64,
+    original_context: f64,
+) -> Vec<f64> {
+    (0..dim / 2)
+        .map(|i| {
+            let wavelen = 2.0 * std::f64::consts::PI * theta.powf(2.0 * i as f64 / dim as f64);
+            if wavelen < original_context / high_freq_factor {
+                1.0
+            } else if wavelen > original_context / low_freq_factor {
+                factor
+            } else {
+                let smooth = (original_context / wavelen - low_freq_factor)
+                    / (high_freq_factor - low_freq_factor);
+                1.0 / ((1.0 - smooth) / factor + smooth)
+            }
+        })
+        .collect()
 }
 
 /// Scaled dot-product causal attention with grouped KV heads.

@@ -1,5 +1,6 @@
-//! Tokenizers: a Hugging Face `tokenizer.json`, or a byte-level BPE rebuilt from GGUF
-//! metadata (`tokenizer.ggml.tokens`, `merges`, `token_type`, `pre`).
+//! Tokenizers: a Hugging Face `tokenizer.json`, or one rebuilt from GGUF metadata: a
+//! byte-level BPE (`tokenizer.ggml.tokens`, `merges`, `token_type`, `pre`) or a
+//! SentencePiece BPE (`tokens`, `scores`, `token_type`: Llama 2, Mistral, TinyLlama).
 //!
 //! Text is always tokenized as text: a corpus line that contains `<|im_start|>` gets the
 //! ordinary tokens of those characters, never the control token (llama.cpp's
@@ -9,6 +10,9 @@
 use std::path::Path;
 
 use serde_json::json;
+use tokenizers::decoders::sequence::Sequence as DecoderSequence;
+use tokenizers::decoders::DecoderWrapper;
+use tokenizers::pre_tokenizers::metaspace::PrependScheme;
 use tokenizers::Tokenizer;
 
 use super::gguf::Metadata;
@@ -17,6 +21,73 @@ use crate::error::{Error, Result};
 /// The GGUF pre-tokenizer names (`tokenizer.ggml.pre`) that are rebuilt here.
 pub const SUPPORTED_GGUF_PRE_TOKENIZERS: &str =
     "smollm, starcoder, refact, codeshell (digits split one by one), gpt-2, default";
+
+/// GGUF `tokenizer.ggml.token_type` values.
+const TOKEN_NORMAL: i64 = 1;
+const TOKEN_UNKNOWN: i64 = 2;
+const TOKEN_CONTROL: i64 = 3;
+const TOKEN_USER_DEFINED: i64 = 4;
+
+/// The BPE merges of a SentencePiece vocabulary. SentencePiece BPE (and llama.cpp)
+/// repeatedly joins the adjacent pair whose joined piece has the highest score; as
+/// merges, that is every split of every normal piece into two normal pieces, ranked by
+/// the joined piece's score (ties: lower id of the joined piece, then of its halves).
+fn sentencepiece_merges(
+    tokens: &[&str],
+    scores: &[f64],
+    type_of: &dyn Fn(usize) -> i64,
+) -> Vec<[String; 2]> {
+    let normal: std::collections::HashMap<&str, usize> = tokens
+        .iter()
+        .enumerate()
+        .filter(|&(id, _)| type_of(id) == TOKEN_NORMAL)
+        .map(|(id, t)| (*t, id))
+        .collect();
+    let mut merges: Vec<(f64, usize, usize, usize, usize)> = Vec::new();
+    for (id, piece) in tokens.iter().enumerate() {
+        if type_of(id) != TOKEN_NORMAL {
+            continue;
+        }
+        for (at, _) in piece.char_indices().skip(1) {
+            let (l, r) = piece.split_at(at);
+            if let (Some(&li), Some(&ri)) = (normal.get(l), normal.get(r)) {
+                merges.push((scores[id], id, li, ri, at));
+            }
+        }
+    }
+    merges.sort_by(|a, b| {
+        b.0.total_cmp(&a.0)
+            .then(a.1.cmp(&b.1))
+            .then(a.2.cmp(&b.2))
+            .then(a.3.cmp(&b.3))
+    });
+    merges
+        .into_iter()
+        .map(|(_, id, _, _, at)| {
+            let (l, r) = tokens[id].split_at(at);
+            [l.to_string(), r.to_string()]
+        })
+        .collect()
+}
+
+/// `decoder` without the steps that drop the space a text's first token starts with.
+fn keeping_leading_space(decoder: DecoderWrapper) -> DecoderWrapper {
+    match decoder {
+        DecoderWrapper::Sequence(seq) => DecoderWrapper::Sequence(DecoderSequence::new(
+            seq.get_decoders()
+                .iter()
+                .filter(|d| !matches!(d, DecoderWrapper::Strip(_)))
+                .cloned()
+                .map(keeping_leading_space)
+                .collect(),
+        )),
+        DecoderWrapper::Metaspace(mut m) => {
+            m.set_prepend_scheme(PrependScheme::Never);
+            DecoderWrapper::Metaspace(m)
+        }
+        other => other,
+    }
+}
 
 /// A tokenizer with display strings for every token id.
 pub struct TextTokenizer {
@@ -46,33 +117,11 @@ impl TextTokenizer {
         Ok(Self::new(inner, bos_id))
     }
 
-    /// Rebuilds the byte-level BPE tokenizer stored in GGUF metadata.
+    /// Rebuilds the tokenizer stored in GGUF metadata: a byte-level BPE
+    /// (`tokenizer.ggml.model = gpt2`) or a SentencePiece BPE (`llama`).
     pub(crate) fn from_gguf_metadata(meta: &Metadata, path: &Path) -> Result<Self> {
         let model = meta.string("tokenizer.ggml.model")?;
-        if model != "gpt2" {
-            return Err(Error::Tokenizer(format!(
-                "{}: tokenizer.ggml.model = `{model}` cannot be rebuilt from GGUF metadata (only byte-level BPE `gpt2`); pass --tokenizer tokenizer.json",
-                path.display()
-            )));
-        }
-        let pre = meta.opt_string("tokenizer.ggml.pre").unwrap_or("default");
-        let byte_level = json!({"type": "ByteLevel", "add_prefix_space": false,
-                                "trim_offsets": true, "use_regex": true});
-        let pre_tokenizer = match pre {
-            "smollm" | "starcoder" | "refact" | "codeshell" => json!({
-                "type": "Sequence",
-                "pretokenizers": [{"type": "Digits", "individual_digits": true}, byte_level],
-            }),
-            "gpt-2" | "gpt2" | "default" => byte_level,
-            other => {
-                return Err(Error::Tokenizer(format!(
-                    "{}: tokenizer.ggml.pre = `{other}` is not supported (supported: {SUPPORTED_GGUF_PRE_TOKENIZERS}); pass --tokenizer tokenizer.json",
-                    path.display()
-                )))
-            }
-        };
         let tokens = meta.strings("tokenizer.ggml.tokens")?;
-        let merges = meta.strings("tokenizer.ggml.merges")?;
         let types = meta.opt_ints("tokenizer.ggml.token_type")?;
         if let Some(types) = &types {
             if types.len() != tokens.len() {
@@ -86,16 +135,17 @@ impl TextTokenizer {
                 ));
             }
         }
+        let type_of = |id: usize| types.as_ref().map_or(TOKEN_NORMAL, |t| t[id]);
         let mut vocab = serde_json::Map::with_capacity(tokens.len());
         let mut added = Vec::new();
         for (id, tok) in tokens.iter().enumerate() {
             vocab.insert((*tok).to_string(), json!(id));
             // token_type 3 = control, 4 = user defined: matched as whole tokens.
-            let ty = types.as_ref().map_or(1, |t| t[id]);
-            if ty == 3 || ty == 4 {
+            let ty = type_of(id);
+            if ty == TOKEN_CONTROL || ty == TOKEN_USER_DEFINED {
                 added.push(json!({"id": id, "content": tok, "single_word": false,
                     "lstrip": false, "rstrip": false, "normalized": false,
-                    "special": ty == 3}));
+                    "special": ty == TOKEN_CONTROL}));
             }
         }
         if vocab.len() != tokens.len() {
@@ -104,20 +154,90 @@ impl TextTokenizer {
                 "tokenizer.ggml.tokens holds duplicate token strings",
             ));
         }
+        let (normalizer, pre_tokenizer, model_spec, decoder) = match model {
+            "gpt2" => {
+                let pre = meta.opt_string("tokenizer.ggml.pre").unwrap_or("default");
+                let byte_level = json!({"type": "ByteLevel", "add_prefix_space": false,
+                                        "trim_offsets": true, "use_regex": true});
+                let pre_tokenizer = match pre {
+                    "smollm" | "starcoder" | "refact" | "codeshell" => json!({
+                        "type": "Sequence",
+                        "pretokenizers": [{"type": "Digits", "individual_digits": true}, byte_level],
+                    }),
+                    "gpt-2" | "gpt2" | "default" => byte_level,
+                    other => {
+                        return Err(Error::Tokenizer(format!(
+                            "{}: tokenizer.ggml.pre = `{other}` is not supported (supported: {SUPPORTED_GGUF_PRE_TOKENIZERS}); pass --tokenizer tokenizer.json",
+                            path.display()
+                        )))
+                    }
+                };
+                let merges = meta.strings("tokenizer.ggml.merges")?;
+                let model = json!({"type": "BPE", "dropout": null, "unk_token": null,
+                      "continuing_subword_prefix": null, "end_of_word_suffix": null,
+                      "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+                      "vocab": vocab, "merges": merges});
+                let decoder = json!({"type": "ByteLevel", "add_prefix_space": true,
+                                     "trim_offsets": true, "use_regex": true});
+                (serde_json::Value::Null, pre_tokenizer, model, decoder)
+            }
+            "llama" => {
+                let scores = meta.floats("tokenizer.ggml.scores")?;
+                if scores.len() != tokens.len() {
+                    return Err(Error::bad_model(
+                        path,
+                        format!(
+                            "tokenizer.ggml.scores has {} entries but tokenizer.ggml.tokens has {}",
+                            scores.len(),
+                            tokens.len()
+                        ),
+                    ));
+                }
+                let merges = sentencepiece_merges(&tokens, &scores, &type_of);
+                let unk = (0..tokens.len())
+                    .find(|&id| type_of(id) == TOKEN_UNKNOWN)
+                    .map(|id| tokens[id]);
+                // SentencePiece (and llama.cpp) write spaces as U+2581 and, by default,
+                // put one before the text.
+                let replace = json!({"type": "Replace", "pattern": {"String": " "},
+                                     "content": "\u{2581}"});
+                let normalizer = if meta
+                    .opt_bool("tokenizer.ggml.add_space_prefix")?
+                    .unwrap_or(true)
+                {
+                    json!({"type": "Sequence", "normalizers": [
+                        {"type": "Prepend", "prepend": "\u{2581}"}, replace]})
+                } else {
+                    replace
+                };
+                let model = json!({"type": "BPE", "dropout": null, "unk_token": unk,
+                      "continuing_subword_prefix": null, "end_of_word_suffix": null,
+                      "fuse_unk": true, "byte_fallback": true, "ignore_merges": false,
+                      "vocab": vocab, "merges": merges});
+                // No Strip step: a token shows its leading space (" the"), as byte-level
+                // tokens do.
+                let decoder = json!({"type": "Sequence", "decoders": [
+                    {"type": "Replace", "pattern": {"String": "\u{2581}"}, "content": " "},
+                    {"type": "ByteFallback"}, {"type": "Fuse"}]});
+                (normalizer, serde_json::Value::Null, model, decoder)
+            }
+            other => {
+                return Err(Error::Tokenizer(format!(
+                    "{}: tokenizer.ggml.model = `{other}` cannot be rebuilt from GGUF metadata (supported: byte-level BPE `gpt2`, SentencePiece BPE `llama`); pass --tokenizer tokenizer.json",
+                    path.display()
+                )))
+            }
+        };
         let spec = json!({
             "version": "1.0",
             "truncation": null,
             "padding": null,
             "added_tokens": added,
-            "normalizer": null,
+            "normalizer": normalizer,
             "pre_tokenizer": pre_tokenizer,
             "post_processor": null,
-            "decoder": {"type": "ByteLevel", "add_prefix_space": true,
-                        "trim_offsets": true, "use_regex": true},
-            "model": {"type": "BPE", "dropout": null, "unk_token": null,
-                      "continuing_subword_prefix": null, "end_of_word_suffix": null,
-                      "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
-                      "vocab": vocab, "merges": merges},
+            "decoder": decoder,
+            "model": model_spec,
         });
         let inner = Tokenizer::from_bytes(spec.to_string().as_bytes()).map_err(|e| {
             Error::Tokenizer(format!("{}: rebuilding from metadata: {e}", path.display()))
@@ -128,8 +248,15 @@ impl TextTokenizer {
     fn new(mut inner: Tokenizer, bos_id: Option<u32>) -> Self {
         inner.set_encode_special_tokens(true);
         let n = inner.get_vocab_size(true);
+        // A token's display string keeps its leading space: SentencePiece decoders drop
+        // the space of the first token of a text (a `Strip` step, or `Metaspace`'s
+        // prepend scheme), which would show " the" as "the".
+        let mut shown = inner.clone();
+        if let Some(decoder) = inner.get_decoder() {
+            shown.with_decoder(Some(keeping_leading_space(decoder.clone())));
+        }
         let display = (0..n as u32)
-            .map(|id| inner.decode(&[id], false).unwrap_or_default())
+            .map(|id| shown.decode(&[id], false).unwrap_or_default())
             .collect();
         TextTokenizer {
             inner,
