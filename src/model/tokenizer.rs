@@ -20,7 +20,36 @@ use crate::error::{Error, Result};
 
 /// The GGUF pre-tokenizer names (`tokenizer.ggml.pre`) that are rebuilt here.
 pub const SUPPORTED_GGUF_PRE_TOKENIZERS: &str =
-    "smollm, starcoder, refact, codeshell (digits split one by one), gpt-2, default";
+    "smollm, starcoder, refact, codeshell (digits split one by one), llama-bpe (Llama 3), gpt-2, default";
+
+/// Llama 3's split pattern (llama.cpp's `llama-bpe`, Hugging Face's Llama 3
+/// `tokenizer.json`): contractions, words with one leading non-letter, numbers of up to
+/// three digits, punctuation runs, newlines, whitespace not before a word.
+const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// The pre-tokenizer (as `tokenizer.json` writes it) of a byte-level BPE GGUF's
+/// `tokenizer.ggml.pre`; `None` when not supported.
+fn byte_level_pre_tokenizer(pre: &str) -> Option<serde_json::Value> {
+    let byte_level = |use_regex: bool| {
+        json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
+               "use_regex": use_regex})
+    };
+    Some(match pre {
+        "smollm" | "starcoder" | "refact" | "codeshell" => json!({
+            "type": "Sequence",
+            "pretokenizers": [{"type": "Digits", "individual_digits": true}, byte_level(true)],
+        }),
+        "llama-bpe" | "llama3" | "llama-v3" => json!({
+            "type": "Sequence",
+            "pretokenizers": [
+                {"type": "Split", "pattern": {"Regex": LLAMA3_SPLIT}, "behavior": "Isolated",
+                 "invert": false},
+                byte_level(false)],
+        }),
+        "gpt-2" | "gpt2" | "default" => byte_level(true),
+        _ => return None,
+    })
+}
 
 /// GGUF `tokenizer.ggml.token_type` values.
 const TOKEN_NORMAL: i64 = 1;
@@ -157,20 +186,11 @@ impl TextTokenizer {
         let (normalizer, pre_tokenizer, model_spec, decoder) = match model {
             "gpt2" => {
                 let pre = meta.opt_string("tokenizer.ggml.pre").unwrap_or("default");
-                let byte_level = json!({"type": "ByteLevel", "add_prefix_space": false,
-                                        "trim_offsets": true, "use_regex": true});
-                let pre_tokenizer = match pre {
-                    "smollm" | "starcoder" | "refact" | "codeshell" => json!({
-                        "type": "Sequence",
-                        "pretokenizers": [{"type": "Digits", "individual_digits": true}, byte_level],
-                    }),
-                    "gpt-2" | "gpt2" | "default" => byte_level,
-                    other => {
-                        return Err(Error::Tokenizer(format!(
-                            "{}: tokenizer.ggml.pre = `{other}` is not supported (supported: {SUPPORTED_GGUF_PRE_TOKENIZERS}); pass --tokenizer tokenizer.json",
-                            path.display()
-                        )))
-                    }
+                let Some(pre_tokenizer) = byte_level_pre_tokenizer(pre) else {
+                    return Err(Error::Tokenizer(format!(
+                        "{}: tokenizer.ggml.pre = `{pre}` is not supported (supported: {SUPPORTED_GGUF_PRE_TOKENIZERS}); pass --tokenizer tokenizer.json",
+                        path.display()
+                    )));
                 };
                 let merges = meta.strings("tokenizer.ggml.merges")?;
                 let model = json!({"type": "BPE", "dropout": null, "unk_token": null,
@@ -324,5 +344,43 @@ impl TextTokenizer {
         self.inner
             .decode(ids, false)
             .map_err(|e| Error::Tokenizer(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokenizers::{OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer};
+
+    fn pieces(pre: &str, text: &str) -> Vec<String> {
+        let spec = byte_level_pre_tokenizer(pre).expect("supported");
+        let pre: tokenizers::PreTokenizerWrapper = serde_json::from_value(spec).unwrap();
+        let mut s = PreTokenizedString::from(text);
+        pre.pre_tokenize(&mut s).unwrap();
+        s.get_splits(OffsetReferential::Original, OffsetType::Char)
+            .into_iter()
+            .map(|(p, _, _)| p.to_string())
+            .collect()
+    }
+
+    /// Expected pieces worked out by hand from Llama 3's pattern: numbers in threes,
+    /// a contraction on its own, a space run split so that its last space starts the
+    /// next word, newlines together (then mapped to byte-level symbols: space `Ġ`,
+    /// newline `Ċ`).
+    #[test]
+    fn llama3_pre_tokenizer_splits_by_hand() {
+        assert_eq!(
+            pieces("llama-bpe", "Hello world's 12345  ok\n\nx"),
+            ["Hello", "Ġworld", "'s", "Ġ", "123", "45", "Ġ", "Ġok", "ĊĊ", "x"]
+        );
+        assert_eq!(
+            pieces("llama-bpe", "I'LL go!!\n"),
+            ["I", "'LL", "Ġgo", "!!Ċ"]
+        );
+        // SmolLM2's: digits one by one, GPT-2's pattern otherwise.
+        assert_eq!(
+            pieces("smollm", "world's 123"),
+            ["world", "'s", "Ġ", "1", "2", "3"]
+        );
     }
 }
