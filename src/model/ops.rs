@@ -1,6 +1,7 @@
 //! Small tensor helpers shared by the architectures.
 
 use candle_core::{CpuStorage, DType, Device, Layout, Storage, Tensor, D};
+use rayon::prelude::*;
 
 use super::TreeLayout;
 use crate::error::Result;
@@ -250,6 +251,15 @@ impl MatrixStrides {
     }
 }
 
+/// Multiply-adds up to which a product of a batch runs on one thread.
+const SMALL_PRODUCT: usize = 1 << 21;
+
+/// A raw pointer that may cross threads (each thread touches its own elements).
+struct SendPtr(*mut f32);
+// SAFETY: used only for disjoint writes and shared reads, see `gemm_f32`.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
 /// `batch` products of `[m, k] x [k, n]` into a new contiguous `[batch, m, n]` buffer.
 fn gemm_f32(
     (batch, m, k, n): (usize, usize, usize, usize),
@@ -272,6 +282,42 @@ fn gemm_f32(
         gemm::Parallelism::None
     };
     let mut dst: Vec<f32> = Vec::with_capacity(batch * m * n);
+    if batch > 1 && threads > 1 && m * n * k <= SMALL_PRODUCT {
+        // Many small products (attention's, one per row and KV head): one thread each,
+        // spread over the pool, instead of splitting every small product across threads.
+        let out = SendPtr(dst.as_mut_ptr());
+        let (a, b) = (SendPtr(a.as_ptr() as *mut f32), SendPtr(b.as_ptr() as *mut f32));
+        (0..batch).into_par_iter().for_each(|i| {
+            let (out, a, b) = (&out, &a, &b);
+            // SAFETY: as below; each `i` writes its own block of `dst`.
+            unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    out.0.add(i * m * n),
+                    1,
+                    n as isize,
+                    false,
+                    a.0.add(a_start + i * sa.skip),
+                    sa.col as isize,
+                    sa.row as isize,
+                    b.0.add(b_start + i * sb.skip),
+                    sb.col as isize,
+                    sb.row as isize,
+                    0.0f32,
+                    1.0f32,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        });
+        // SAFETY: every block was written above.
+        unsafe { dst.set_len(batch * m * n) };
+        return dst;
+    }
     for i in 0..batch {
         // SAFETY: the reads stay in `a` and `b` (asserted above); the writes fill the
         // `[m, n]` row-major block `i` of `dst`'s capacity. With `read_dst = false` and
@@ -369,5 +415,9 @@ mod tests {
         // Batch axes swapped (they no longer nest).
         let swapped = values(&[3, 2, 5, 4], 11).transpose(0, 1).unwrap();
         check(&swapped, &values(&[2, 3, 4, 2], 12));
+        // A batch of products too large to run one per thread.
+        let (m, k, n) = (130, 128, 130);
+        assert!(m * k * n > SMALL_PRODUCT);
+        check(&values(&[2, m, k], 13), &values(&[2, k, n], 14));
     }
 }
