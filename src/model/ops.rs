@@ -260,6 +260,13 @@ struct SendPtr(*mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
+impl SendPtr {
+    /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
+    fn get(&self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// `batch` products of `[m, k] x [k, n]` into a new contiguous `[batch, m, n]` buffer.
 fn gemm_f32(
     (batch, m, k, n): (usize, usize, usize, usize),
@@ -282,59 +289,27 @@ fn gemm_f32(
         gemm::Parallelism::None
     };
     let mut dst: Vec<f32> = Vec::with_capacity(batch * m * n);
-    if batch > 1 && threads > 1 && m * n * k <= SMALL_PRODUCT {
-        // Many small products (attention's, one per row and KV head): one thread each,
-        // spread over the pool, instead of splitting every small product across threads.
-        let out = SendPtr(dst.as_mut_ptr());
-        let (a, b) = (SendPtr(a.as_ptr() as *mut f32), SendPtr(b.as_ptr() as *mut f32));
-        (0..batch).into_par_iter().for_each(|i| {
-            let (out, a, b) = (&out, &a, &b);
-            // SAFETY: as below; each `i` writes its own block of `dst`.
-            unsafe {
-                gemm::gemm(
-                    m,
-                    n,
-                    k,
-                    out.0.add(i * m * n),
-                    1,
-                    n as isize,
-                    false,
-                    a.0.add(a_start + i * sa.skip),
-                    sa.col as isize,
-                    sa.row as isize,
-                    b.0.add(b_start + i * sb.skip),
-                    sb.col as isize,
-                    sb.row as isize,
-                    0.0f32,
-                    1.0f32,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
-            }
-        });
-        // SAFETY: every block was written above.
-        unsafe { dst.set_len(batch * m * n) };
-        return dst;
-    }
-    for i in 0..batch {
+    let out = SendPtr(dst.as_mut_ptr());
+    let lhs = SendPtr(a[a_start..].as_ptr() as *mut f32);
+    let rhs = SendPtr(b[b_start..].as_ptr() as *mut f32);
+    let product = |i: usize, parallelism: gemm::Parallelism| {
         // SAFETY: the reads stay in `a` and `b` (asserted above); the writes fill the
-        // `[m, n]` row-major block `i` of `dst`'s capacity. With `read_dst = false` and
-        // `k > 0`, gemm writes every element of it (`dst = beta * a b`) without reading.
+        // `[m, n]` row-major block `i` of `dst`'s capacity, which no other call touches.
+        // With `read_dst = false` and `k > 0`, gemm writes every element of it
+        // (`dst = beta * a b`) without reading.
         unsafe {
             gemm::gemm(
                 m,
                 n,
                 k,
-                dst.as_mut_ptr().add(i * m * n),
+                out.get().add(i * m * n),
                 1,
                 n as isize,
                 false,
-                a.as_ptr().add(a_start + i * sa.skip),
+                lhs.get().add(i * sa.skip),
                 sa.col as isize,
                 sa.row as isize,
-                b.as_ptr().add(b_start + i * sb.skip),
+                rhs.get().add(i * sb.skip),
                 sb.col as isize,
                 sb.row as isize,
                 0.0f32,
@@ -345,6 +320,15 @@ fn gemm_f32(
                 parallelism,
             );
         }
+    };
+    if batch > 1 && threads > 1 && m * n * k <= SMALL_PRODUCT {
+        // Many small products (attention's, one per row and KV head): one thread each,
+        // spread over the pool, instead of splitting every small product across threads.
+        (0..batch)
+            .into_par_iter()
+            .for_each(|i| product(i, gemm::Parallelism::None));
+    } else {
+        (0..batch).for_each(|i| product(i, parallelism));
     }
     // SAFETY: every block was written above.
     unsafe { dst.set_len(batch * m * n) };
