@@ -47,6 +47,9 @@ import sentencepiece as spm
 from safetensors.numpy import save_file
 from tokenizers import Tokenizer, decoders, models, normalizers
 
+from tiny_models import CORPUS as TINY_CORPUS
+from tiny_models import rms_norm, rotate_half, text_entry, write_reference
+
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 OUT = os.path.join(REPO_ROOT, "fixtures", "tiny", "gguf")
 
@@ -64,21 +67,8 @@ SCALING = {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
            "original_max_position_embeddings": 256}
 VOCAB = 400
 
-CORPUS = [
-    "The quick brown fox jumps over the lazy dog. The dog did not seem to mind, "
-    "and the fox ran off into the forest before the farmer noticed anything.",
-    "Once upon a time there was a small village by the sea. The people of the "
-    "village were fishermen, and every morning they went out in their boats to "
-    "catch fish for the market in the town on the other side of the hill.",
-    "Language models read text as a sequence of tokens. Each token is mapped to "
-    "a vector, and the vectors pass through many layers of attention and "
-    "feed-forward networks before the model predicts the next token.",
-    "In the winter the river froze and the children skated on the ice. In the "
-    "summer they swam in the same river and caught frogs along the banks.",
-    "She said that she would come back in the morning, but the morning came "
-    "and went, and there was still no sign of her on the road from the city.",
-    "In 1984 there were 42 boats, 7 farms and 365 days in every year.",
-]
+# The tiny byte-level models' training text, and a line of digits.
+CORPUS = TINY_CORPUS + ["In 1984 there were 42 boats, 7 farms and 365 days in every year."]
 
 REF_TEXTS = [
     "The fox ran into the village.",
@@ -161,15 +151,6 @@ def permute(w, n_head):
             .swapaxes(1, 2).reshape(w.shape))
 
 
-def rms_norm(x, w):
-    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + EPS) * w
-
-
-def rotate_half(x):
-    half = x.shape[-1] // 2
-    return np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
-
-
 def forward(w, ids, inv_freq):
     """Hugging Face LlamaModel in float64 (weights in HF layout, [out, in])."""
     s = len(ids)
@@ -180,7 +161,7 @@ def forward(w, ids, inv_freq):
     acts = []
     for i in range(N_LAYER):
         b = w["blocks"][i]
-        a = rms_norm(x, b["attn_norm"])
+        a = rms_norm(x, b["attn_norm"], EPS)
         q = (a @ b["q"].T).reshape(s, N_HEAD, HEAD_DIM).transpose(1, 0, 2)
         k = (a @ b["k"].T).reshape(s, N_KV, HEAD_DIM).transpose(1, 0, 2)
         v = (a @ b["v"].T).reshape(s, N_KV, HEAD_DIM).transpose(1, 0, 2)
@@ -195,7 +176,7 @@ def forward(w, ids, inv_freq):
         p /= p.sum(axis=-1, keepdims=True)
         y = (p @ v).transpose(1, 0, 2).reshape(s, N_HEAD * HEAD_DIM)
         x = x + y @ b["o"].T
-        m = rms_norm(x, b["ffn_norm"])
+        m = rms_norm(x, b["ffn_norm"], EPS)
         gate = m @ b["gate"].T
         act = gate / (1.0 + np.exp(-gate)) * (m @ b["up"].T)
         acts.append(act)
@@ -296,10 +277,6 @@ def write_hf(out_dir, sp, hf, out_w, final_norm):
     hf_tokenizer(sp).save(os.path.join(out_dir, "tokenizer.json"))
 
 
-def sig7(x: float) -> float:
-    return float(f"{x:.7g}")
-
-
 def main():
     os.makedirs(OUT, exist_ok=True)
     sp = train_spm()
@@ -370,19 +347,10 @@ def main():
         unscaled = forward(hf, np.array(ids), plain)
         for a, u in zip(acts, unscaled):
             worst_unscaled = max(worst_unscaled, np.abs(a - u).max() / np.abs(a).max())
-        ref["texts"].append({
-            "text": text,
-            "ids": ids,
-            "layers": [{"layer": li, "activations": [[sig7(v) for v in row] for row in a]}
-                       for li, a in enumerate(acts)],
-        })
+        ref["texts"].append(text_entry(text, ids, acts))
     print(f"unscaled RoPE differs by up to {worst_unscaled:.3f} (relative)")
     assert worst_unscaled > 0.01
-    with open(os.path.join(OUT, "reference.json"), "w", encoding="utf-8") as f:
-        json.dump(ref, f, ensure_ascii=False, separators=(",", ":"))
-        f.write("\n")
-    sizes = {n: os.path.getsize(os.path.join(OUT, n)) for n in sorted(os.listdir(OUT))}
-    print(f"{sum(sizes.values())} bytes {sizes}")
+    write_reference(OUT, ref, "gguf")
 
 
 if __name__ == "__main__":

@@ -406,6 +406,25 @@ def sig7(x: float) -> float:
     return float(f"{x:.7g}")
 
 
+def text_entry(text, ids, acts):
+    """One text of a reference.json: its ids and every neuron of every layer."""
+    return {
+        "text": text,
+        "ids": ids,
+        "layers": [{"layer": li, "activations": [[sig7(v) for v in row] for row in a]}
+                   for li, a in enumerate(acts)],
+    }
+
+
+def write_reference(out_dir, ref, label):
+    """Writes out_dir/reference.json and prints the folder's file sizes."""
+    with open(os.path.join(out_dir, "reference.json"), "w", encoding="utf-8") as f:
+        json.dump(ref, f, ensure_ascii=False, separators=(",", ":"))
+        f.write("\n")
+    sizes = {n: os.path.getsize(os.path.join(out_dir, n)) for n in sorted(os.listdir(out_dir))}
+    print(f"{label}: {sum(sizes.values())} bytes {sizes}")
+
+
 def main():
     tok = train_tokenizer()
     vocab = tok.get_vocab_size()
@@ -434,18 +453,8 @@ def main():
         for text, ids in encoded:
             full = [bos] + ids
             acts = forward(cfg, w64, np.array(full))
-            ref["texts"].append({
-                "text": text,
-                "ids": full,
-                "layers": [{"layer": li, "activations": [[sig7(v) for v in row] for row in a]}
-                           for li, a in enumerate(acts)],
-            })
-        with open(os.path.join(out_dir, "reference.json"), "w", encoding="utf-8") as f:
-            json.dump(ref, f, ensure_ascii=False, separators=(",", ":"))
-            f.write("\n")
-
-        sizes = {n: os.path.getsize(os.path.join(out_dir, n)) for n in sorted(os.listdir(out_dir))}
-        print(f"{arch}: {sum(sizes.values())} bytes {sizes}")
+            ref["texts"].append(text_entry(text, full, acts))
+        write_reference(out_dir, ref, arch)
 
 
 if __name__ == "__main__":

@@ -151,18 +151,22 @@ impl TextTokenizer {
     pub(crate) fn from_gguf_metadata(meta: &Metadata, path: &Path) -> Result<Self> {
         let model = meta.string("tokenizer.ggml.model")?;
         let tokens = meta.strings("tokenizer.ggml.tokens")?;
+        // A per-token list must have one entry per token.
+        let same_length = |key: &str, len: usize| -> Result<()> {
+            if len == tokens.len() {
+                return Ok(());
+            }
+            Err(Error::bad_model(
+                path,
+                format!(
+                    "{key} has {len} entries but tokenizer.ggml.tokens has {}",
+                    tokens.len()
+                ),
+            ))
+        };
         let types = meta.opt_ints("tokenizer.ggml.token_type")?;
         if let Some(types) = &types {
-            if types.len() != tokens.len() {
-                return Err(Error::bad_model(
-                    path,
-                    format!(
-                        "tokenizer.ggml.token_type has {} entries but tokenizer.ggml.tokens has {}",
-                        types.len(),
-                        tokens.len()
-                    ),
-                ));
-            }
+            same_length("tokenizer.ggml.token_type", types.len())?;
         }
         let type_of = |id: usize| types.as_ref().map_or(TOKEN_NORMAL, |t| t[id]);
         let mut vocab = serde_json::Map::with_capacity(tokens.len());
@@ -203,16 +207,7 @@ impl TextTokenizer {
             }
             "llama" => {
                 let scores = meta.floats("tokenizer.ggml.scores")?;
-                if scores.len() != tokens.len() {
-                    return Err(Error::bad_model(
-                        path,
-                        format!(
-                            "tokenizer.ggml.scores has {} entries but tokenizer.ggml.tokens has {}",
-                            scores.len(),
-                            tokens.len()
-                        ),
-                    ));
-                }
+                same_length("tokenizer.ggml.scores", scores.len())?;
                 let merges = sentencepiece_merges(&tokens, &scores, &type_of);
                 let unk = (0..tokens.len())
                     .find(|&id| type_of(id) == TOKEN_UNKNOWN)
