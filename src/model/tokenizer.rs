@@ -378,4 +378,32 @@ mod tests {
             ["world", "'s", "Ġ", "1", "2", "3"]
         );
     }
+
+    /// A `tokenizer.json` with a `Metaspace` decoder (Hugging Face's newer Llama and
+    /// Mistral files) shows " the", not "the", though decoding a text drops the space
+    /// its first token starts with.
+    #[test]
+    fn metaspace_tokens_show_their_leading_space() {
+        let spec = json!({
+            "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+            "normalizer": null,
+            "pre_tokenizer": {"type": "Metaspace", "replacement": "\u{2581}",
+                              "prepend_scheme": "first", "split": false},
+            "post_processor": null,
+            "decoder": {"type": "Metaspace", "replacement": "\u{2581}",
+                        "prepend_scheme": "first", "split": false},
+            "model": {"type": "BPE", "dropout": null, "unk_token": null,
+                      "continuing_subword_prefix": null, "end_of_word_suffix": null,
+                      "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+                      "vocab": {"\u{2581}": 0, "t": 1, "h": 2, "e": 3, "\u{2581}t": 4,
+                                "\u{2581}th": 5, "\u{2581}the": 6},
+                      "merges": [["\u{2581}", "t"], ["\u{2581}t", "h"], ["\u{2581}th", "e"]]},
+        });
+        let inner = Tokenizer::from_bytes(spec.to_string().as_bytes()).unwrap();
+        let tok = TextTokenizer::new(inner, None);
+        let ids = tok.encode("the the", false).unwrap().ids;
+        assert_eq!(ids, [6, 6]);
+        assert_eq!(tok.token_str(6), " the");
+        assert_eq!(tok.decode(&ids).unwrap(), "the the");
+    }
 }
