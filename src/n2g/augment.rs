@@ -109,12 +109,15 @@ impl Substitutes {
         // Words by shape, as (position in their group, token).
         let mut queries: HashMap<(bool, Case), Vec<(usize, u32)>> = HashMap::new();
         for t in todo {
-            let group = self
+            let found = self
                 .vocab
                 .get(t as usize)
                 .and_then(|s| word_shape(s))
-                .and_then(|shape| Some((shape, self.groups.get(&shape)?)));
-            match group.and_then(|(shape, g)| Some((shape, g.ids.binary_search(&t).ok()?))) {
+                .and_then(|shape| {
+                    let row = self.groups.get(&shape)?.ids.binary_search(&t).ok()?;
+                    Some((shape, row))
+                });
+            match found {
                 Some((shape, row)) => queries.entry(shape).or_default().push((row, t)),
                 None => {
                     self.cache.insert(t, Vec::new());
