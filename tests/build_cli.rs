@@ -267,3 +267,65 @@ fn killed_graph_stage_resumes_without_recomputing() {
     assert_eq!(held_out.len(), 10);
     assert!(held_out.iter().all(|&i| i < 20), "{held_out:?}");
 }
+
+#[test]
+fn authors_flag_is_the_papers_settings_spelled_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = |index: &Path, extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "build",
+            "--corpus",
+            "data/corpus/fortunes/wisdom",
+            "--layers",
+            "0",
+            "--neurons",
+            "0-7",
+            "--quiet",
+        ]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(["--index".to_string(), index.display().to_string()]);
+        a
+    };
+    let preset = tmp.path().join("preset");
+    run_ok(bin().args(args(&preset, &["--authors"])));
+    // The paper's values (../shared/n2g-algorithm.md), written out by hand.
+    let spelled = tmp.path().join("spelled");
+    run_ok(bin().args(args(
+        &spelled,
+        &[
+            "--importance-threshold",
+            "0.75",
+            "--seeds-per-example",
+            "1",
+            "--no-token-alone",
+            "--no-augment-activating",
+            "--end-activation",
+            "first",
+            "--extra-train",
+            "0",
+        ],
+    )));
+    assert_eq!(export(&preset), export(&spelled));
+    let store = Store::open(&preset).unwrap();
+    let settings: n2g_index::n2g::GraphSettings = store
+        .meta(n2g_index::n2g::KEY_GRAPH_SETTINGS)
+        .unwrap()
+        .unwrap();
+    assert_eq!(settings.importance_threshold, 0.75);
+    assert_eq!(settings.seeds_per_example, 1);
+    assert!(!settings.token_alone && !settings.augment_activating);
+    assert_eq!(settings.extra_train, 0);
+    assert_eq!(settings.end_activation, n2g_index::n2g::EndActivation::First);
+    assert_eq!(store.run_meta().unwrap().unwrap().scan.top_k, 20);
+    // A preset and one of the options it sets do not mix.
+    let out = bin()
+        .args(args(&tmp.path().join("both"), &["--authors", "--extra-train", "5"]))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("--extra-train") && err.contains("--authors"), "{err}");
+}

@@ -110,6 +110,14 @@ pub struct BuildArgs {
     /// Random corpus windows for the false-positive rate.
     #[arg(long, default_value_t = 32)]
     pub random_windows: usize,
+    /// The authors' N2G settings in one flag: `--importance-threshold 0.75
+    /// --seeds-per-example 1 --no-token-alone --no-augment-activating --end-activation
+    /// first --extra-train 0` (substitutes still come from the model's embedding).
+    #[arg(long, conflicts_with_all = [
+        "importance_threshold", "seeds_per_example", "no_token_alone",
+        "no_augment_activating", "end_activation", "extra_train",
+    ])]
+    pub authors: bool,
     /// Neurons whose graph work shares batches.
     #[arg(long, default_value_t = 512)]
     pub graph_chunk: usize,
@@ -134,6 +142,34 @@ fn default_corpus() -> anyhow::Result<PathBuf> {
         DEFAULT_CORPUS_PATH,
         "default corpus",
     )?)
+}
+
+/// The graph settings the options ask for (the mask token still the default's).
+fn graph_settings(args: &BuildArgs) -> GraphSettings {
+    let choices = if args.authors {
+        GraphSettings::authors()
+    } else {
+        GraphSettings {
+            importance_threshold: args.importance_threshold,
+            seeds_per_example: args.seeds_per_example,
+            token_alone: !args.no_token_alone,
+            augment_activating: !args.no_augment_activating,
+            end_activation: match args.end_activation {
+                EndChoice::Mean => EndActivation::Mean,
+                EndChoice::Max => EndActivation::Max,
+                EndChoice::First => EndActivation::First,
+            },
+            extra_train: args.extra_train,
+            ..GraphSettings::default()
+        }
+    };
+    GraphSettings {
+        activation_threshold: args.activation_threshold,
+        fire_threshold: args.fire_threshold,
+        augment: args.augment,
+        random_windows: args.random_windows,
+        ..choices
+    }
 }
 
 /// Runs the command.
@@ -167,8 +203,9 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
     let corpus = Corpus::read(&spec)?;
     let windows = tokenize_windows(&corpus, model.tokenizer(), args.window, !args.no_bos)?;
     let store = Store::open_or_create(&args.index)?;
+    let base = graph_settings(args);
     // The top-k (split into train and held-out) and the windows after it that only train.
-    let kept_per_neuron = args.top_k + args.extra_train;
+    let kept_per_neuron = args.top_k + base.extra_train;
     let run = RunMeta {
         format_version: FORMAT_VERSION,
         model: ModelRecord {
@@ -279,22 +316,8 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let settings = GraphSettings {
-        activation_threshold: args.activation_threshold,
-        importance_threshold: args.importance_threshold,
-        fire_threshold: args.fire_threshold,
-        augment: args.augment,
-        seeds_per_example: args.seeds_per_example,
-        token_alone: !args.no_token_alone,
-        augment_activating: !args.no_augment_activating,
-        end_activation: match args.end_activation {
-            EndChoice::Mean => EndActivation::Mean,
-            EndChoice::Max => EndActivation::Max,
-            EndChoice::First => EndActivation::First,
-        },
         mask_token: args.mask_token.unwrap_or_else(|| model.mask_token()),
-        random_windows: args.random_windows,
-        extra_train: args.extra_train,
-        ..GraphSettings::default()
+        ..base
     };
     let batch = if args.no_batching {
         BatchConfig::unbatched()
