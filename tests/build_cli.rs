@@ -318,14 +318,23 @@ fn authors_flag_is_the_papers_settings_spelled_out() {
     assert_eq!(settings.seeds_per_example, 1);
     assert!(!settings.token_alone && !settings.augment_activating);
     assert_eq!(settings.extra_train, 0);
-    assert_eq!(settings.end_activation, n2g_index::n2g::EndActivation::First);
+    assert_eq!(
+        settings.end_activation,
+        n2g_index::n2g::EndActivation::First
+    );
     assert_eq!(store.run_meta().unwrap().unwrap().scan.top_k, 20);
     // A preset and one of the options it sets do not mix.
     let out = bin()
-        .args(args(&tmp.path().join("both"), &["--authors", "--extra-train", "5"]))
+        .args(args(
+            &tmp.path().join("both"),
+            &["--authors", "--extra-train", "5"],
+        ))
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("--extra-train") && err.contains("--authors"), "{err}");
+    assert!(
+        err.contains("--extra-train") && err.contains("--authors"),
+        "{err}"
+    );
 }
