@@ -323,6 +323,16 @@ fn authors_flag_is_the_papers_settings_spelled_out() {
         n2g_index::n2g::EndActivation::First
     );
     assert_eq!(store.run_meta().unwrap().unwrap().scan.top_k, 20);
+    drop(store);
+    // info names the preset, whichever way it was asked for.
+    for index in [&preset, &spelled] {
+        let out = run_ok(bin().args(["info", "--index"]).arg(index));
+        let info = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            info.contains("settings     the paper's (--authors): activation 0.5 · importance 0.75"),
+            "{info}"
+        );
+    }
     // A preset and one of the options it sets do not mix.
     let out = bin()
         .args(args(

@@ -95,9 +95,14 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<ExitCode> {
     if graphs.is_empty() {
         println!("graphs       none yet");
     } else {
-        let extra = store
-            .meta::<crate::n2g::GraphSettings>(crate::n2g::KEY_GRAPH_SETTINGS)?
-            .map_or(0, |s| s.extra_train);
+        let settings = store.meta::<crate::n2g::GraphSettings>(crate::n2g::KEY_GRAPH_SETTINGS)?;
+        let extra = settings.as_ref().map_or(0, |s| s.extra_train);
+        if let Some(settings) = &settings {
+            let vocab: Vec<String> = store
+                .meta(crate::store::KEY_VOCABULARY)?
+                .unwrap_or_default();
+            println!("settings     {}", describe_settings(settings, &vocab));
+        }
         let top = (run.scan.top_k as usize).saturating_sub(extra);
         println!(
             "graphs       {} of {} neurons; trained on half the top {top} windows{}; held-out: the other half, means per neuron:\n",
@@ -112,6 +117,46 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<ExitCode> {
         print!("{}", eval_table(&graphs));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line naming the graph settings of an index: which preset they are (the defaults,
+/// the paper's, or neither) and every value.
+fn describe_settings(s: &crate::n2g::GraphSettings, vocab: &[String]) -> String {
+    use crate::n2g::{EndActivation, GraphSettings};
+    let with_mask = |preset: GraphSettings| GraphSettings {
+        mask_token: s.mask_token,
+        ..preset
+    };
+    let preset = if *s == with_mask(GraphSettings::default()) {
+        "the defaults"
+    } else if *s == with_mask(GraphSettings::authors()) {
+        "the paper's (--authors)"
+    } else {
+        "custom"
+    };
+    let lengths: Vec<String> = s.prune_lengths.iter().map(|l| l.to_string()).collect();
+    format!(
+        "{preset}: activation {} · importance {} · fire {} · seeds per window {} · substitutes per word {}{} · token alone {} · END {} · prune lengths {} at {}% · post-context {} · mask token {} {:?} · {} random windows · {} extra training windows",
+        s.activation_threshold,
+        s.importance_threshold,
+        s.fire_threshold,
+        s.seeds_per_example,
+        s.augment,
+        if s.augment_activating { " (activating tokens too)" } else { "" },
+        if s.token_alone { "on" } else { "off" },
+        match s.end_activation {
+            EndActivation::Mean => "mean",
+            EndActivation::Max => "max",
+            EndActivation::First => "first",
+        },
+        lengths.join(","),
+        s.prune_tolerance * 100.0,
+        s.post_context,
+        s.mask_token,
+        vocab.get(s.mask_token as usize).map_or("?", String::as_str),
+        s.random_windows,
+        s.extra_train,
+    )
 }
 
 /// Per-layer means of the graph evaluation, graph beside the per-token baseline.
