@@ -348,3 +348,69 @@ fn authors_flag_is_the_papers_settings_spelled_out() {
         "{err}"
     );
 }
+
+#[test]
+fn graph_options_reach_the_stored_settings_and_bad_ones_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = tmp.path().join("index");
+    let build = |extra: &[&str]| {
+        let mut c = bin();
+        c.args([
+            "build",
+            "--corpus",
+            "data/corpus/fortunes/wisdom",
+            "--layers",
+            "0",
+            "--neurons",
+            "0-7",
+            "--quiet",
+        ])
+        .args(extra)
+        .arg("--index")
+        .arg(&index);
+        c
+    };
+    for (option, value) in [
+        ("--prune-tolerance", "1.5"),
+        ("--train-fraction", "1"),
+        ("--prune-lengths", "10,5"),
+        ("--prune-lengths", "0,5"),
+    ] {
+        let out = build(&[option, value]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{option} {value}");
+        assert!(err.contains(option), "{option} {value}: {err}");
+        assert!(!index.exists(), "refused before touching the index");
+    }
+    run_ok(&mut build(&[
+        "--train-fraction",
+        "0.6",
+        "--prune-lengths",
+        "10,20",
+        "--prune-tolerance",
+        "0.25",
+        "--post-context",
+        "3",
+        "--split-seed",
+        "42",
+    ]));
+    let store = Store::open(&index).unwrap();
+    let s: n2g_index::n2g::GraphSettings = store
+        .meta(n2g_index::n2g::KEY_GRAPH_SETTINGS)
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.prune_lengths, vec![10, 20]);
+    assert_eq!((s.prune_tolerance, s.post_context, s.seed), (0.25, 3, 42));
+    drop(store);
+    // round(20 * 0.6) = 12 of the top 20 train, 8 are held out.
+    let shown = run_ok(bin().args(["show", "0:3", "--json", "--index"]).arg(&index));
+    let v: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let held_out = v["examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["role"] == "held_out")
+        .count();
+    assert_eq!(held_out, 8);
+    assert_eq!(v["eval"]["test_examples"], 8);
+}

@@ -97,6 +97,23 @@ pub struct BuildArgs {
     /// way).
     #[arg(long)]
     pub no_augment_activating: bool,
+    /// Prune: candidate lengths in tokens before the activating one, shortest first
+    /// (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [5, 10, 15, 20, 25, 30])]
+    pub prune_lengths: Vec<usize>,
+    /// Prune: accept a candidate whose activation dropped by less than this fraction
+    /// (`(a - a0) / a0 > -tolerance`); augmentation counts a variant positive by the same.
+    #[arg(long, default_value_t = 0.5)]
+    pub prune_tolerance: f32,
+    /// Prune: tokens of post-context kept after the activating one (same sentence).
+    #[arg(long, default_value_t = 5)]
+    pub post_context: usize,
+    /// Share of the top-k examples that train the graph; the rest are held out.
+    #[arg(long, default_value_t = 0.5)]
+    pub train_fraction: f32,
+    /// Seed of the train / held-out split.
+    #[arg(long, default_value_t = GraphSettings::default().seed)]
+    pub split_seed: u64,
     /// Substitutes per important word for augmentation (0: off).
     #[arg(long, default_value_t = 5)]
     pub augment: usize,
@@ -144,8 +161,26 @@ fn default_corpus() -> anyhow::Result<PathBuf> {
     )?)
 }
 
-/// The graph settings the options ask for (the mask token still the default's).
-fn graph_settings(args: &BuildArgs) -> GraphSettings {
+/// The graph settings the options ask for (the mask token still the default's), or an
+/// error naming the option whose value cannot work.
+fn graph_settings(args: &BuildArgs) -> anyhow::Result<GraphSettings> {
+    anyhow::ensure!(
+        !args.prune_lengths.is_empty()
+            && args.prune_lengths[0] > 0
+            && args.prune_lengths.windows(2).all(|w| w[0] < w[1]),
+        "--prune-lengths must be increasing lengths of at least 1 (got {:?})",
+        args.prune_lengths
+    );
+    anyhow::ensure!(
+        (0.0..1.0).contains(&args.prune_tolerance),
+        "--prune-tolerance must be in [0, 1) (got {})",
+        args.prune_tolerance
+    );
+    anyhow::ensure!(
+        args.train_fraction > 0.0 && args.train_fraction < 1.0,
+        "--train-fraction must be between 0 and 1, exclusive (got {})",
+        args.train_fraction
+    );
     let choices = if args.authors {
         GraphSettings::authors()
     } else {
@@ -163,13 +198,18 @@ fn graph_settings(args: &BuildArgs) -> GraphSettings {
             ..GraphSettings::default()
         }
     };
-    GraphSettings {
+    Ok(GraphSettings {
         activation_threshold: args.activation_threshold,
         fire_threshold: args.fire_threshold,
         augment: args.augment,
         random_windows: args.random_windows,
+        prune_lengths: args.prune_lengths.clone(),
+        prune_tolerance: args.prune_tolerance,
+        post_context: args.post_context,
+        train_fraction: args.train_fraction,
+        seed: args.split_seed,
         ..choices
-    }
+    })
 }
 
 /// Runs the command.
@@ -181,6 +221,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         args.checkpoint_every > 0,
         "--checkpoint-every must be at least 1"
     );
+    let base = graph_settings(args)?;
     let model_path = match &args.model.model {
         Some(p) => p.clone(),
         None => super::default_model_path()?,
@@ -203,7 +244,6 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
     let corpus = Corpus::read(&spec)?;
     let windows = tokenize_windows(&corpus, model.tokenizer(), args.window, !args.no_bos)?;
     let store = Store::open_or_create(&args.index)?;
-    let base = graph_settings(args);
     // The top-k (split into train and held-out) and the windows after it that only train.
     let kept_per_neuron = args.top_k + base.extra_train;
     let run = RunMeta {

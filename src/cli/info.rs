@@ -104,8 +104,14 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<ExitCode> {
             println!("settings     {}", describe_settings(settings, &vocab));
         }
         let top = (run.scan.top_k as usize).saturating_sub(extra);
+        let fraction = settings.as_ref().map_or(0.5, |s| s.train_fraction);
+        let (part, rest) = if fraction == 0.5 {
+            ("half".to_string(), "the other half")
+        } else {
+            (format!("{:.0}% of", fraction * 100.0), "the rest")
+        };
         println!(
-            "graphs       {} of {} neurons; trained on half the top {top} windows{}; held-out: the other half, means per neuron:\n",
+            "graphs       {} of {} neurons; trained on {part} the top {top} windows{}; held-out: {rest}, means per neuron:\n",
             graphs.len(),
             run.scan.layers.len() * run.scan.neurons.len(),
             if extra > 0 {
@@ -136,7 +142,7 @@ fn describe_settings(s: &crate::n2g::GraphSettings, vocab: &[String]) -> String 
     };
     let lengths: Vec<String> = s.prune_lengths.iter().map(|l| l.to_string()).collect();
     format!(
-        "{preset}: activation {} · importance {} · fire {} · seeds per window {} · substitutes per word {}{} · token alone {} · END {} · prune lengths {} at {}% · post-context {} · mask token {} {:?} · {} random windows · {} extra training windows",
+        "{preset}: activation {} · importance {} · fire {} · seeds per window {} · substitutes per word {}{} · token alone {} · END {} · prune lengths {} at {}% · post-context {} · train fraction {} · mask token {} {:?} · {} random windows · {} extra training windows",
         s.activation_threshold,
         s.importance_threshold,
         s.fire_threshold,
@@ -152,6 +158,7 @@ fn describe_settings(s: &crate::n2g::GraphSettings, vocab: &[String]) -> String 
         lengths.join(","),
         s.prune_tolerance * 100.0,
         s.post_context,
+        s.train_fraction,
         s.mask_token,
         vocab.get(s.mask_token as usize).map_or("?", String::as_str),
         s.random_windows,
