@@ -97,9 +97,9 @@ pub struct BuildArgs {
     /// way).
     #[arg(long)]
     pub no_augment_activating: bool,
-    /// Prune: candidate lengths in tokens before the activating one, shortest first
+    /// Prune: candidate lengths in tokens, ending at the activating one, shortest first
     /// (comma-separated).
-    #[arg(long, value_delimiter = ',', default_values_t = [5, 10, 15, 20, 25, 30])]
+    #[arg(long, value_delimiter = ',', default_value = "5,10,15,20,25,30")]
     pub prune_lengths: Vec<usize>,
     /// Prune: accept a candidate whose activation dropped by less than this fraction
     /// (`(a - a0) / a0 > -tolerance`); augmentation counts a variant positive by the same.
