@@ -58,6 +58,37 @@ fn run_ok(cmd: &mut Command) -> std::process::Output {
     out
 }
 
+/// Runs `cmd`, asserts that it fails, and that its stderr names every one of `needles`.
+fn assert_refused(cmd: &mut Command, needles: &[&str]) {
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{needles:?} accepted");
+    assert!(
+        needles.iter().all(|n| err.contains(n)),
+        "{needles:?}: {err}"
+    );
+}
+
+/// A small build: the first 8 neurons of layer 0 on one fortune file, with `extra`
+/// options.
+fn small_build(index: &Path, extra: &[&str]) -> Command {
+    let mut c = bin();
+    c.args([
+        "build",
+        "--corpus",
+        "data/corpus/fortunes/wisdom",
+        "--layers",
+        "0",
+        "--neurons",
+        "0-7",
+        "--quiet",
+    ])
+    .args(extra)
+    .arg("--index")
+    .arg(index);
+    c
+}
+
 /// Runs the binary with `args` and info logs, and kills it (SIGKILL on Unix) at the
 /// first log line on which `kill_at` says so.
 fn run_until_killed(args: Vec<String>, mut kill_at: impl FnMut(&str) -> bool) {
@@ -119,13 +150,7 @@ fn continuing_with_other_options_is_refused() {
     );
     let mut other = build_args(&index);
     other[6] = "0-127".into(); // --neurons
-    let out = bin().args(&other).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(
-        err.contains("--neurons") && err.contains("cannot be continued"),
-        "{err}"
-    );
+    assert_refused(bin().args(&other), &["--neurons", "cannot be continued"]);
 }
 
 #[test]
@@ -271,29 +296,11 @@ fn killed_graph_stage_resumes_without_recomputing() {
 #[test]
 fn authors_flag_is_the_papers_settings_spelled_out() {
     let tmp = tempfile::tempdir().unwrap();
-    let args = |index: &Path, extra: &[&str]| -> Vec<String> {
-        let mut a: Vec<String> = [
-            "build",
-            "--corpus",
-            "data/corpus/fortunes/wisdom",
-            "--layers",
-            "0",
-            "--neurons",
-            "0-7",
-            "--quiet",
-        ]
-        .iter()
-        .chain(extra)
-        .map(|s| s.to_string())
-        .collect();
-        a.extend(["--index".to_string(), index.display().to_string()]);
-        a
-    };
     let preset = tmp.path().join("preset");
-    run_ok(bin().args(args(&preset, &["--authors"])));
+    run_ok(&mut small_build(&preset, &["--authors"]));
     // The paper's values (../shared/n2g-algorithm.md), written out by hand.
     let spelled = tmp.path().join("spelled");
-    run_ok(bin().args(args(
+    run_ok(&mut small_build(
         &spelled,
         &[
             "--importance-threshold",
@@ -307,7 +314,7 @@ fn authors_flag_is_the_papers_settings_spelled_out() {
             "--extra-train",
             "0",
         ],
-    )));
+    ));
     assert_eq!(export(&preset), export(&spelled));
     let store = Store::open(&preset).unwrap();
     let settings: n2g_index::n2g::GraphSettings = store
@@ -334,18 +341,12 @@ fn authors_flag_is_the_papers_settings_spelled_out() {
         );
     }
     // A preset and one of the options it sets do not mix.
-    let out = bin()
-        .args(args(
+    assert_refused(
+        &mut small_build(
             &tmp.path().join("both"),
             &["--authors", "--extra-train", "5"],
-        ))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(
-        err.contains("--extra-train") && err.contains("--authors"),
-        "{err}"
+        ),
+        &["--extra-train", "--authors"],
     );
 }
 
@@ -353,47 +354,30 @@ fn authors_flag_is_the_papers_settings_spelled_out() {
 fn graph_options_reach_the_stored_settings_and_bad_ones_are_named() {
     let tmp = tempfile::tempdir().unwrap();
     let index = tmp.path().join("index");
-    let build = |extra: &[&str]| {
-        let mut c = bin();
-        c.args([
-            "build",
-            "--corpus",
-            "data/corpus/fortunes/wisdom",
-            "--layers",
-            "0",
-            "--neurons",
-            "0-7",
-            "--quiet",
-        ])
-        .args(extra)
-        .arg("--index")
-        .arg(&index);
-        c
-    };
     for (option, value) in [
         ("--prune-tolerance", "1.5"),
         ("--train-fraction", "1"),
         ("--prune-lengths", "10,5"),
         ("--prune-lengths", "0,5"),
     ] {
-        let out = build(&[option, value]).output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{option} {value}");
-        assert!(err.contains(option), "{option} {value}: {err}");
+        assert_refused(&mut small_build(&index, &[option, value]), &[option]);
         assert!(!index.exists(), "refused before touching the index");
     }
-    run_ok(&mut build(&[
-        "--train-fraction",
-        "0.6",
-        "--prune-lengths",
-        "10,20",
-        "--prune-tolerance",
-        "0.25",
-        "--post-context",
-        "3",
-        "--split-seed",
-        "42",
-    ]));
+    run_ok(&mut small_build(
+        &index,
+        &[
+            "--train-fraction",
+            "0.6",
+            "--prune-lengths",
+            "10,20",
+            "--prune-tolerance",
+            "0.25",
+            "--post-context",
+            "3",
+            "--split-seed",
+            "42",
+        ],
+    ));
     let store = Store::open(&index).unwrap();
     let s: n2g_index::n2g::GraphSettings = store
         .meta(n2g_index::n2g::KEY_GRAPH_SETTINGS)
