@@ -222,7 +222,7 @@ pub(crate) fn load_gguf(
     } else {
         10_000.0
     };
-    let config = LlamaConfig {
+    let mut config = LlamaConfig {
         hidden_size: hidden,
         intermediate_size: meta.usize("llama.feed_forward_length")?,
         n_layers,
@@ -255,7 +255,6 @@ pub(crate) fn load_gguf(
         ));
     }
     let embed = embed_q.dequantize(device)?;
-    let mut config = config;
     // Llama 3.1 RoPE scaling: llama.cpp's converter stores one divisor per frequency.
     if content.tensor_infos.contains_key(ROPE_FREQS) {
         let divisors = loader.vector(ROPE_FREQS, head_dim / 2)?.to_vec1::<f32>()?;
