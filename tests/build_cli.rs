@@ -311,6 +311,8 @@ fn authors_flag_is_the_papers_settings_spelled_out() {
             "--no-augment-activating",
             "--end-activation",
             "first",
+            "--end-min-firing",
+            "0",
             "--extra-train",
             "0",
         ],
@@ -325,6 +327,7 @@ fn authors_flag_is_the_papers_settings_spelled_out() {
     assert_eq!(settings.seeds_per_example, 1);
     assert!(!settings.token_alone && !settings.augment_activating);
     assert_eq!(settings.extra_train, 0);
+    assert_eq!(settings.end_min_firing, 0.0);
     assert_eq!(
         settings.end_activation,
         n2g_index::n2g::EndActivation::First
@@ -359,6 +362,7 @@ fn graph_options_reach_the_stored_settings_and_bad_ones_are_named() {
         ("--train-fraction", "1"),
         ("--prune-lengths", "10,5"),
         ("--prune-lengths", "0,5"),
+        ("--end-min-firing", "1.5"),
     ] {
         assert_refused(&mut small_build(&index, &[option, value]), &[option]);
         assert!(!index.exists(), "refused before touching the index");
@@ -376,6 +380,8 @@ fn graph_options_reach_the_stored_settings_and_bad_ones_are_named() {
             "3",
             "--split-seed",
             "42",
+            "--end-min-firing",
+            "0.35",
         ],
     ));
     let store = Store::open(&index).unwrap();
@@ -385,6 +391,7 @@ fn graph_options_reach_the_stored_settings_and_bad_ones_are_named() {
         .unwrap();
     assert_eq!(s.prune_lengths, vec![10, 20]);
     assert_eq!((s.prune_tolerance, s.post_context, s.seed), (0.25, 3, 42));
+    assert_eq!(s.end_min_firing, 0.35);
     drop(store);
     // round(20 * 0.6) = 12 of the top 20 train, 8 are held out.
     let shown = run_ok(bin().args(["show", "0:3", "--json", "--index"]).arg(&index));

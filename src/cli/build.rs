@@ -120,6 +120,10 @@ pub struct BuildArgs {
     /// What a trie END keeps when several lines end there (the authors' code: first).
     #[arg(long, value_enum, default_value_t = EndChoice::Mean)]
     pub end_activation: EndChoice,
+    /// An END whose matches in the training windows fire less often than this share
+    /// predicts their mean activation instead (0: off, the authors').
+    #[arg(long, default_value_t = 0.2)]
+    pub end_min_firing: f32,
     /// The token id that masks context for importance (default: the model's pad token,
     /// else EOS).
     #[arg(long)]
@@ -129,10 +133,11 @@ pub struct BuildArgs {
     pub random_windows: usize,
     /// The authors' N2G settings in one flag: `--importance-threshold 0.75
     /// --seeds-per-example 1 --no-token-alone --no-augment-activating --end-activation
-    /// first --extra-train 0` (substitutes still come from the model's embedding).
+    /// first --end-min-firing 0 --extra-train 0` (substitutes still come from the
+    /// model's embedding).
     #[arg(long, conflicts_with_all = [
         "importance_threshold", "seeds_per_example", "no_token_alone",
-        "no_augment_activating", "end_activation", "extra_train",
+        "no_augment_activating", "end_activation", "end_min_firing", "extra_train",
     ])]
     pub authors: bool,
     /// Neurons whose graph work shares batches.
@@ -181,6 +186,11 @@ fn graph_settings(args: &BuildArgs) -> anyhow::Result<GraphSettings> {
         "--train-fraction must be between 0 and 1, exclusive (got {})",
         args.train_fraction
     );
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.end_min_firing),
+        "--end-min-firing must be a share in [0, 1] (got {})",
+        args.end_min_firing
+    );
     let choices = if args.authors {
         GraphSettings::authors()
     } else {
@@ -194,6 +204,7 @@ fn graph_settings(args: &BuildArgs) -> anyhow::Result<GraphSettings> {
                 EndChoice::Max => EndActivation::Max,
                 EndChoice::First => EndActivation::First,
             },
+            end_min_firing: args.end_min_firing,
             extra_train: args.extra_train,
             ..GraphSettings::default()
         }

@@ -142,7 +142,7 @@ fn describe_settings(s: &crate::n2g::GraphSettings, vocab: &[String]) -> String 
     };
     let lengths: Vec<String> = s.prune_lengths.iter().map(|l| l.to_string()).collect();
     format!(
-        "{preset}: activation {} · importance {} · fire {} · seeds per window {} · substitutes per word {}{} · token alone {} · END {} · prune lengths {} at {}% · post-context {} · train fraction {} · mask token {} {:?} · {} random windows · {} extra training windows",
+        "{preset}: activation {} · importance {} · fire {} · seeds per window {} · substitutes per word {}{} · token alone {} · END {}{} · prune lengths {} at {}% · post-context {} · train fraction {} · mask token {} {:?} · {} random windows · {} extra training windows",
         s.activation_threshold,
         s.importance_threshold,
         s.fire_threshold,
@@ -154,6 +154,11 @@ fn describe_settings(s: &crate::n2g::GraphSettings, vocab: &[String]) -> String 
             EndActivation::Mean => "mean",
             EndActivation::Max => "max",
             EndActivation::First => "first",
+        },
+        if s.end_min_firing > 0.0 {
+            format!(", quiet below {}% firing", s.end_min_firing * 100.0)
+        } else {
+            String::new()
         },
         lengths.join(","),
         s.prune_tolerance * 100.0,

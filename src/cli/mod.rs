@@ -29,7 +29,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Scan a corpus with a model and build an N2G graph for every selected neuron.
-    Build(build::BuildArgs),
+    Build(Box<build::BuildArgs>),
     /// Search the index: neurons whose graphs match a query such as
     /// "token:Paris context:capital".
     Query(query::QueryArgs),

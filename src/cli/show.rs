@@ -306,14 +306,26 @@ pub fn run(args: &ShowArgs) -> anyhow::Result<ExitCode> {
         "density (log scale, negative ← 0 → positive): |{}|",
         sparkline(&stats.histogram)
     );
-    if let (Some(g), Some(GraphMeta { dict: d, .. })) = (&graph, &meta) {
+    if let (
+        Some(g),
+        Some(GraphMeta {
+            dict: d, settings, ..
+        }),
+    ) = (&graph, &meta)
+    {
+        let fire = settings.fire_threshold;
         println!(
-            "\ngraph ({} nodes): activating tokens and the context behind them",
-            g.graph.node_count()
+            "\ngraph ({} nodes): activating tokens and the context behind them{}",
+            g.graph.node_count(),
+            if g.graph.paths().iter().any(|p| p.activation < fire) {
+                " ([quiet]: a pattern that mostly did not fire in the training windows)"
+            } else {
+                ""
+            }
         );
         print!(
             "{}",
-            crate::render::to_text(&g.graph, d, mode == ColorMode::TrueColor)
+            crate::render::to_text(&g.graph, d, fire, mode == ColorMode::TrueColor)
         );
         let e = &g.eval;
         println!(

@@ -427,21 +427,27 @@ impl Graph {
     /// at `k` must be an activator (else 0). Returns the END activation of the last
     /// (deepest) END passed, or 0. Out-of-range `k` gives 0.
     pub fn predict(&self, tokens: &[Option<u32>], k: usize) -> f32 {
+        self.matched_end(tokens, k)
+            .and_then(|node| self.end_at(node))
+            .map_or(0.0, |e| e.activation)
+    }
+
+    /// The arena index of the END node whose activation [`Graph::predict`] returns at
+    /// `k`: the deepest END passed on the walk, if any.
+    fn matched_end(&self, tokens: &[Option<u32>], k: usize) -> Option<u32> {
         let Some(Some(t)) = tokens.get(k) else {
-            return 0.0;
+            return None;
         };
-        let Some(mut node) = self.child(0, Element::Token(*t)) else {
-            return 0.0;
-        };
-        let mut best = self.end_at(node).map_or(0.0, |e| e.activation);
+        let mut node = self.child(0, Element::Token(*t))?;
+        let mut best = self.end_at(node).map(|_| node);
         for token in tokens[..k].iter().rev() {
             let next = token
                 .and_then(|t| self.child(node, Element::Token(t)))
                 .or_else(|| self.child(node, Element::Ignore));
             let Some(next) = next else { break };
             node = next;
-            if let Some(e) = self.end_at(node) {
-                best = e.activation;
+            if self.end_at(node).is_some() {
+                best = Some(node);
             }
         }
         best
@@ -570,6 +576,10 @@ impl Graph {
         self.nodes.len().saturating_sub(1)
     }
 }
+
+#[path = "graph_fit.rs"]
+mod fit;
+pub use fit::KnownText;
 
 #[cfg(test)]
 #[path = "graph_tests.rs"]

@@ -312,3 +312,48 @@ fn paths_report_activation_and_importance() {
     assert_eq!(paths[1].elements, vec![t(B), I, t(C)]);
     assert_eq!(paths[1].importance, vec![1.0, 0.0, 0.9]);
 }
+
+#[test]
+fn rarely_firing_ends_take_the_mean_of_their_matches() {
+    // Lines [A] 0.8, [A, B] 0.9 and [D] 0.7. In the texts below (position 0 excluded)
+    // the END of [A] is the longest match at five positions, activations 0.1, 0.3,
+    // 0.05, 0.6 and 0.0 (one of five fires: a share of 0.2, mean 0.21); [A, B]'s END
+    // matches once, at 0.95 (not counted for [A]); [D] never matches.
+    let lines = [
+        line(&[t(A)], 0.8),
+        line(&[t(A), t(B)], 0.9),
+        line(&[t(D)], 0.7),
+    ];
+    let texts = vec![
+        (
+            text(&[X, A, B, A, C, A]),
+            vec![0.0, 0.1, 0.0, 0.95, 0.0, 0.3],
+        ),
+        (text(&[A, A, X, A]), vec![0.9, 0.05, 0.0, 0.6]),
+        (text(&[C, A]), vec![0.0, 0.0]),
+    ];
+    let quieted = |from, min_share| {
+        let mut g = Graph::build(&lines, EndActivation::Mean);
+        g.quiet_rare_ends(&texts, from, 0.5, min_share);
+        [
+            g.predict(&text(&[X, A]), 1),
+            g.predict(&text(&[B, A]), 1),
+            g.predict(&text(&[D]), 0),
+        ]
+    };
+    let expect = |got: [f32; 3], want: [f32; 3]| {
+        assert!(
+            got.iter().zip(&want).all(|(a, b)| close(*a, *b)),
+            "{got:?} vs {want:?}"
+        );
+    };
+    // A share of exactly 0.2 is not below 0.2: nothing changes.
+    expect(quieted(1, 0.2), [0.8, 0.9, 0.7]);
+    expect(quieted(1, 0.0), [0.8, 0.9, 0.7]);
+    // Below 0.25: [A] predicts the mean of its matches, the others keep their lines'.
+    expect(quieted(1, 0.25), [0.21, 0.9, 0.7]);
+    // From position 0, the 0.9 there is a sixth match: two of six fire, above 0.25.
+    expect(quieted(0, 0.25), [0.8, 0.9, 0.7]);
+    // Below 0.5 (two of six) it is quieted to the mean of all six, 1.95 / 6.
+    expect(quieted(0, 0.5), [0.325, 0.9, 0.7]);
+}

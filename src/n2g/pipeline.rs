@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use super::augment::Substitutes;
 use super::eval::{score, TokenBaseline};
-use super::graph::{make_line, Graph, Line};
+use super::graph::{make_line, Graph, KnownText, Line};
 use super::prune::{accepts, candidate_start, post_context_end, split};
 use super::runner::{BatchConfig, Runner, RunnerStats};
 use super::settings::{GraphSettings, NeuronEval, NeuronGraph};
@@ -425,9 +425,20 @@ impl<'a> GraphContext<'a> {
             .par_iter()
             .enumerate()
             .map(|(j, n)| {
-                let graph = Graph::build(&lines[j], s.end_activation);
-                let eval =
-                    self.evaluate(n, &splits[j], &graph, random, lines[j].len(), variants[j]);
+                let mut graph = Graph::build(&lines[j], s.end_activation);
+                let train = self.windows(n, &splits[j].0);
+                if s.end_min_firing > 0.0 {
+                    graph.quiet_rare_ends(&train, first, s.fire_threshold, s.end_min_firing);
+                }
+                let eval = self.evaluate(
+                    n,
+                    &splits[j],
+                    &train,
+                    &graph,
+                    random,
+                    lines[j].len(),
+                    variants[j],
+                );
                 (n.id, NeuronGraph { graph, eval })
             })
             .collect();
@@ -444,11 +455,31 @@ impl<'a> GraphContext<'a> {
         self.vocab.get(id as usize).map_or("", String::as_str)
     }
 
-    /// Step 8: held-out top examples (whole windows) and random windows.
+    /// Examples `idx` of a neuron as whole windows: dictionary ids and normalised
+    /// activations.
+    fn windows(&self, n: &NeuronInput, idx: &[usize]) -> Vec<KnownText> {
+        idx.iter()
+            .map(|&e| {
+                let ex = &n.examples[e];
+                let toks = self.dict_ids(&ex.ids).into_iter().map(Some).collect();
+                let acts = ex
+                    .activations
+                    .iter()
+                    .map(|&a| self.normalised(a, 1.0, n.max))
+                    .collect();
+                (toks, acts)
+            })
+            .collect()
+    }
+
+    /// Step 8: held-out top examples (whole windows) and random windows; `train` are
+    /// the training windows (as [`Self::windows`]) the baseline is fitted on.
+    #[allow(clippy::too_many_arguments)]
     fn evaluate(
         &self,
         n: &NeuronInput,
         split: &(Vec<usize>, Vec<usize>),
+        train: &[KnownText],
         graph: &Graph,
         random: &RandomSample,
         lines: usize,
@@ -456,22 +487,7 @@ impl<'a> GraphContext<'a> {
     ) -> NeuronEval {
         let s = self.settings;
         let first = self.first;
-        let texts = |idx: &[usize]| -> Vec<(Vec<Option<u32>>, Vec<f32>)> {
-            idx.iter()
-                .map(|&e| {
-                    let ex = &n.examples[e];
-                    let toks = self.dict_ids(&ex.ids).into_iter().map(Some).collect();
-                    let acts = ex
-                        .activations
-                        .iter()
-                        .map(|&a| self.normalised(a, 1.0, n.max))
-                        .collect();
-                    (toks, acts)
-                })
-                .collect()
-        };
-        let train = texts(&split.0);
-        let test = texts(&split.1);
+        let test = self.windows(n, &split.1);
         let baseline = TokenBaseline::fit(
             train
                 .iter()

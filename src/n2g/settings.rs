@@ -45,6 +45,10 @@ pub struct GraphSettings {
     pub seed: u64,
     /// What END nodes keep when several lines end there.
     pub end_activation: EndActivation,
+    /// An END whose longest-match positions in the training windows fire less often
+    /// than this share takes their mean activation (`Graph::quiet_rare_ends`; not in
+    /// the paper: 0 turns it off).
+    pub end_min_firing: f32,
     /// The token that masks context for importance.
     pub mask_token: u32,
     /// Random corpus windows for the false-positive rate.
@@ -68,6 +72,7 @@ impl Default for GraphSettings {
             extra_train: 10,
             seed: 0x4e32_4721,
             end_activation: EndActivation::default(),
+            end_min_firing: 0.2,
             mask_token: 0,
             random_windows: 32,
         }
@@ -77,7 +82,8 @@ impl Default for GraphSettings {
 impl GraphSettings {
     /// The authors' configuration (`../shared/n2g-algorithm.md`): importance threshold
     /// 0.75, the max token of each training example only, no context-free check, only
-    /// context words substituted, an END keeping its first line's activation, and the
+    /// context words substituted, an END keeping its first line's activation (and never
+    /// quieted on the training windows), and the
     /// top-k split in halves with no extra training windows. The substitute source stays
     /// the model's embedding neighbours (the authors' DistilBERT is a second model).
     pub fn authors() -> Self {
@@ -87,6 +93,7 @@ impl GraphSettings {
             token_alone: false,
             augment_activating: false,
             end_activation: EndActivation::First,
+            end_min_firing: 0.0,
             extra_train: 0,
             ..GraphSettings::default()
         }

@@ -178,9 +178,10 @@ fn chain(path: &GraphPath, dict: &TokenDictionary, color: bool) -> String {
 /// The graph for the terminal: each activating token (highest activation first) with its
 /// activation, then every pattern ending in it, drawn in reading order like
 /// `capital … paris  (0.92)` (best first; `[no context] paris` when the token alone
-/// fires). With `color`, truecolor ANSI backgrounds: red by
-/// activation, blue by importance.
-pub fn to_text(graph: &Graph, dict: &TokenDictionary, color: bool) -> String {
+/// fires; `[quiet]` before a pattern whose activation is below `fire_threshold`, an END
+/// quieted because it mostly matched where the neuron did not fire). With `color`,
+/// truecolor ANSI backgrounds: red by activation, blue by importance.
+pub fn to_text(graph: &Graph, dict: &TokenDictionary, fire_threshold: f32, color: bool) -> String {
     let mut activators = graph.activating();
     activators.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     let mut by_activator: BTreeMap<u32, Vec<GraphPath>> = BTreeMap::new();
@@ -201,7 +202,9 @@ pub fn to_text(graph: &Graph, dict: &TokenDictionary, color: bool) -> String {
         });
         for path in &paths {
             // A path of the activating token alone fires without any context.
-            let alone = if path.elements.len() == 1 {
+            let alone = if path.activation < fire_threshold {
+                "[quiet] "
+            } else if path.elements.len() == 1 {
                 "[no context] "
             } else {
                 ""
@@ -281,11 +284,11 @@ mod tests {
 
     #[test]
     fn text_lists_activators_best_first() {
-        let text = to_text(&graph(), &dict(), false);
+        let text = to_text(&graph(), &dict(), 0.5, false);
         let expected = "paris  (0.90)\n    capital … paris  (0.90)\n    the paris  (0.60)\n\
                         say␣\"hi\"↵  (0.70)\n    \\ say␣\"hi\"↵  (0.70)\n";
         assert_eq!(text, expected);
-        let coloured = to_text(&graph(), &dict(), true);
+        let coloured = to_text(&graph(), &dict(), 0.5, true);
         assert!(coloured.contains("\x1b[48;2;"));
         assert!(coloured.contains("\x1b[0m"));
     }
@@ -299,8 +302,13 @@ mod tests {
         };
         let graph = Graph::build(&[line], EndActivation::Max);
         assert_eq!(
-            to_text(&graph, &dict(), false),
+            to_text(&graph, &dict(), 0.5, false),
             "the  (0.50)\n    [no context] the  (0.50)\n"
+        );
+        // Above its activation the threshold makes it a quieted pattern.
+        assert_eq!(
+            to_text(&graph, &dict(), 0.6, false),
+            "the  (0.50)\n    [quiet] the  (0.50)\n"
         );
     }
 }

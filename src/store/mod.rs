@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::NeuronId;
 
 /// The store's on-disk format version; opening another version is refused.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The database file name inside an index folder.
 pub const STORE_FILE: &str = "store.redb";
