@@ -430,15 +430,13 @@ impl<'a> GraphContext<'a> {
                 if s.end_min_firing > 0.0 {
                     graph.quiet_rare_ends(&train, first, s.fire_threshold, s.end_min_firing);
                 }
-                let eval = self.evaluate(
-                    n,
-                    &splits[j],
-                    &train,
-                    &graph,
-                    random,
-                    lines[j].len(),
-                    variants[j],
-                );
+                let test = self.windows(n, &splits[j].1);
+                let eval = NeuronEval {
+                    lines: lines[j].len() as u32,
+                    variants: variants[j].0,
+                    positive_variants: variants[j].1,
+                    ..self.evaluate(n, &train, &test, &graph, random)
+                };
                 (n.id, NeuronGraph { graph, eval })
             })
             .collect();
@@ -472,29 +470,26 @@ impl<'a> GraphContext<'a> {
             .collect()
     }
 
-    /// Step 8: held-out top examples (whole windows) and random windows; `train` are
-    /// the training windows (as [`Self::windows`]) the baseline is fitted on.
-    #[allow(clippy::too_many_arguments)]
+    /// Step 8: held-out top examples (`test`, whole windows) and random windows; `train`
+    /// are the training windows the baseline is fitted on (both as [`Self::windows`]).
+    /// The counts of lines and variants are left at 0 for the caller.
     fn evaluate(
         &self,
         n: &NeuronInput,
-        split: &(Vec<usize>, Vec<usize>),
         train: &[KnownText],
+        test: &[KnownText],
         graph: &Graph,
         random: &RandomSample,
-        lines: usize,
-        variants: (u32, u32),
     ) -> NeuronEval {
         let s = self.settings;
         let first = self.first;
-        let test = self.windows(n, &split.1);
         let baseline = TokenBaseline::fit(
             train
                 .iter()
                 .map(|(t, a)| (&t[first.min(t.len())..], &a[first.min(a.len())..])),
         );
         let (mut pg, mut pb, mut truth) = (Vec::new(), Vec::new(), Vec::new());
-        for (toks, acts) in &test {
+        for (toks, acts) in test {
             let g = graph.predict_all(toks);
             let b = baseline.predict(toks);
             pg.extend_from_slice(&g[first.min(g.len())..]);
@@ -532,11 +527,11 @@ impl<'a> GraphContext<'a> {
             random_fpr: rate(fp_g),
             random_fpr_baseline: rate(fp_b),
             random_tokens: tokens,
-            train_examples: split.0.len() as u32,
-            test_examples: split.1.len() as u32,
-            lines: lines as u32,
-            variants: variants.0,
-            positive_variants: variants.1,
+            train_examples: train.len() as u32,
+            test_examples: test.len() as u32,
+            lines: 0,
+            variants: 0,
+            positive_variants: 0,
             max_activation: n.max,
         }
     }
