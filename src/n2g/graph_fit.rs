@@ -23,7 +23,7 @@ impl Graph {
     /// `fire_threshold` at fewer than `min_share` of them, takes the mean activation of
     /// those matches. ENDs never matched, or matched often enough where the neuron
     /// fires, keep their value. Which END matches a position depends on the trie alone,
-    /// so one pass suffices, and the result does not depend on the order of `texts`.
+    /// so one pass suffices, and the order of `texts` matters only to float rounding.
     pub fn quiet_rare_ends(
         &mut self,
         texts: &[KnownText],
