@@ -83,9 +83,9 @@ impl GraphSettings {
     /// The authors' configuration (`../shared/n2g-algorithm.md`): importance threshold
     /// 0.75, the max token of each training example only, no context-free check, only
     /// context words substituted, an END keeping its first line's activation (and never
-    /// quieted on the training windows), and the
-    /// top-k split in halves with no extra training windows. The substitute source stays
-    /// the model's embedding neighbours (the authors' DistilBERT is a second model).
+    /// quieted on the training windows), and the top-k split in halves with no extra
+    /// training windows. The substitute source stays the model's embedding neighbours
+    /// (the authors' DistilBERT is a second model).
     pub fn authors() -> Self {
         GraphSettings {
             importance_threshold: 0.75,
