@@ -117,11 +117,12 @@ pub fn default_data_path(rel: &str, what: &'static str) -> Result<PathBuf> {
 /// Parses the arguments and runs the command; errors go to stderr with exit code 1.
 pub fn main() -> ExitCode {
     crate::model::keep_freed_memory();
+    die_quietly_on_closed_pipe();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("N2G_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,tantivy=off")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -140,6 +141,18 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Restores the default action of SIGPIPE (Rust ignores it, so every `println!` into a
+/// pipe whose reader has gone, as in `n2g-index export | head`, would panic): the
+/// process then ends quietly, as other Unix tools do.
+fn die_quietly_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to SIG_DFL at start-up, before any thread
+    // is spawned, installs no handler code.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

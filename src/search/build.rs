@@ -5,13 +5,14 @@ use std::collections::HashSet;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
-use redb::{Database, TableDefinition};
+use redb::{Database, TableDefinition, TableHandle};
 use roaring::RoaringBitmap;
 
 use super::runs::RunWriter;
 use super::store::{NeuronRecord, NeuronTable, META, NEURON_ACT, NEURON_CTX, TOKEN_ACT, TOKEN_CTX};
 use super::{NeuronPaths, Result, SearchError, FORMAT};
 use crate::n2g::TokenDictionary;
+use crate::store::seal;
 
 /// Holds `LOCK` of a search folder while a build runs (released on drop).
 struct Lock {
@@ -149,12 +150,16 @@ fn write_generation(
                     post[t as usize].insert(ordinal);
                 }
             }
-            for (set, table) in [(&act, &mut neuron_act), (&ctx, &mut neuron_ctx)] {
+            for (set, table, def) in [
+                (&act, &mut neuron_act, NEURON_ACT),
+                (&ctx, &mut neuron_ctx, NEURON_CTX),
+            ] {
                 buf.clear();
                 set.serialize_into(&mut buf)
                     .map_err(|e| SearchError::io(&db_path, e))?;
+                let value = seal(def.name(), &ordinal.to_le_bytes(), std::mem::take(&mut buf));
                 table
-                    .insert(ordinal, buf.as_slice())
+                    .insert(ordinal, value.as_slice())
                     .map_err(|e| st("insert")(e.into()))?;
             }
             records.push(NeuronRecord {
@@ -186,7 +191,8 @@ fn write_generation(
             ("layers", &layers),
             ("runs", &runs),
         ] {
-            meta.insert(k, v.as_slice())
+            let value = seal(META.name(), k.as_bytes(), v.clone());
+            meta.insert(k, value.as_slice())
                 .map_err(|e| st("table meta")(e.into()))?;
         }
     }
@@ -203,15 +209,16 @@ fn write_bitmaps(
     bitmaps: &[RoaringBitmap],
 ) -> std::result::Result<(), redb::Error> {
     let mut table = txn.open_table(def)?;
-    let mut buf = Vec::new();
     for (k, b) in bitmaps.iter().enumerate() {
         if b.is_empty() {
             continue;
         }
-        buf.clear();
+        let k = k as u32;
+        let mut buf = Vec::new();
         b.serialize_into(&mut buf)
             .expect("writing to a Vec cannot fail");
-        table.insert(k as u32, buf.as_slice())?;
+        let value = seal(def.name(), &k.to_le_bytes(), buf);
+        table.insert(k, value.as_slice())?;
     }
     Ok(())
 }

@@ -289,7 +289,7 @@ impl Compiler<'_> {
     fn neurons(&self, q: &dyn Query) -> Result<RoaringBitmap> {
         self.searcher
             .search(q, &NeuronSet(&self.columns))
-            .map_err(|e| SearchError::tantivy(self.tantivy_dir, e))
+            .map_err(|e| SearchError::unreadable(self.tantivy_dir, format!("tantivy: {e}")))
     }
 
     fn value(&self, field: Field, class_field: Field, v: &Value) -> Result<Box<dyn Query>> {

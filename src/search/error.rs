@@ -57,6 +57,14 @@ pub enum SearchError {
         /// What went wrong (table or key named).
         message: String,
     },
+    /// A file of the search index cannot be read back (damaged, or changed by hand).
+    #[error("{path}: the search index cannot be read ({detail}); rebuild it from the store with `n2g-index reindex`")]
+    Unreadable {
+        /// The file or folder.
+        path: PathBuf,
+        /// What failed, shortened.
+        detail: String,
+    },
     /// The neurons given to `build` are invalid.
     #[error("invalid search input: {0}")]
     Input(String),
@@ -82,6 +90,26 @@ impl SearchError {
         SearchError::Tantivy {
             path: path.into(),
             message: e.to_string(),
+        }
+    }
+
+    /// Builds a [`SearchError::Unreadable`]; `detail` is cut after its first line or 200
+    /// characters (tantivy's messages can quote a whole file).
+    pub fn unreadable(path: impl Into<PathBuf>, detail: impl std::fmt::Display) -> Self {
+        let detail = detail.to_string();
+        let mut short: String = detail
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(200)
+            .collect();
+        if short.len() < detail.len() {
+            short.push('…');
+        }
+        SearchError::Unreadable {
+            path: path.into(),
+            detail: short,
         }
     }
 

@@ -16,6 +16,7 @@ use super::runs::DEFAULT_CHUNK_PATHS;
 use super::schema::{self, Fields};
 use super::store::Store;
 use super::{NeuronPaths, Result, SearchError};
+use crate::store::catch_panics;
 use crate::NeuronId;
 
 /// One neuron found by a query.
@@ -88,7 +89,21 @@ impl SearchIndex {
         let generation = GenerationPaths::current(dir)?;
         generation.check_format()?;
         let tantivy_dir = generation.root.join("tantivy");
-        let tv = |e: tantivy::TantivyError| SearchError::tantivy(&tantivy_dir, e);
+        catch_panics(
+            || Self::open_generation(dir, &generation, &tantivy_dir),
+            |m| SearchError::unreadable(&tantivy_dir, format!("panic: {m}")),
+        )
+    }
+
+    fn open_generation(
+        dir: &Path,
+        generation: &GenerationPaths,
+        tantivy_dir: &Path,
+    ) -> Result<Self> {
+        let tantivy_dir = tantivy_dir.to_path_buf();
+        let tv = |e: tantivy::TantivyError| {
+            SearchError::unreadable(&tantivy_dir, format!("tantivy: {e}"))
+        };
         let index = Index::open_in_dir(&tantivy_dir).map_err(tv)?;
         let fields = schema::fields(&index.schema()).map_err(|m| SearchError::Tantivy {
             path: tantivy_dir.clone(),
@@ -149,10 +164,19 @@ impl SearchIndex {
 
     /// Runs a parsed query; the `limit` best neurons.
     pub fn query_expr(&self, e: &Expr, limit: usize) -> Result<Vec<Hit>> {
+        catch_panics(
+            || self.run_query(e, limit),
+            |m| SearchError::unreadable(&self.tantivy_dir, format!("panic: {m}")),
+        )
+    }
+
+    fn run_query(&self, e: &Expr, limit: usize) -> Result<Vec<Hit>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let tv = |e: tantivy::TantivyError| SearchError::tantivy(&self.tantivy_dir, e);
+        let tv = |e: tantivy::TantivyError| {
+            SearchError::unreadable(&self.tantivy_dir, format!("tantivy: {e}"))
+        };
         let searcher = self.reader.searcher();
         let compiler = Compiler {
             searcher: &searcher,
@@ -206,7 +230,7 @@ impl SearchIndex {
                 .and_then(|v| v.as_bytes())
                 .unwrap_or_default();
             let tokens: Vec<Option<String>> = postcard::from_bytes(bytes).map_err(|e| {
-                SearchError::tantivy(
+                SearchError::unreadable(
                     &self.tantivy_dir,
                     format!("stored path of {address:?}: {e}"),
                 )

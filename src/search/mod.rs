@@ -33,7 +33,7 @@ pub use similar::{Relation, SimilarHit, SimilarPair};
 use crate::NeuronId;
 
 /// The format written into each generation's `FORMAT` file and checked on open.
-pub const FORMAT: &str = "n2g-index search format 2";
+pub const FORMAT: &str = "n2g-index search format 3";
 
 /// Result type of the search layer.
 pub type Result<T, E = SearchError> = std::result::Result<T, E>;

@@ -11,13 +11,14 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use redb::{ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use roaring::RoaringBitmap;
 
 use super::postings::for_each;
 use super::predicate::NeuronColumns;
 use super::schema::nid;
 use super::{Result, SearchError};
+use crate::store::{catch_panics, unseal};
 use crate::NeuronId;
 
 /// `meta` table.
@@ -158,20 +159,53 @@ impl Store {
 
     fn db(&self) -> Result<&ReadOnlyDatabase> {
         lazy(&self.db, || {
-            ReadOnlyDatabase::open(&self.path).map_err(|e| self.err("open", e))
+            self.guarded(|| {
+                ReadOnlyDatabase::open(&self.path).map_err(|e| match e {
+                    redb::DatabaseError::Storage(redb::StorageError::Io(io))
+                        if io.kind() == std::io::ErrorKind::NotFound =>
+                    {
+                        SearchError::io(&self.path, io)
+                    }
+                    other => self.damaged(&format!("redb: {other}")),
+                })
+            })
+        })
+    }
+
+    /// Runs redb calls so that a panic inside redb (a damaged file) becomes an error.
+    fn guarded<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        catch_panics(f, |m| self.damaged(&format!("redb: {m}")))
+    }
+
+    fn damaged(&self, detail: &str) -> SearchError {
+        SearchError::unreadable(&self.path, detail)
+    }
+
+    /// The payload of the value stored under `key` in `table`, its checksum checked.
+    fn payload<'v>(&self, table: &str, key: &[u8], value: &'v [u8]) -> Result<&'v [u8]> {
+        unseal(table, key, value).ok_or_else(|| {
+            let key = match <[u8; 4]>::try_from(key) {
+                Ok(k) => u32::from_le_bytes(k).to_string(),
+                Err(_) => format!("`{}`", String::from_utf8_lossy(key)),
+            };
+            self.damaged(&format!("table {table}, key {key} fails its checksum"))
         })
     }
 
     fn meta(&self, key: &str) -> Result<Vec<u8>> {
-        let txn = self.db()?.begin_read().map_err(|e| self.err("read", e))?;
-        let table = txn
-            .open_table(META)
-            .map_err(|e| self.err("table meta", e))?;
-        let v = table
-            .get(key)
-            .map_err(|e| self.err("table meta", e))?
-            .ok_or_else(|| self.err("table meta", format!("key `{key}` is missing")))?;
-        Ok(v.value().to_vec())
+        self.guarded(|| {
+            let txn = self.db()?.begin_read().map_err(|e| self.err("read", e))?;
+            let table = txn
+                .open_table(META)
+                .map_err(|e| self.err("table meta", e))?;
+            let v = table
+                .get(key)
+                .map_err(|e| self.err("table meta", e))?
+                .ok_or_else(|| self.err("table meta", format!("key `{key}` is missing")))?;
+            Ok(self
+                .payload(META.name(), key.as_bytes(), v.value())?
+                .to_vec())
+        })
     }
 
     /// The postcard value under `key` of the `meta` table.
@@ -234,23 +268,29 @@ impl Store {
         table: TableDefinition<u32, &[u8]>,
         keys: impl IntoIterator<Item = u32>,
     ) -> Result<Vec<RoaringBitmap>> {
-        let name = table.to_string();
-        let txn = self.db()?.begin_read().map_err(|e| self.err("read", e))?;
-        let t = txn
-            .open_table(table)
-            .map_err(|e| self.err(&format!("table {name}"), e))?;
-        keys.into_iter()
-            .map(|k| {
-                match t
-                    .get(k)
-                    .map_err(|e| self.err(&format!("table {name}"), e))?
-                {
-                    Some(v) => RoaringBitmap::deserialize_unchecked_from(v.value())
+        let name = table.name();
+        self.guarded(|| {
+            let txn = self.db()?.begin_read().map_err(|e| self.err("read", e))?;
+            let t = txn
+                .open_table(table)
+                .map_err(|e| self.err(&format!("table {name}"), e))?;
+            keys.into_iter()
+                .map(|k| {
+                    match t
+                        .get(k)
+                        .map_err(|e| self.err(&format!("table {name}"), e))?
+                    {
+                        Some(v) => RoaringBitmap::deserialize_unchecked_from(self.payload(
+                            name,
+                            &k.to_le_bytes(),
+                            v.value(),
+                        )?)
                         .map_err(|e| self.err(&format!("table {name}, key {k}"), e)),
-                    None => Ok(RoaringBitmap::new()),
-                }
-            })
-            .collect()
+                        None => Ok(RoaringBitmap::new()),
+                    }
+                })
+                .collect()
+        })
     }
 
     /// Calls `f` with every value of the bitmaps stored under `keys` in `table` (read in
@@ -261,22 +301,25 @@ impl Store {
         keys: impl IntoIterator<Item = u32>,
         mut f: impl FnMut(u32),
     ) -> Result<()> {
-        let name = table.to_string();
-        let txn = self.db()?.begin_read().map_err(|e| self.err("read", e))?;
-        let t = txn
-            .open_table(table)
-            .map_err(|e| self.err(&format!("table {name}"), e))?;
-        for k in keys {
-            let v = t
-                .get(k)
+        let name = table.name();
+        self.guarded(|| {
+            let txn = self.db()?.begin_read().map_err(|e| self.err("read", e))?;
+            let t = txn
+                .open_table(table)
                 .map_err(|e| self.err(&format!("table {name}"), e))?;
-            if let Some(v) = v {
-                for_each(v.value(), &mut f).ok_or_else(|| {
-                    self.err(&format!("table {name}, key {k}"), "malformed bitmap")
-                })?;
+            for k in keys {
+                let v = t
+                    .get(k)
+                    .map_err(|e| self.err(&format!("table {name}"), e))?;
+                if let Some(v) = v {
+                    let bitmap = self.payload(name, &k.to_le_bytes(), v.value())?;
+                    for_each(bitmap, &mut f).ok_or_else(|| {
+                        self.err(&format!("table {name}, key {k}"), "malformed bitmap")
+                    })?;
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Every bitmap of `table`, indexed by key (`len` entries).
@@ -285,24 +328,28 @@ impl Store {
         table: TableDefinition<u32, &[u8]>,
         len: usize,
     ) -> Result<Vec<RoaringBitmap>> {
-        let name = table.to_string();
-        let txn = self.db()?.begin_read().map_err(|e| self.err("read", e))?;
-        let t = txn
-            .open_table(table)
-            .map_err(|e| self.err(&format!("table {name}"), e))?;
-        let mut out = vec![RoaringBitmap::new(); len];
-        for entry in t
-            .iter()
-            .map_err(|e| self.err(&format!("table {name}"), e))?
-        {
-            let (k, v) = entry.map_err(|e| self.err(&format!("table {name}"), e))?;
-            let k = k.value() as usize;
-            if k >= len {
-                return Err(self.err(&format!("table {name}"), format!("key {k} out of range")));
+        let name = table.name();
+        self.guarded(|| {
+            let txn = self.db()?.begin_read().map_err(|e| self.err("read", e))?;
+            let t = txn
+                .open_table(table)
+                .map_err(|e| self.err(&format!("table {name}"), e))?;
+            let mut out = vec![RoaringBitmap::new(); len];
+            for entry in t
+                .iter()
+                .map_err(|e| self.err(&format!("table {name}"), e))?
+            {
+                let (k, v) = entry.map_err(|e| self.err(&format!("table {name}"), e))?;
+                let key = k.value();
+                let bitmap = self.payload(name, &key.to_le_bytes(), v.value())?;
+                let k = key as usize;
+                if k >= len {
+                    return Err(self.err(&format!("table {name}"), format!("key {k} out of range")));
+                }
+                out[k] = RoaringBitmap::deserialize_from(bitmap)
+                    .map_err(|e| self.err(&format!("table {name}, key {k}"), e))?;
             }
-            out[k] = RoaringBitmap::deserialize_from(v.value())
-                .map_err(|e| self.err(&format!("table {name}, key {k}"), e))?;
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 }

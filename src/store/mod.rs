@@ -7,11 +7,12 @@
 //! Every checkpoint is one write transaction, so a killed build loses at most the
 //! work since the last checkpoint and never leaves a half-written state.
 
+mod integrity;
 pub mod records;
 
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -20,19 +21,25 @@ pub use records::{
     ScanSettings, WindowRecord,
 };
 
+pub(crate) use integrity::{catch_panics, seal, unseal};
+
 use crate::error::{Error, Result};
 use crate::NeuronId;
 
 /// The store's on-disk format version; opening another version is refused.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// The database file name inside an index folder.
 pub const STORE_FILE: &str = "store.redb";
 
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-const WINDOWS: TableDefinition<u32, &[u8]> = TableDefinition::new("windows");
-const NEURONS: TableDefinition<u32, &[u8]> = TableDefinition::new("neurons");
-const GRAPHS: TableDefinition<u32, &[u8]> = TableDefinition::new("graphs");
+const META_NAME: &str = "meta";
+const WINDOWS_NAME: &str = "windows";
+const NEURONS_NAME: &str = "neurons";
+const GRAPHS_NAME: &str = "graphs";
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new(META_NAME);
+const WINDOWS: TableDefinition<u32, &[u8]> = TableDefinition::new(WINDOWS_NAME);
+const NEURONS: TableDefinition<u32, &[u8]> = TableDefinition::new(NEURONS_NAME);
+const GRAPHS: TableDefinition<u32, &[u8]> = TableDefinition::new(GRAPHS_NAME);
 
 /// Meta key of the display string of every model token id (`Vec<String>`).
 pub const KEY_VOCABULARY: &str = "vocabulary";
@@ -80,9 +87,12 @@ impl Store {
     pub fn open_or_create(index_dir: &Path) -> Result<Store> {
         std::fs::create_dir_all(index_dir).map_err(|e| Error::io(index_dir, e))?;
         let path = index_dir.join(STORE_FILE);
-        let db = Database::create(&path).map_err(|e| db_error(&path, e))?;
+        let db = catch_panics(
+            || Database::create(&path).map_err(|e| db_error(&path, e)),
+            |m| damaged(&path, &m),
+        )?;
         let store = Store { db, path };
-        store.init_or_check_format()?;
+        store.guarded(|| store.init_or_check_format())?;
         Ok(store)
     }
 
@@ -95,7 +105,10 @@ impl Store {
                 message: "no index here: build one with `n2g-index build --index DIR`".into(),
             });
         }
-        let db = Database::open(&path).map_err(|e| db_error(&path, e))?;
+        let db = catch_panics(
+            || Database::open(&path).map_err(|e| db_error(&path, e)),
+            |m| damaged(&path, &m),
+        )?;
         let store = Store { db, path };
         match store.get_meta::<u32>(KEY_FORMAT)? {
             Some(v) if v == FORMAT_VERSION => Ok(store),
@@ -125,17 +138,22 @@ impl Store {
         }
     }
 
+    /// Runs redb calls so that a panic inside redb (a damaged file) becomes an error.
+    fn guarded<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        catch_panics(f, |m| damaged(&self.path, &m))
+    }
+
     fn init_or_check_format(&self) -> Result<()> {
         match self.get_meta::<u32>(KEY_FORMAT)? {
             Some(v) if v == FORMAT_VERSION => Ok(()),
             Some(v) => Err(self.incompatible(format!(
                 "written by format version {v}; this n2g-index writes version {FORMAT_VERSION}: use a new --index folder"
             ))),
-            None => {
+            None => self.guarded(|| {
                 let txn = self.db.begin_write().map_err(|e| self.err(e))?;
                 {
                     let mut t = txn.open_table(META).map_err(|e| self.err(e))?;
-                    t.insert(KEY_FORMAT, encode(&FORMAT_VERSION).as_slice())
+                    t.insert(KEY_FORMAT, meta_value(KEY_FORMAT, &FORMAT_VERSION).as_slice())
                         .map_err(|e| self.err(e))?;
                     // Create the other tables so readers find them.
                     txn.open_table(WINDOWS).map_err(|e| self.err(e))?;
@@ -143,25 +161,49 @@ impl Store {
                     txn.open_table(GRAPHS).map_err(|e| self.err(e))?;
                 }
                 txn.commit().map_err(|e| self.err(e))
-            }
+            }),
         }
     }
 
     fn get_meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let table = match txn.open_table(META) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(self.err(e)),
-        };
-        match table.get(key).map_err(|e| self.err(e))? {
-            Some(v) => Ok(Some(self.decode(&format!("meta `{key}`"), v.value())?)),
-            None => Ok(None),
-        }
+        self.guarded(|| {
+            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+            let table = match txn.open_table(META) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(e) => return Err(self.err(e)),
+            };
+            let Some(v) = table.get(key).map_err(|e| self.err(e))? else {
+                return Ok(None);
+            };
+            let bytes = v.value();
+            if key == KEY_FORMAT && unseal(META_NAME, key.as_bytes(), bytes).is_none() {
+                // Stores before version 4 wrote values without a checksum: read the
+                // version so that the refusal names it.
+                if let Ok((old, [])) = postcard::take_from_bytes::<u32>(bytes) {
+                    if old < 4 {
+                        return Ok(Some(postcard::from_bytes(bytes).map_err(|e| {
+                            self.err(format!("corrupt record meta `{key}`: {e}"))
+                        })?));
+                    }
+                }
+            }
+            self.decode(META_NAME, key.as_bytes(), &format!("meta `{key}`"), bytes)
+                .map(Some)
+        })
     }
 
-    fn decode<T: DeserializeOwned>(&self, what: &str, bytes: &[u8]) -> Result<T> {
-        postcard::from_bytes(bytes).map_err(|e| self.err(format!("corrupt record {what}: {e}")))
+    /// Checks a value's checksum and decodes it, naming the record when either fails.
+    fn decode<T: DeserializeOwned>(
+        &self,
+        table: &str,
+        key: &[u8],
+        what: &str,
+        bytes: &[u8],
+    ) -> Result<T> {
+        let payload = unseal(table, key, bytes)
+            .ok_or_else(|| damaged(&self.path, &format!("record {what} fails its checksum")))?;
+        postcard::from_bytes(payload).map_err(|e| self.err(format!("corrupt record {what}: {e}")))
     }
 
     /// The run description, once a build has started.
@@ -182,13 +224,7 @@ impl Store {
                 diffs.join("; ")
             )));
         }
-        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        {
-            let mut t = txn.open_table(META).map_err(|e| self.err(e))?;
-            t.insert(KEY_RUN, encode(run).as_slice())
-                .map_err(|e| self.err(e))?;
-        }
-        txn.commit().map_err(|e| self.err(e))
+        self.put_meta(KEY_RUN, run)
     }
 
     /// The scan progress (default when the scan has not started).
@@ -198,108 +234,104 @@ impl Store {
 
     /// Commits one checkpoint in a single transaction.
     pub fn commit(&self, c: &Checkpoint) -> Result<()> {
-        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        {
-            let mut neurons = txn.open_table(NEURONS).map_err(|e| self.err(e))?;
-            for (id, scan) in &c.neurons {
-                neurons
-                    .insert(neuron_key(*id), encode(*scan).as_slice())
-                    .map_err(|e| self.err(e))?;
+        self.guarded(|| {
+            let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+            {
+                let mut neurons = txn.open_table(NEURONS).map_err(|e| self.err(e))?;
+                for (id, scan) in &c.neurons {
+                    let key = neuron_key(*id);
+                    neurons
+                        .insert(key, row_value(NEURONS_NAME, key, *scan).as_slice())
+                        .map_err(|e| self.err(e))?;
+                }
+                let mut windows = txn.open_table(WINDOWS).map_err(|e| self.err(e))?;
+                for (id, w) in &c.windows {
+                    windows
+                        .insert(*id, row_value(WINDOWS_NAME, *id, w).as_slice())
+                        .map_err(|e| self.err(e))?;
+                }
+                for id in &c.drop_windows {
+                    windows.remove(*id).map_err(|e| self.err(e))?;
+                }
+                if let Some(p) = c.progress {
+                    let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
+                    meta.insert(KEY_PROGRESS, meta_value(KEY_PROGRESS, p).as_slice())
+                        .map_err(|e| self.err(e))?;
+                }
             }
-            let mut windows = txn.open_table(WINDOWS).map_err(|e| self.err(e))?;
-            for (id, w) in &c.windows {
-                windows
-                    .insert(*id, encode(w).as_slice())
-                    .map_err(|e| self.err(e))?;
-            }
-            for id in &c.drop_windows {
-                windows.remove(*id).map_err(|e| self.err(e))?;
-            }
-            if let Some(p) = c.progress {
-                let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
-                meta.insert(KEY_PROGRESS, encode(p).as_slice())
-                    .map_err(|e| self.err(e))?;
-            }
-        }
-        txn.commit().map_err(|e| self.err(e))
+            txn.commit().map_err(|e| self.err(e))
+        })
     }
 
     /// Every stored neuron scan, in key order.
     pub fn neuron_scans(&self) -> Result<Vec<(NeuronId, NeuronScan)>> {
-        self.scan_table(NEURONS, "neuron")
+        self.scan_table(NEURONS)
             .map(|rows| rows.into_iter().map(|(k, v)| (key_neuron(k), v)).collect())
     }
 
     /// One neuron's scan.
     pub fn neuron_scan(&self, n: NeuronId) -> Result<Option<NeuronScan>> {
-        self.get_row(NEURONS, neuron_key(n), "neuron")
+        self.get_row(NEURONS, neuron_key(n))
     }
 
     /// One stored window.
     pub fn window(&self, id: u32) -> Result<Option<WindowRecord>> {
-        self.get_row(WINDOWS, id, "window")
+        self.get_row(WINDOWS, id)
     }
 
     /// Ids of every stored window, ascending.
     pub fn window_ids(&self) -> Result<Vec<u32>> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let t = txn.open_table(WINDOWS).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in t.iter().map_err(|e| self.err(e))? {
-            out.push(row.map_err(|e| self.err(e))?.0.value());
-        }
-        Ok(out)
+        self.keys(WINDOWS)
     }
 
     /// Every stored window, in id order.
     pub fn windows(&self) -> Result<Vec<(u32, WindowRecord)>> {
-        self.scan_table(WINDOWS, "window")
+        self.scan_table(WINDOWS)
     }
 
     /// Writes graph records (any serialisable value) for neurons, in one transaction.
     pub fn put_graphs<T: Serialize>(&self, graphs: &[(NeuronId, T)]) -> Result<()> {
-        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        {
-            let mut t = txn.open_table(GRAPHS).map_err(|e| self.err(e))?;
-            for (id, g) in graphs {
-                t.insert(neuron_key(*id), encode(g).as_slice())
-                    .map_err(|e| self.err(e))?;
+        self.guarded(|| {
+            let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+            {
+                let mut t = txn.open_table(GRAPHS).map_err(|e| self.err(e))?;
+                for (id, g) in graphs {
+                    let key = neuron_key(*id);
+                    t.insert(key, row_value(GRAPHS_NAME, key, g).as_slice())
+                        .map_err(|e| self.err(e))?;
+                }
             }
-        }
-        txn.commit().map_err(|e| self.err(e))
+            txn.commit().map_err(|e| self.err(e))
+        })
     }
 
     /// One neuron's graph record.
     pub fn graph<T: DeserializeOwned>(&self, n: NeuronId) -> Result<Option<T>> {
-        self.get_row(GRAPHS, neuron_key(n), "graph")
+        self.get_row(GRAPHS, neuron_key(n))
     }
 
     /// Every graph record, in key order.
     pub fn graphs<T: DeserializeOwned>(&self) -> Result<Vec<(NeuronId, T)>> {
-        self.scan_table(GRAPHS, "graph")
+        self.scan_table(GRAPHS)
             .map(|rows| rows.into_iter().map(|(k, v)| (key_neuron(k), v)).collect())
     }
 
     /// Neurons that already have a graph.
     pub fn graph_keys(&self) -> Result<Vec<NeuronId>> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let t = txn.open_table(GRAPHS).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in t.iter().map_err(|e| self.err(e))? {
-            out.push(key_neuron(row.map_err(|e| self.err(e))?.0.value()));
-        }
-        Ok(out)
+        Ok(self.keys(GRAPHS)?.into_iter().map(key_neuron).collect())
     }
 
     /// Stores a meta value (dictionary, graph settings, ...).
     pub fn put_meta<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
-        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        {
-            let mut t = txn.open_table(META).map_err(|e| self.err(e))?;
-            t.insert(key, encode(value).as_slice())
-                .map_err(|e| self.err(e))?;
-        }
-        txn.commit().map_err(|e| self.err(e))
+        self.guarded(|| {
+            let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+            {
+                let mut t = txn.open_table(META).map_err(|e| self.err(e))?;
+                t.insert(key, meta_value(key, value).as_slice())
+                    .map_err(|e| self.err(e))?;
+            }
+            txn.commit().map_err(|e| self.err(e))
+        })
     }
 
     /// Reads a meta value.
@@ -307,34 +339,57 @@ impl Store {
         self.get_meta(key)
     }
 
+    fn keys(&self, table: TableDefinition<u32, &[u8]>) -> Result<Vec<u32>> {
+        self.guarded(|| {
+            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+            let t = txn.open_table(table).map_err(|e| self.err(e))?;
+            let mut out = Vec::new();
+            for row in t.iter().map_err(|e| self.err(e))? {
+                out.push(row.map_err(|e| self.err(e))?.0.value());
+            }
+            Ok(out)
+        })
+    }
+
     fn get_row<T: DeserializeOwned>(
         &self,
         table: TableDefinition<u32, &[u8]>,
         key: u32,
-        what: &str,
     ) -> Result<Option<T>> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let t = txn.open_table(table).map_err(|e| self.err(e))?;
-        match t.get(key).map_err(|e| self.err(e))? {
-            Some(v) => Ok(Some(self.decode(&format!("{what} {key}"), v.value())?)),
-            None => Ok(None),
-        }
+        self.guarded(|| {
+            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+            let t = txn.open_table(table).map_err(|e| self.err(e))?;
+            match t.get(key).map_err(|e| self.err(e))? {
+                Some(v) => Ok(Some(self.decode_row(table.name(), key, v.value())?)),
+                None => Ok(None),
+            }
+        })
     }
 
     fn scan_table<T: DeserializeOwned>(
         &self,
         table: TableDefinition<u32, &[u8]>,
-        what: &str,
     ) -> Result<Vec<(u32, T)>> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let t = txn.open_table(table).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in t.iter().map_err(|e| self.err(e))? {
-            let (k, v) = row.map_err(|e| self.err(e))?;
-            let key = k.value();
-            out.push((key, self.decode(&format!("{what} {key}"), v.value())?));
-        }
-        Ok(out)
+        self.guarded(|| {
+            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+            let t = txn.open_table(table).map_err(|e| self.err(e))?;
+            let mut out = Vec::new();
+            for row in t.iter().map_err(|e| self.err(e))? {
+                let (k, v) = row.map_err(|e| self.err(e))?;
+                let key = k.value();
+                out.push((key, self.decode_row(table.name(), key, v.value())?));
+            }
+            Ok(out)
+        })
+    }
+
+    fn decode_row<T: DeserializeOwned>(&self, table: &str, key: u32, bytes: &[u8]) -> Result<T> {
+        let what = match table {
+            WINDOWS_NAME => format!("window {key}"),
+            NEURONS_NAME => format!("neuron {}", key_neuron(key)),
+            _ => format!("graph of neuron {}", key_neuron(key)),
+        };
+        self.decode(table, &key.to_le_bytes(), &what, bytes)
     }
 
     /// A canonical text dump of the scan content (run, progress, neurons, windows): two
@@ -360,9 +415,36 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     postcard::to_stdvec(value).expect("postcard encodes plain records")
 }
 
+/// The stored bytes of a `meta` value: postcard, then the checksum.
+fn meta_value<T: Serialize + ?Sized>(key: &str, value: &T) -> Vec<u8> {
+    seal(META_NAME, key.as_bytes(), encode(value))
+}
+
+/// The stored bytes of a row of a `u32`-keyed table: postcard, then the checksum.
+fn row_value<T: Serialize + ?Sized>(table: &str, key: u32, value: &T) -> Vec<u8> {
+    seal(table, &key.to_le_bytes(), encode(value))
+}
+
+/// The error for a store file that redb cannot read or whose values fail their checks.
+fn damaged(path: &Path, detail: &str) -> Error {
+    Error::Store {
+        path: path.into(),
+        message: format!(
+            "the store is damaged ({detail}); build the index again into a new --index folder"
+        ),
+    }
+}
+
 fn db_error(path: &Path, e: redb::DatabaseError) -> Error {
+    use redb::{DatabaseError, StorageError};
     match e {
-        redb::DatabaseError::DatabaseAlreadyOpen => Error::Locked { path: path.into() },
+        DatabaseError::DatabaseAlreadyOpen => Error::Locked { path: path.into() },
+        DatabaseError::Storage(StorageError::Corrupted(m)) => damaged(path, &m),
+        DatabaseError::Storage(StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            damaged(path, "its header is not a valid redb header")
+        }
         other => Error::Store {
             path: path.into(),
             message: format!("cannot open the store: {other}"),
