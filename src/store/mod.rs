@@ -5,7 +5,9 @@
 //! windows that are in some neuron's top-k), `neurons` (top-k examples and statistics
 //! per neuron) and `graphs` (one N2G graph per neuron, written by the graph stage).
 //! Every checkpoint is one write transaction, so a killed build loses at most the
-//! work since the last checkpoint and never leaves a half-written state.
+//! work since the last checkpoint and never leaves a half-written state. Every value
+//! carries a checksum and every redb call runs guarded (`integrity`), so a damaged file
+//! is refused with an error naming it and the record, never half-read.
 
 mod integrity;
 pub mod records;
