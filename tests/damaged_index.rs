@@ -1,7 +1,7 @@
 //! A damaged index is refused with an error naming the file, never half-read and never
 //! a crash: a value changed on disk fails its checksum, a truncated or overwritten
-//! store stops every command (and `build` does not write into it), and a damaged search
-//! index points to `reindex`, which mends it.
+//! store stops every command (and `build` does not write into it), `info --check` finds
+//! damage no query reads, and a damaged search index points to `reindex`, which mends it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -37,7 +37,7 @@ fn build(index: &Path) -> Command {
 
 /// The commands that read an index, as argument lists (`--index` appended).
 const READERS: &[&[&str]] = &[
-    &["info"],
+    &["info", "--check"],
     &["show", "0:1", "--json"],
     &["export", "--examples"],
     &["query", "layer:0"],
@@ -187,6 +187,30 @@ fn damaged_files_are_refused_by_name() {
     }
     // The first page of each file holds its header, so some runs must be refusals.
     assert!(refused > 0);
+
+    assert!(
+        expected[0].contains("match their checksums"),
+        "{}",
+        expected[0]
+    );
+
+    // One bit flipped in the middle of the largest tantivy segment file: `info --check`
+    // finds it by tantivy's file checksums, naming the file, whatever the queries read.
+    let dir = fresh("flipped");
+    let tantivy = search_file(&dir, "tantivy");
+    let largest = std::fs::read_dir(&tantivy)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x != "json" && x != "lock"))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(&largest).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&largest, &bytes).unwrap();
+    let err = read(&dir, &["info", "--check"]).unwrap_err();
+    let name = largest.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(err.contains(&name) && err.contains("checksum"), "{err}");
 
     // A damaged search index names `reindex`, which rebuilds it from the store.
     let dir = fresh("search");

@@ -13,6 +13,10 @@ pub struct InfoArgs {
     /// The index folder.
     #[arg(long, default_value = "index")]
     pub index: PathBuf,
+    /// Also read every stored value and every search index file and check their
+    /// checksums (reads the whole index); exits non-zero naming the first damaged one.
+    #[arg(long)]
+    pub check: bool,
 }
 
 fn dir_size(path: &Path) -> u64 {
@@ -122,7 +126,31 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<ExitCode> {
         );
         print!("{}", eval_table(&graphs));
     }
+    if args.check {
+        check(&store, &args.index)?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--check`: every checksum of the store and, when built, of the search index.
+fn check(store: &Store, index: &Path) -> anyhow::Result<()> {
+    let counts = store.verify()?;
+    let values: Vec<String> = counts.iter().map(|(t, n)| format!("{n} {t}")).collect();
+    println!(
+        "\ncheck        store: {} values match their checksums ({})",
+        counts.iter().map(|c| c.1).sum::<u64>(),
+        values.join(", ")
+    );
+    let dir = index.join("search");
+    if dir.join("CURRENT").exists() {
+        let (files, values) = crate::search::SearchIndex::open(&dir)?.verify()?;
+        println!(
+            "             search index: {files} tantivy files and {values} redb values match their checksums"
+        );
+    } else {
+        println!("             search index: none (built after the graphs)");
+    }
+    Ok(())
 }
 
 /// One line naming the graph settings of an index: which preset they are (the defaults,

@@ -128,6 +128,32 @@ impl SearchIndex {
         })
     }
 
+    /// Checks every file of the live generation: each tantivy file against the checksum
+    /// in its footer and each `search.redb` value against its own. Returns the number of
+    /// tantivy files and of redb values checked, or an error naming what fails.
+    pub fn verify(&self) -> Result<(usize, u64)> {
+        let searcher = self.reader.searcher();
+        let index = searcher.index();
+        let files = catch_panics(
+            || {
+                let bad = index.validate_checksum().map_err(|e| {
+                    SearchError::unreadable(&self.tantivy_dir, format!("tantivy: {e}"))
+                })?;
+                if let Some(first) = bad.iter().min() {
+                    return Err(SearchError::unreadable(
+                        self.tantivy_dir.join(first),
+                        "the file fails its checksum",
+                    ));
+                }
+                Ok(index
+                    .searchable_segment_metas()
+                    .map_or(0, |m| m.iter().map(|s| s.list_files().len()).sum()))
+            },
+            |m| SearchError::unreadable(&self.tantivy_dir, format!("panic: {m}")),
+        )?;
+        Ok((files, self.store.verify()?))
+    }
+
     /// The search folder.
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -322,6 +322,38 @@ impl Store {
         })
     }
 
+    /// Reads every value of every table and checks its checksum: how many there are, or
+    /// an error naming the first that fails.
+    pub fn verify(&self) -> Result<u64> {
+        self.guarded(|| {
+            let txn = self.db()?.begin_read().map_err(|e| self.err("read", e))?;
+            let meta = txn
+                .open_table(META)
+                .map_err(|e| self.err("table meta", e))?;
+            let mut n = 0;
+            for row in meta.iter().map_err(|e| self.err("table meta", e))? {
+                let (k, v) = row.map_err(|e| self.err("table meta", e))?;
+                self.payload(META.name(), k.value().as_bytes(), v.value())?;
+                n += 1;
+            }
+            for table in [TOKEN_ACT, TOKEN_CTX, NEURON_ACT, NEURON_CTX] {
+                let name = table.name();
+                let t = txn
+                    .open_table(table)
+                    .map_err(|e| self.err(&format!("table {name}"), e))?;
+                for row in t
+                    .iter()
+                    .map_err(|e| self.err(&format!("table {name}"), e))?
+                {
+                    let (k, v) = row.map_err(|e| self.err(&format!("table {name}"), e))?;
+                    self.payload(name, &k.value().to_le_bytes(), v.value())?;
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
+    }
+
     /// Every bitmap of `table`, indexed by key (`len` entries).
     pub fn all_bitmaps(
         &self,

@@ -386,12 +386,45 @@ impl Store {
     }
 
     fn decode_row<T: DeserializeOwned>(&self, table: &str, key: u32, bytes: &[u8]) -> Result<T> {
-        let what = match table {
-            WINDOWS_NAME => format!("window {key}"),
-            NEURONS_NAME => format!("neuron {}", key_neuron(key)),
-            _ => format!("graph of neuron {}", key_neuron(key)),
-        };
-        self.decode(table, &key.to_le_bytes(), &what, bytes)
+        self.decode(table, &key.to_le_bytes(), &describe_row(table, key), bytes)
+    }
+
+    /// Reads every value of every table and checks its checksum (`info --check`): the
+    /// number of values per table, or an error naming the first record that fails.
+    pub fn verify(&self) -> Result<Vec<(&'static str, u64)>> {
+        let fails =
+            |what: String| damaged(&self.path, &format!("record {what} fails its checksum"));
+        self.guarded(|| {
+            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+            let mut counts = Vec::new();
+            let meta = txn.open_table(META).map_err(|e| self.err(e))?;
+            let mut n = 0;
+            for row in meta.iter().map_err(|e| self.err(e))? {
+                let (k, v) = row.map_err(|e| self.err(e))?;
+                let key = k.value();
+                unseal(META_NAME, key.as_bytes(), v.value())
+                    .ok_or_else(|| fails(format!("meta `{key}`")))?;
+                n += 1;
+            }
+            counts.push((META_NAME, n));
+            for (table, name) in [
+                (WINDOWS, WINDOWS_NAME),
+                (NEURONS, NEURONS_NAME),
+                (GRAPHS, GRAPHS_NAME),
+            ] {
+                let t = txn.open_table(table).map_err(|e| self.err(e))?;
+                let mut n = 0;
+                for row in t.iter().map_err(|e| self.err(e))? {
+                    let (k, v) = row.map_err(|e| self.err(e))?;
+                    let key = k.value();
+                    unseal(name, &key.to_le_bytes(), v.value())
+                        .ok_or_else(|| fails(describe_row(name, key)))?;
+                    n += 1;
+                }
+                counts.push((name, n));
+            }
+            Ok(counts)
+        })
     }
 
     /// A canonical text dump of the scan content (run, progress, neurons, windows): two
@@ -425,6 +458,15 @@ fn meta_value<T: Serialize + ?Sized>(key: &str, value: &T) -> Vec<u8> {
 /// The stored bytes of a row of a `u32`-keyed table: postcard, then the checksum.
 fn row_value<T: Serialize + ?Sized>(table: &str, key: u32, value: &T) -> Vec<u8> {
     seal(table, &key.to_le_bytes(), encode(value))
+}
+
+/// How errors name a row of a `u32`-keyed table.
+fn describe_row(table: &str, key: u32) -> String {
+    match table {
+        WINDOWS_NAME => format!("window {key}"),
+        NEURONS_NAME => format!("neuron {}", key_neuron(key)),
+        _ => format!("graph of neuron {}", key_neuron(key)),
+    }
 }
 
 /// The error for a store file that redb cannot read or whose values fail their checks.
