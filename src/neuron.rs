@@ -49,14 +49,18 @@ impl FromStr for NeuronId {
         let (l, n) = s
             .split_once(':')
             .ok_or_else(|| format!("`{s}` is not a neuron: expected LAYER:INDEX, e.g. 3:1042"))?;
-        let layer = l
-            .trim()
-            .parse::<u16>()
-            .map_err(|_| format!("`{s}`: layer `{l}` is not a number"))?;
-        let index = n
-            .trim()
-            .parse::<u32>()
-            .map_err(|_| format!("`{s}`: index `{n}` is not a number"))?;
+        let number = |part: &str, what: &str, max: u64| -> Result<u64, String> {
+            let part = part.trim();
+            match part.parse::<u64>() {
+                Ok(v) if v <= max => Ok(v),
+                Ok(_) => Err(format!(
+                    "`{s}`: {what} `{part}` is out of range (at most {max})"
+                )),
+                Err(_) => Err(format!("`{s}`: {what} `{part}` is not a number")),
+            }
+        };
+        let layer = number(l, "layer", u16::MAX as u64)? as u16;
+        let index = number(n, "index", u32::MAX as u64)? as u32;
         Ok(NeuronId { layer, index })
     }
 }
@@ -72,6 +76,11 @@ mod tests {
         assert_eq!(n.to_string(), "3:1042");
         assert!("3".parse::<NeuronId>().is_err());
         assert!("a:1".parse::<NeuronId>().is_err());
+        assert_eq!(" 3 : 7 ".parse::<NeuronId>(), Ok(NeuronId::new(3, 7)));
+        let err = "99999:1".parse::<NeuronId>().unwrap_err();
+        assert!(err.contains("out of range (at most 65535)"), "{err}");
+        let err = "0:x1".parse::<NeuronId>().unwrap_err();
+        assert!(err.contains("index `x1` is not a number"), "{err}");
         assert_eq!(NeuronId::from_dense(n.dense(1536), 1536), n);
     }
 }

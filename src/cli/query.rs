@@ -16,8 +16,8 @@ pub struct QueryArgs {
     /// The index folder; the search index is DIR/search.
     #[arg(long, default_value = "index")]
     pub index: PathBuf,
-    /// How many neurons to show.
-    #[arg(long, default_value_t = 20)]
+    /// How many neurons to show, at least 1.
+    #[arg(long, default_value_t = 20, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub limit: usize,
     /// Print JSON (schema/query-result.schema.json).
     #[arg(long)]

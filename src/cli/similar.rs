@@ -20,8 +20,8 @@ pub struct SimilarArgs {
     /// List every similar and subset pair of the model instead.
     #[arg(long)]
     pub all: bool,
-    /// How many neurons to show (with a neuron).
-    #[arg(long, default_value_t = 10)]
+    /// How many neurons to show (with a neuron), at least 1.
+    #[arg(long, default_value_t = 10, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub top: usize,
     /// Relation threshold (N2G: 0.9), above 0 and at most 1.
     #[arg(long, default_value_t = 0.9)]
