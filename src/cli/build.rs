@@ -382,12 +382,16 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
     let graphs = build_graphs(&model, &store, &windows, &settings, batch, show_progress)
         .with_context(|| format!("building graphs into {}", args.index.display()))?;
     if !args.quiet {
-        let secs = graphs.elapsed.as_secs_f64().max(1e-9);
+        let secs = graphs.elapsed.as_secs_f64();
         eprintln!(
-            "graphs: {} built in {:.1} s ({:.3} s per neuron){}; {} sequences run for {} requested, {} tokens",
+            "graphs: {} built in {:.1} s{}{}; {} sequences run for {} requested, {} tokens",
             graphs.built,
             secs,
-            secs / graphs.built.max(1) as f64,
+            if graphs.built > 0 {
+                format!(" ({:.3} s per neuron)", secs / graphs.built as f64)
+            } else {
+                String::new()
+            },
             if graphs.skipped > 0 { format!(", {} already built", graphs.skipped) } else { String::new() },
             graphs.work.run,
             graphs.work.requested,
