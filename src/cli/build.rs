@@ -392,7 +392,11 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
             } else {
                 String::new()
             },
-            if graphs.skipped > 0 { format!(", {} already built", graphs.skipped) } else { String::new() },
+            if graphs.skipped > 0 {
+                format!(", {} already built", graphs.skipped)
+            } else {
+                String::new()
+            },
             graphs.work.run,
             graphs.work.requested,
             graphs.work.tokens
