@@ -3,19 +3,18 @@
 //! corpus input gets errors naming the file and line.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use n2g_index::store::Store;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
+use common::bin;
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_n2g-index"));
-    c.current_dir(root());
-    c
+/// A small build: the first 8 neurons of layer 0 on one fortune file, with `extra`
+/// options.
+fn small_build(index: &Path, extra: &[&str]) -> Command {
+    common::small_build(index, "0-7", extra)
 }
 
 /// Build arguments: one fortune file of the default corpus, three layers, so the scan
@@ -67,26 +66,6 @@ fn assert_refused(cmd: &mut Command, needles: &[&str]) {
         needles.iter().all(|n| err.contains(n)),
         "{needles:?}: {err}"
     );
-}
-
-/// A small build: the first 8 neurons of layer 0 on one fortune file, with `extra`
-/// options.
-fn small_build(index: &Path, extra: &[&str]) -> Command {
-    let mut c = bin();
-    c.args([
-        "build",
-        "--corpus",
-        "data/corpus/fortunes/wisdom",
-        "--layers",
-        "0",
-        "--neurons",
-        "0-7",
-        "--quiet",
-    ])
-    .args(extra)
-    .arg("--index")
-    .arg(index);
-    c
 }
 
 /// Runs the binary with `args` and info logs, and kills it (SIGKILL on Unix) at the

@@ -6,33 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_n2g-index"));
-    c.current_dir(root());
-    c
-}
-
-const CORPUS: &str = "data/corpus/fortunes/wisdom";
+mod common;
+use common::{bin, SMALL_CORPUS};
 
 fn build(index: &Path) -> Command {
-    let mut c = bin();
-    c.args([
-        "build",
-        "--corpus",
-        CORPUS,
-        "--layers",
-        "0",
-        "--neurons",
-        "0-7",
-        "--quiet",
-    ])
-    .arg("--index")
-    .arg(index);
-    c
+    common::small_build(index, "0-7", &[])
 }
 
 /// The commands that read an index, as argument lists (`--index` appended).
@@ -105,7 +83,7 @@ fn damaged_files_are_refused_by_name() {
     // fine; the checksum refuses it, naming the record.
     let dir = fresh("changed");
     let mut bytes = std::fs::read(store(&dir)).unwrap();
-    let needle = CORPUS.as_bytes();
+    let needle = SMALL_CORPUS.as_bytes();
     let mut hits = 0;
     for i in 0..bytes.len() - needle.len() {
         if &bytes[i..i + needle.len()] == needle {

@@ -2,20 +2,18 @@
 //! are the documented interface; a JSON Schema validator, not this crate, judges), and
 //! the schemas are strict enough to refuse an object missing a required field.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use boon::{Compiler, Schemas};
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
+use common::{bin, root};
 
 /// Runs the binary and returns its stdout, failing the test on a non-zero exit.
 fn run(args: &[&str], index: Option<&Path>) -> String {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_n2g-index"));
-    c.current_dir(root()).args(args);
+    let mut c = bin();
+    c.args(args);
     if let Some(index) = index {
         c.arg("--index").arg(index);
     }
@@ -58,18 +56,11 @@ fn parse(text: &str) -> Value {
 fn json_outputs_conform_to_their_schemas() {
     let tmp = tempfile::tempdir().unwrap();
     let index = tmp.path().join("index");
-    run(
-        &[
-            "build",
-            "--corpus",
-            "data/corpus/fortunes/wisdom",
-            "--layers",
-            "0",
-            "--neurons",
-            "0-15",
-            "--quiet",
-        ],
-        Some(&index),
+    let out = common::small_build(&index, "0-15", &[]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     let lines = |text: String| -> Vec<Value> { text.lines().map(parse).collect() };
 

@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use redb::{ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+use redb::{
+    ReadOnlyDatabase, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition, TableHandle,
+};
 use roaring::RoaringBitmap;
 
 use super::postings::for_each;
@@ -262,32 +264,53 @@ impl Store {
         Ok(lazy(&self.layers, || self.meta_decoded("layers"))?)
     }
 
-    /// The bitmaps stored under `keys` in `table` (empty where absent).
-    pub fn bitmaps(
+    /// Runs `f` on `table` in a read transaction, guarded (see [`Store::guarded`]).
+    fn with_table<R>(
         &self,
         table: TableDefinition<u32, &[u8]>,
-        keys: impl IntoIterator<Item = u32>,
-    ) -> Result<Vec<RoaringBitmap>> {
+        f: impl FnOnce(&ReadOnlyTable<u32, &'static [u8]>, &str) -> Result<R>,
+    ) -> Result<R> {
         let name = table.name();
         self.guarded(|| {
             let txn = self.db()?.begin_read().map_err(|e| self.err("read", e))?;
             let t = txn
                 .open_table(table)
                 .map_err(|e| self.err(&format!("table {name}"), e))?;
+            f(&t, name)
+        })
+    }
+
+    /// `f` of the checked payload stored under `key` in `t` (named `name`), if any.
+    fn with_value<R>(
+        &self,
+        t: &ReadOnlyTable<u32, &'static [u8]>,
+        name: &str,
+        key: u32,
+        f: impl FnOnce(&[u8]) -> Result<R>,
+    ) -> Result<Option<R>> {
+        match t
+            .get(key)
+            .map_err(|e| self.err(&format!("table {name}"), e))?
+        {
+            Some(v) => f(self.payload(name, &key.to_le_bytes(), v.value())?).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The bitmaps stored under `keys` in `table` (empty where absent).
+    pub fn bitmaps(
+        &self,
+        table: TableDefinition<u32, &[u8]>,
+        keys: impl IntoIterator<Item = u32>,
+    ) -> Result<Vec<RoaringBitmap>> {
+        self.with_table(table, |t, name| {
             keys.into_iter()
                 .map(|k| {
-                    match t
-                        .get(k)
-                        .map_err(|e| self.err(&format!("table {name}"), e))?
-                    {
-                        Some(v) => RoaringBitmap::deserialize_unchecked_from(self.payload(
-                            name,
-                            &k.to_le_bytes(),
-                            v.value(),
-                        )?)
-                        .map_err(|e| self.err(&format!("table {name}, key {k}"), e)),
-                        None => Ok(RoaringBitmap::new()),
-                    }
+                    let bitmap = self.with_value(t, name, k, |b| {
+                        RoaringBitmap::deserialize_unchecked_from(b)
+                            .map_err(|e| self.err(&format!("table {name}, key {k}"), e))
+                    })?;
+                    Ok(bitmap.unwrap_or_default())
                 })
                 .collect()
         })
@@ -301,22 +324,13 @@ impl Store {
         keys: impl IntoIterator<Item = u32>,
         mut f: impl FnMut(u32),
     ) -> Result<()> {
-        let name = table.name();
-        self.guarded(|| {
-            let txn = self.db()?.begin_read().map_err(|e| self.err("read", e))?;
-            let t = txn
-                .open_table(table)
-                .map_err(|e| self.err(&format!("table {name}"), e))?;
+        self.with_table(table, |t, name| {
             for k in keys {
-                let v = t
-                    .get(k)
-                    .map_err(|e| self.err(&format!("table {name}"), e))?;
-                if let Some(v) = v {
-                    let bitmap = self.payload(name, &k.to_le_bytes(), v.value())?;
-                    for_each(bitmap, &mut f).ok_or_else(|| {
+                self.with_value(t, name, k, |b| {
+                    for_each(b, &mut f).ok_or_else(|| {
                         self.err(&format!("table {name}, key {k}"), "malformed bitmap")
-                    })?;
-                }
+                    })
+                })?;
             }
             Ok(())
         })
@@ -325,7 +339,7 @@ impl Store {
     /// Reads every value of every table and checks its checksum: how many there are, or
     /// an error naming the first that fails.
     pub fn verify(&self) -> Result<u64> {
-        self.guarded(|| {
+        let mut n = self.guarded(|| {
             let txn = self.db()?.begin_read().map_err(|e| self.err("read", e))?;
             let meta = txn
                 .open_table(META)
@@ -336,11 +350,11 @@ impl Store {
                 self.payload(META.name(), k.value().as_bytes(), v.value())?;
                 n += 1;
             }
-            for table in [TOKEN_ACT, TOKEN_CTX, NEURON_ACT, NEURON_CTX] {
-                let name = table.name();
-                let t = txn
-                    .open_table(table)
-                    .map_err(|e| self.err(&format!("table {name}"), e))?;
+            Ok(n)
+        })?;
+        for table in [TOKEN_ACT, TOKEN_CTX, NEURON_ACT, NEURON_CTX] {
+            n += self.with_table(table, |t, name| {
+                let mut n = 0;
                 for row in t
                     .iter()
                     .map_err(|e| self.err(&format!("table {name}"), e))?
@@ -349,9 +363,10 @@ impl Store {
                     self.payload(name, &k.value().to_le_bytes(), v.value())?;
                     n += 1;
                 }
-            }
-            Ok(n)
-        })
+                Ok(n)
+            })?;
+        }
+        Ok(n)
     }
 
     /// Every bitmap of `table`, indexed by key (`len` entries).
@@ -360,12 +375,7 @@ impl Store {
         table: TableDefinition<u32, &[u8]>,
         len: usize,
     ) -> Result<Vec<RoaringBitmap>> {
-        let name = table.name();
-        self.guarded(|| {
-            let txn = self.db()?.begin_read().map_err(|e| self.err("read", e))?;
-            let t = txn
-                .open_table(table)
-                .map_err(|e| self.err(&format!("table {name}"), e))?;
+        self.with_table(table, |t, name| {
             let mut out = vec![RoaringBitmap::new(); len];
             for entry in t
                 .iter()
