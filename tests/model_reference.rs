@@ -442,6 +442,19 @@ fn tiny_gguf_sentencepiece_llama31_matches_reference() {
     shows_leading_spaces("fixtures/tiny/gguf/model.gguf");
 }
 
+/// The same kind of GGUF with every weight matrix in another GGUF type (F16 embedding,
+/// BF16 LM head; Q2_K to Q6_K, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, F16 and BF16 in the blocks),
+/// written by `scripts/reference/tiny_gguf_types.py`; the reference reads the weights
+/// with the `gguf` package's own dequantizer.
+#[test]
+fn tiny_gguf_of_many_weight_types_matches_reference() {
+    tiny_model(
+        "fixtures/tiny/gguf_types/model.gguf",
+        "fixtures/tiny/gguf_types",
+        "llama",
+    );
+}
+
 /// SentencePiece tokens show their leading space (" The"), as byte-level ones do,
 /// though the decoders drop it from a text's first token.
 fn shows_leading_spaces(model: &str) {
