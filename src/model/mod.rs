@@ -96,11 +96,28 @@ impl FromStr for DeviceSpec {
     }
 }
 
+impl std::fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceSpec::Cpu => f.write_str("cpu"),
+            DeviceSpec::Cuda(n) => write!(f, "cuda:{n}"),
+            DeviceSpec::Metal(n) => write!(f, "metal:{n}"),
+        }
+    }
+}
+
 impl DeviceSpec {
     /// Opens the device; a GPU device fails clearly when the binary lacks its feature.
     pub fn open(self) -> Result<Device> {
+        let missing = |feature: &str| {
+            Error::InvalidRequest(format!(
+                "--device {self}: this n2g-index was built without GPU support; build it with `cargo build --release --features {feature}`"
+            ))
+        };
         Ok(match self {
             DeviceSpec::Cpu => Device::Cpu,
+            DeviceSpec::Cuda(_) if !cfg!(feature = "cuda") => return Err(missing("cuda")),
+            DeviceSpec::Metal(_) if !cfg!(feature = "metal") => return Err(missing("metal")),
             DeviceSpec::Cuda(n) => Device::new_cuda(n)?,
             DeviceSpec::Metal(n) => Device::new_metal(n)?,
         })
@@ -533,4 +550,23 @@ pub fn model_sha256(path: &Path) -> Result<String> {
         }
     }
     Ok(format!("{:x}", hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_parse_print_and_name_the_missing_feature() {
+        for s in ["cpu", "cuda:0", "cuda:3", "metal:1"] {
+            assert_eq!(s.parse::<DeviceSpec>().unwrap().to_string(), s);
+        }
+        assert_eq!("cuda".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(0));
+        assert!("cuda:x".parse::<DeviceSpec>().is_err());
+        assert!("tpu".parse::<DeviceSpec>().is_err());
+        if !cfg!(feature = "cuda") {
+            let err = DeviceSpec::Cuda(0).open().unwrap_err().to_string();
+            assert!(err.contains("--features cuda"), "{err}");
+        }
+    }
 }
