@@ -328,6 +328,12 @@ pub fn run(args: &ShowArgs) -> anyhow::Result<ExitCode> {
             crate::render::to_text(&g.graph, d, fire, mode == ColorMode::TrueColor)
         );
         let e = &g.eval;
+        if e.lines == 0 {
+            println!(
+                "  (empty: no token of the {} training windows reached {} of the max activation, so no line was made; the held-out windows may hold the strongest examples)",
+                e.train_examples, settings.activation_threshold
+            );
+        }
         println!(
             "\nheld-out top examples ({} windows): firing precision {:.3} recall {:.3} F1 {:.3} (token baseline F1 {:.3}); 1-MSE/Var {:.3} (baseline {:.3})",
             e.test_examples,
