@@ -12,7 +12,7 @@ use super::runs::RunWriter;
 use super::store::{NeuronRecord, NeuronTable, META, NEURON_ACT, NEURON_CTX, TOKEN_ACT, TOKEN_CTX};
 use super::{NeuronPaths, Result, SearchError, FORMAT};
 use crate::n2g::TokenDictionary;
-use crate::store::seal;
+use crate::store::{seal, CHECKSUM_BYTES};
 
 /// Holds `LOCK` of a search folder while a build runs (released on drop).
 struct Lock {
@@ -98,7 +98,6 @@ fn write_generation(
         let mut neuron_ctx = txn
             .open_table(NEURON_CTX)
             .map_err(|e| st("table neuron_ctx")(e.into()))?;
-        let mut buf = Vec::new();
         let mut ids = Vec::new();
         for n in neurons {
             if !seen.insert(n.neuron) {
@@ -154,10 +153,10 @@ fn write_generation(
                 (&act, &mut neuron_act, NEURON_ACT),
                 (&ctx, &mut neuron_ctx, NEURON_CTX),
             ] {
-                buf.clear();
-                set.serialize_into(&mut buf)
+                let mut bytes = Vec::with_capacity(set.serialized_size() + CHECKSUM_BYTES);
+                set.serialize_into(&mut bytes)
                     .map_err(|e| SearchError::io(&db_path, e))?;
-                let value = seal(def.name(), &ordinal.to_le_bytes(), std::mem::take(&mut buf));
+                let value = seal(def.name(), &ordinal.to_le_bytes(), bytes);
                 table
                     .insert(ordinal, value.as_slice())
                     .map_err(|e| st("insert")(e.into()))?;
@@ -214,10 +213,10 @@ fn write_bitmaps(
             continue;
         }
         let k = k as u32;
-        let mut buf = Vec::new();
-        b.serialize_into(&mut buf)
+        let mut bytes = Vec::with_capacity(b.serialized_size() + CHECKSUM_BYTES);
+        b.serialize_into(&mut bytes)
             .expect("writing to a Vec cannot fail");
-        let value = seal(def.name(), &k.to_le_bytes(), buf);
+        let value = seal(def.name(), &k.to_le_bytes(), bytes);
         table.insert(k, value.as_slice())?;
     }
     Ok(())

@@ -91,7 +91,7 @@ impl SearchIndex {
         let tantivy_dir = generation.root.join("tantivy");
         catch_panics(
             || Self::open_generation(dir, &generation, &tantivy_dir),
-            |m| SearchError::unreadable(&tantivy_dir, format!("panic: {m}")),
+            |m| SearchError::unreadable(&tantivy_dir, format!("panic while reading: {m}")),
         )
     }
 
@@ -149,7 +149,7 @@ impl SearchIndex {
                     .searchable_segment_metas()
                     .map_or(0, |m| m.iter().map(|s| s.list_files().len()).sum()))
             },
-            |m| SearchError::unreadable(&self.tantivy_dir, format!("panic: {m}")),
+            |m| SearchError::unreadable(&self.tantivy_dir, format!("panic while reading: {m}")),
         )?;
         Ok((files, self.store.verify()?))
     }
@@ -192,7 +192,7 @@ impl SearchIndex {
     pub fn query_expr(&self, e: &Expr, limit: usize) -> Result<Vec<Hit>> {
         catch_panics(
             || self.run_query(e, limit),
-            |m| SearchError::unreadable(&self.tantivy_dir, format!("panic: {m}")),
+            |m| SearchError::unreadable(&self.tantivy_dir, format!("panic while reading: {m}")),
         )
     }
 

@@ -23,7 +23,7 @@ pub use records::{
     ScanSettings, WindowRecord,
 };
 
-pub(crate) use integrity::{catch_panics, seal, unseal};
+pub(crate) use integrity::{catch_panics, seal, unseal, CHECKSUM_BYTES};
 
 use crate::error::{Error, Result};
 use crate::NeuronId;
