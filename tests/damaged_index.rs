@@ -99,6 +99,25 @@ fn damaged_files_are_refused_by_name() {
         "{err}"
     );
 
+    // A neuron record gone (as a damaged tree page could hide it, every checksum still
+    // matching): `info --check` counts the records of the completed scan.
+    let dir = fresh("missing");
+    {
+        let db = redb::Database::open(store(&dir)).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let def: redb::TableDefinition<u32, &[u8]> = redb::TableDefinition::new("neurons");
+            let mut t = txn.open_table(def).unwrap();
+            assert!(t.remove(3).unwrap().is_some(), "neuron 0:3 is key 3");
+        }
+        txn.commit().unwrap();
+    }
+    let err = read(&dir, &["info", "--check"]).unwrap_err();
+    assert!(
+        err.contains("7 neuron records") && err.contains("wrote 8"),
+        "{err}"
+    );
+
     // A truncated store: every reader and a resumed build refuse it, naming the file,
     // and the build leaves it as it was.
     let dir = fresh("truncated");

@@ -127,14 +127,26 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<ExitCode> {
         print!("{}", eval_table(&graphs));
     }
     if args.check {
-        check(&store, &args.index)?;
+        let expected = progress
+            .complete
+            .then_some((run.scan.layers.len() * run.scan.neurons.len()) as u64);
+        check(&store, &args.index, expected)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--check`: every checksum of the store and, when built, of the search index.
-fn check(store: &Store, index: &Path) -> anyhow::Result<()> {
+/// `--check`: every checksum of the store and, when built, of the search index; and,
+/// once the scan is complete, one neuron record for each of the `neurons` it covered (a
+/// damaged tree page could hide records without failing a checksum).
+fn check(store: &Store, index: &Path, neurons: Option<u64>) -> anyhow::Result<()> {
     let counts = store.verify()?;
+    let found = counts.iter().find(|c| c.0 == "neurons").map_or(0, |c| c.1);
+    if let Some(expected) = neurons.filter(|&n| n != found) {
+        anyhow::bail!(
+            "{}: the store is damaged: {found} neuron records where the completed scan wrote {expected}; build the index again into a new --index folder",
+            store.path().display()
+        );
+    }
     let values: Vec<String> = counts.iter().map(|(t, n)| format!("{n} {t}")).collect();
     println!(
         "\ncheck        store: {} values match their checksums ({})",
