@@ -48,7 +48,7 @@ impl fmt::Display for Value {
 }
 
 impl fmt::Display for Expr {
-    /// Prints the query in a canonical form that [`parse`] reads back to the same tree.
+    /// Prints the query in a canonical form that [`parse`](crate::search::parse) reads back to the same tree.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Expr::Match { role, value } => write!(f, "{}:{value}", role.name()),

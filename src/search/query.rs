@@ -1,5 +1,5 @@
 //! The query language: syntax tree, parser and printer (execution lives in
-//! [`compile`](super::compile)). Grammar and semantics: `schema/QUERY.md`.
+//! the private `compile` module). Grammar and semantics: `schema/QUERY.md`.
 //!
 //! ```text
 //! query   = or ;
