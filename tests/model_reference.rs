@@ -4,15 +4,14 @@
 //!
 //! Needs the default model: `scripts/setup` (the test command runs it first).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use n2g_index::model::PrefixPacking;
 use n2g_index::{Error, LoadOptions, Model};
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
+use common::root;
 
 fn fixture(path: &str) -> Value {
     let p = root().join(path);

@@ -1,16 +1,13 @@
 //! The scan against brute force: every window run alone through the model, all
 //! activations sorted; the stored top-k and statistics must agree.
 
-use std::path::PathBuf;
-
 use n2g_index::corpus::{tokenize_windows, Corpus, CorpusSpec};
 use n2g_index::scan::{run_scan, ScanOptions};
 use n2g_index::store::Store;
 use n2g_index::{LoadOptions, Model, NeuronId};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
+use common::root;
 
 fn corpus() -> Corpus {
     Corpus::read(&CorpusSpec::new(vec![root().join("fixtures/corpus/mixed")])).unwrap()
