@@ -11,6 +11,7 @@ use std::time::Instant;
 use n2g_index::corpus::{tokenize_windows, Corpus, CorpusSpec};
 use n2g_index::scan::{batch_plan, run_scan, ScanOptions};
 use n2g_index::store::Store;
+use n2g_index::NoProgress;
 use n2g_index::{LoadOptions, Model};
 
 fn main() {
@@ -57,9 +58,9 @@ fn main() {
                 top_k: 20,
                 batch_size,
                 checkpoint_every: 200,
-                progress: false,
                 max_batches: None,
             },
+            &mut NoProgress,
         )
         .unwrap();
         scan.push(tokens / t.elapsed().as_secs_f64());

@@ -95,6 +95,11 @@ fn json_outputs_conform_to_their_schemas() {
         None,
     ));
     validate("activations.schema.json", &[activations]);
+    let info = parse(&run(&["info", "--json"], Some(&index)));
+    validate("info.schema.json", std::slice::from_ref(&info));
+    // Oracle for the info view: the per-layer neuron count is what the build covered.
+    assert_eq!(info["layers"][0]["neurons"], 16, "{info}");
+    assert_eq!(info["graphs"], 16, "{info}");
 
     // The schemas have teeth: an object without its neuron id is refused.
     let mut broken = show.clone();

@@ -111,7 +111,7 @@ impl DeviceSpec {
     pub fn open(self) -> Result<Device> {
         let missing = |feature: &str| {
             Error::InvalidRequest(format!(
-                "--device {self}: this n2g-index was built without GPU support; build it with `cargo build --release --features {feature}`"
+                "device {self}: this build has no GPU support (cargo feature `{feature}`)"
             ))
         };
         Ok(match self {

@@ -577,10 +577,8 @@ impl Graph {
     }
 }
 
-#[path = "graph_fit.rs"]
 mod fit;
 pub use fit::KnownText;
 
 #[cfg(test)]
-#[path = "graph_tests.rs"]
 mod tests;
