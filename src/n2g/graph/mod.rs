@@ -10,7 +10,7 @@
 //!
 //! IGNORE branches are merged as the authors' code does it, and prediction walks the trie
 //! greedily (the exact token child, else the IGNORE child, else stop): what that means
-//! for which texts a graph matches is set out in `docs/N2G.md` ("IGNORE merging"). Depth-0
+//! for which texts a graph matches is set out in `docs/N2G.md` (step 9, "Trie and IGNORE merging"). Depth-0
 //! nodes (the children of ROOT) are exactly the activating tokens.
 
 use std::collections::{BTreeMap, VecDeque};
