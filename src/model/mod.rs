@@ -566,7 +566,7 @@ mod tests {
         assert!("tpu".parse::<DeviceSpec>().is_err());
         if !cfg!(feature = "cuda") {
             let err = DeviceSpec::Cuda(0).open().unwrap_err().to_string();
-            assert!(err.contains("--features cuda"), "{err}");
+            assert!(err.contains("cargo feature `cuda`"), "{err}");
         }
     }
 }
