@@ -291,6 +291,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
             window: args.window as u32,
             batch_size: args.batch_size as u32,
             bos: windows.has_bos(),
+            literal_special: model.tokenizer().literal_special(),
         },
     };
     store.check_or_set_run(&run)?;

@@ -86,6 +86,14 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<ExitCode> {
         run.scan.bos
     );
     println!(
+        "tokenizer    special tokens in the text {}",
+        if run.scan.literal_special {
+            "as their characters (--literal-special)"
+        } else {
+            "as their ids, as the model's own tokenizer"
+        }
+    );
+    println!(
         "layers       {:?} · {} neurons per layer · {} neurons",
         run.scan.layers,
         run.scan.neurons.len(),
