@@ -114,6 +114,24 @@ fn tokenizer_json_maps_special_tokens_as_hf_tokenizers() {
     check(&tok, "smollm2_special_tokens.json", false);
 }
 
+/// A SentencePiece tokenizer rebuilt from GGUF metadata: `<unk>`, `<s>` and `</s>` (types
+/// unknown and control) as in Llama 2's `tokenizer.json`, the space prefix after each.
+#[test]
+fn gguf_rebuilt_sentencepiece_maps_special_tokens_as_hf_tokenizers() {
+    for literal_special in [false, true] {
+        let options = LoadOptions {
+            literal_special,
+            ..LoadOptions::default()
+        };
+        let model = Model::load(root().join("fixtures/tiny/gguf/model.gguf"), &options).unwrap();
+        check(
+            model.tokenizer(),
+            "tiny_gguf_special_tokens.json",
+            literal_special,
+        );
+    }
+}
+
 /// `lstrip`, `rstrip`, `single_word` and `normalized` of added tokens, special and not,
 /// in both modes.
 #[test]

@@ -26,6 +26,9 @@ Outputs (under fixtures/reference/):
 
 * smollm2_special_tokens.json   - `[{"text", "ids", "literal_ids"}]`
 * smollm2_hf_tokenizer.json.gz  - tokenizer A as `tokenizer.json` (gzip, mtime 0)
+* tiny_gguf_special_tokens.json - `[{"text", "ids", "literal_ids"}]` of the tiny
+  SentencePiece Llama (fixtures/tiny/gguf, fixtures/tiny/llama31_hf) with Llama 2's
+  added tokens
 * added_token_flags/tokenizer.json and added_token_flags.json - a small
   tokenizer (the tiny GPT-2 one of fixtures/tiny/gpt2 with a lowercasing
   normalizer) whose added tokens use `lstrip`, `rstrip`, `single_word` and
@@ -82,6 +85,19 @@ SMOLLM2_TEXTS = [
     "<jupyter_code>print(1)<jupyter_output>1<empty_output>",
     "text with no marker at all",
     "<|endoftext|>",
+]
+
+TINY_TEXTS = [
+    "<s>the cat</s>",
+    "the cat</s>the dog",
+    "the cat </s> the dog",
+    "</s>",
+    "<unk> and <s><s>",
+    "a</s>\nb",
+    "the cat",
+    "</s",
+    "<s >the",
+    "x<unk>",
 ]
 
 FLAG_TEXTS = [
@@ -186,6 +202,29 @@ def smollm2():
     print(f"smollm2: {len(cases)} texts, tokenizer.json {len(raw)} bytes")
 
 
+def tiny_sentencepiece():
+    """The tiny SentencePiece Llama of fixtures/tiny: its `tokenizer.json` (converted as
+    `transformers`' LlamaConverter does: `Prepend` and `Replace` normalizers) with the
+    added tokens of Llama 2's `tokenizer.json` (`<unk>`, `<s>`, `</s>`: special, not
+    normalized), as the GGUF types them (UNKNOWN 2, CONTROL 3)."""
+    tok = Tokenizer.from_file(os.path.join(REPO_ROOT, "fixtures", "tiny", "llama31_hf", "tokenizer.json"))
+    reader = GGUFReader(os.path.join(REPO_ROOT, "fixtures", "tiny", "gguf", "model.gguf"))
+    tokens = list(gguf_strings(reader, "tokenizer.ggml.tokens"))
+    types = list(gguf_strings(reader, "tokenizer.ggml.token_type"))
+    added = ["<unk>", "<s>", "</s>"]
+    assert [(tokens[i], types[i]) for i in range(3)] == list(zip(added, [2, 3, 3]))
+    assert not [t for t in types[3:] if t not in (1, 6)]
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in added])
+    for i, t in enumerate(added):
+        assert tok.token_to_id(t) == i
+    cases = []
+    for text in TINY_TEXTS:
+        ids, literal = encode_both(tok, text)
+        cases.append({"text": text, "ids": ids, "literal_ids": literal})
+    write_json(os.path.join(OUT_DIR, "tiny_gguf_special_tokens.json"), cases)
+    print(f"tiny sentencepiece: {len(cases)} texts")
+
+
 def added_token_flags():
     tok = Tokenizer.from_file(os.path.join(REPO_ROOT, "fixtures", "tiny", "gpt2", "tokenizer.json"))
     tok.normalizer = normalizers.Lowercase()
@@ -212,4 +251,5 @@ def added_token_flags():
 
 if __name__ == "__main__":
     smollm2()
+    tiny_sentencepiece()
     added_token_flags()
