@@ -103,6 +103,25 @@ fn sentencepiece_merges(
         .collect()
 }
 
+/// The added tokens (as `tokenizer.json` writes them) of a GGUF vocabulary, as Hugging
+/// Face's GGUF converter and llama.cpp's `parse_special` take them: control and unknown
+/// tokens are special, user-defined ones plain added tokens; all matched whole, as
+/// written (not normalized, no stripping).
+fn added_tokens(tokens: &[&str], type_of: &dyn Fn(usize) -> i64) -> Vec<serde_json::Value> {
+    tokens
+        .iter()
+        .enumerate()
+        .filter_map(|(id, tok)| {
+            let ty = type_of(id);
+            matches!(ty, TOKEN_CONTROL | TOKEN_USER_DEFINED | TOKEN_UNKNOWN).then(|| {
+                json!({"id": id, "content": tok, "single_word": false, "lstrip": false,
+                       "rstrip": false, "normalized": false,
+                       "special": ty != TOKEN_USER_DEFINED})
+            })
+        })
+        .collect()
+}
+
 /// `decoder` without the steps that drop the space a text's first token starts with.
 fn keeping_leading_space(decoder: DecoderWrapper) -> DecoderWrapper {
     match decoder {
@@ -177,18 +196,10 @@ impl TextTokenizer {
         }
         let type_of = |id: usize| types.as_ref().map_or(TOKEN_NORMAL, |t| t[id]);
         let mut vocab = serde_json::Map::with_capacity(tokens.len());
-        let mut added = Vec::new();
         for (id, tok) in tokens.iter().enumerate() {
             vocab.insert((*tok).to_string(), json!(id));
-            // Hugging Face's added tokens: control (and unknown) tokens are special ones,
-            // user-defined tokens plain added ones; all matched whole, as written.
-            let ty = type_of(id);
-            if matches!(ty, TOKEN_CONTROL | TOKEN_USER_DEFINED | TOKEN_UNKNOWN) {
-                added.push(json!({"id": id, "content": tok, "single_word": false,
-                    "lstrip": false, "rstrip": false, "normalized": false,
-                    "special": ty != TOKEN_USER_DEFINED}));
-            }
         }
+        let added = added_tokens(&tokens, &type_of);
         if vocab.len() != tokens.len() {
             return Err(Error::bad_model(
                 path,
