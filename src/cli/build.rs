@@ -48,6 +48,9 @@ pub struct BuildArgs {
     /// The index folder to build into (resumed when it holds an unfinished build).
     #[arg(long, default_value = "index")]
     pub index: PathBuf,
+    /// Build into a non-empty folder that is not an index (its files are kept).
+    #[arg(long)]
+    pub force: bool,
     /// Layers: numbers and ranges (`0-2`, `5`, `0,5`, `0-2,7`, `all`).
     #[arg(long, default_value = DEFAULT_LAYERS)]
     pub layers: String,
@@ -169,28 +172,6 @@ fn default_corpus() -> anyhow::Result<PathBuf> {
 /// The graph settings the options ask for (the mask token still the default's), or an
 /// error naming the option whose value cannot work.
 fn graph_settings(args: &BuildArgs) -> anyhow::Result<GraphSettings> {
-    anyhow::ensure!(
-        !args.prune_lengths.is_empty()
-            && args.prune_lengths[0] > 0
-            && args.prune_lengths.windows(2).all(|w| w[0] < w[1]),
-        "--prune-lengths must be increasing lengths of at least 1 (got {:?})",
-        args.prune_lengths
-    );
-    anyhow::ensure!(
-        (0.0..1.0).contains(&args.prune_tolerance),
-        "--prune-tolerance must be in [0, 1) (got {})",
-        args.prune_tolerance
-    );
-    anyhow::ensure!(
-        args.train_fraction > 0.0 && args.train_fraction < 1.0,
-        "--train-fraction must be between 0 and 1, exclusive (got {})",
-        args.train_fraction
-    );
-    anyhow::ensure!(
-        (0.0..=1.0).contains(&args.end_min_firing),
-        "--end-min-firing must be a share in [0, 1] (got {})",
-        args.end_min_firing
-    );
     let choices = if args.authors {
         GraphSettings::authors()
     } else {
@@ -209,7 +190,7 @@ fn graph_settings(args: &BuildArgs) -> anyhow::Result<GraphSettings> {
             ..GraphSettings::default()
         }
     };
-    Ok(GraphSettings {
+    Ok::<_, anyhow::Error>(GraphSettings {
         activation_threshold: args.activation_threshold,
         fire_threshold: args.fire_threshold,
         augment: args.augment,
@@ -221,6 +202,18 @@ fn graph_settings(args: &BuildArgs) -> anyhow::Result<GraphSettings> {
         seed: args.split_seed,
         ..choices
     })
+    .and_then(|s| s.validate().map(|()| s).map_err(flag_error))
+}
+
+/// A settings error with the field named as the `build` flag that sets it.
+fn flag_error(e: crate::n2g::InvalidSetting) -> anyhow::Error {
+    let flag = match e.field {
+        "seed" => "--split-seed".to_string(),
+        "chunk_neurons" => "--graph-chunk".to_string(),
+        "neurons_per_layer" => "--neurons".to_string(),
+        f => format!("--{}", f.replace('_', "-")),
+    };
+    anyhow::anyhow!("{flag} {}", e.message)
 }
 
 /// Runs the command.
@@ -233,6 +226,25 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         "--checkpoint-every must be at least 1"
     );
     let base = graph_settings(args)?;
+    let batch = if args.no_batching {
+        BatchConfig::unbatched()
+    } else {
+        BatchConfig {
+            chunk_neurons: args.graph_chunk,
+            prefix_row_tokens: args.prefix_row_tokens,
+            ..BatchConfig::default()
+        }
+    };
+    batch.validate().map_err(flag_error)?;
+    ScanOptions {
+        top_k: args.top_k + base.extra_train,
+        batch_size: args.batch_size,
+        checkpoint_every: args.checkpoint_every,
+        ..ScanOptions::new(Vec::new(), Vec::new(), 0)
+    }
+    .validate()
+    .map_err(flag_error)?;
+    let store = Store::open_for_build(&args.index, args.force)?;
     let model_path = match &args.model.model {
         Some(p) => p.clone(),
         None => super::default_model_path()?,
@@ -254,7 +266,6 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
     };
     let corpus = Corpus::read(&spec)?;
     let windows = tokenize_windows(&corpus, model.tokenizer(), args.window, !args.no_bos)?;
-    let store = Store::open_or_create(&args.index)?;
     // The top-k (split into train and held-out) and the windows after it that only train.
     let kept_per_neuron = args.top_k + base.extra_train;
     let run = RunMeta {
@@ -288,6 +299,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
             layers: layers.iter().map(|&l| l as u32).collect(),
             neurons: neurons.iter().map(|&n| n as u32).collect(),
             top_k: kept_per_neuron as u32,
+            extra_train: base.extra_train as u32,
             window: args.window as u32,
             batch_size: args.batch_size as u32,
             bos: windows.has_bos(),
@@ -369,15 +381,6 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
     let settings = GraphSettings {
         mask_token: args.mask_token.unwrap_or_else(|| model.mask_token()),
         ..base
-    };
-    let batch = if args.no_batching {
-        BatchConfig::unbatched()
-    } else {
-        BatchConfig {
-            chunk_neurons: args.graph_chunk.max(1),
-            prefix_row_tokens: args.prefix_row_tokens,
-            ..BatchConfig::default()
-        }
     };
     let graphs = build_graphs(&model, &store, &windows, &settings, batch, show_progress)
         .with_context(|| format!("building graphs into {}", args.index.display()))?;

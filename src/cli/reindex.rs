@@ -5,8 +5,6 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::store::Store;
-
 /// Arguments of `n2g-index reindex`.
 #[derive(Args, Debug)]
 pub struct ReindexArgs {
@@ -17,9 +15,8 @@ pub struct ReindexArgs {
 
 /// Runs the command.
 pub fn run(args: &ReindexArgs) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&args.index)?;
     let t = std::time::Instant::now();
-    let n = crate::search::reindex(&store, &args.index)?;
+    let n = crate::search::reindex_folder(&args.index)?;
     eprintln!(
         "search index: {n} neurons in {:.1} s at {}",
         t.elapsed().as_secs_f64(),

@@ -12,6 +12,7 @@ use super::build::{self, GenerationPaths};
 use super::collect::{top_neurons, Columns, MatchedDocs};
 use super::compile::Compiler;
 use super::query::{parse, Expr};
+use super::read_only::ReadOnlyDirectory;
 use super::runs::DEFAULT_CHUNK_PATHS;
 use super::schema::{self, Fields};
 use super::store::Store;
@@ -71,26 +72,35 @@ impl SearchIndex {
         Self::open(dir)
     }
 
-    /// Opens the live generation of the search folder `dir`.
+    /// Opens the live generation of the search folder `dir`, read-only: nothing in
+    /// the folder is written or locked, so any number of readers open it at once,
+    /// beside a build of a new generation, on a read-only file system too.
     pub fn open(dir: &Path) -> Result<Self> {
-        match Self::open_once(dir) {
-            // A build may have replaced the generation between reading CURRENT and
-            // opening it: read CURRENT again.
-            Err(SearchError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                Self::open_once(dir)
+        let mut attempts = 0;
+        loop {
+            let generation = GenerationPaths::current(dir)?;
+            match Self::open_once(dir, &generation) {
+                Ok(index) => return Ok(index),
+                // A build may have replaced (and removed) the generation while it was
+                // being opened: then CURRENT names another one; open that.
+                Err(e) => {
+                    attempts += 1;
+                    let moved = GenerationPaths::current(dir)
+                        .map(|g| g.root != generation.root)
+                        .unwrap_or(false);
+                    if !moved || attempts >= 50 {
+                        return Err(e);
+                    }
+                }
             }
-            r => r,
         }
     }
 
-    fn open_once(dir: &Path) -> Result<Self> {
-        let generation = GenerationPaths::current(dir)?;
+    fn open_once(dir: &Path, generation: &GenerationPaths) -> Result<Self> {
         generation.check_format()?;
         let tantivy_dir = generation.root.join("tantivy");
         catch_panics(
-            || Self::open_generation(dir, &generation, &tantivy_dir),
+            || Self::open_generation(dir, generation, &tantivy_dir),
             |m| SearchError::unreadable(&tantivy_dir, format!("panic while reading: {m}")),
         )
     }
@@ -104,7 +114,9 @@ impl SearchIndex {
         let tv = |e: tantivy::TantivyError| {
             SearchError::unreadable(&tantivy_dir, format!("tantivy: {e}"))
         };
-        let index = Index::open_in_dir(&tantivy_dir).map_err(tv)?;
+        let index = ReadOnlyDirectory::open(&tantivy_dir)
+            .and_then(Index::open)
+            .map_err(tv)?;
         let fields = schema::fields(&index.schema()).map_err(|m| SearchError::Tantivy {
             path: tantivy_dir.clone(),
             message: m,
