@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use pieces::{encode_in_pieces, encode_with_pieces, PIECE_BYTES};
+pub use pieces::{encode_in_pieces, encode_with_pieces, piece_cuts, PIECE_BYTES};
 pub use windows::{tokenize_windows, Window, Windows};
 
 use crate::error::{Error, Result};

@@ -35,7 +35,7 @@ pub fn encode_with_pieces(tokenizer: &TextTokenizer, text: &str, piece: usize) -
     if text.len() <= 2 * piece {
         return Ok(tokenizer.encode(text, false)?.ids);
     }
-    let cuts = cuts(tokenizer, text, piece)?;
+    let cuts = piece_cuts(tokenizer, text, piece)?;
     let mut bounds = Vec::with_capacity(cuts.len() + 2);
     bounds.push(0);
     bounds.extend(cuts);
@@ -77,8 +77,10 @@ fn seam_holds(tokenizer: &TextTokenizer, text: &str, i: usize) -> Result<bool> {
     Ok(whole == sides)
 }
 
-/// The cuts of `text`, ascending, about `piece` bytes apart.
-fn cuts(tokenizer: &TextTokenizer, text: &str, piece: usize) -> Result<Vec<usize>> {
+/// Where [`encode_with_pieces`] cuts `text` (byte offsets, ascending, about `piece`
+/// bytes apart; none when the text is short or no cut passes the check).
+pub fn piece_cuts(tokenizer: &TextTokenizer, text: &str, piece: usize) -> Result<Vec<usize>> {
+    let piece = piece.max(2 * SEAM_BYTES);
     let mut out = Vec::new();
     let mut from = 0;
     while text.len() - from > 2 * piece {
