@@ -148,18 +148,36 @@ impl SearchIndex {
         let index = searcher.index();
         let files = catch_panics(
             || {
-                let bad = index.validate_checksum().map_err(|e| {
+                let tv = |e: &dyn std::fmt::Display| {
                     SearchError::unreadable(&self.tantivy_dir, format!("tantivy: {e}"))
-                })?;
-                if let Some(first) = bad.iter().min() {
-                    return Err(SearchError::unreadable(
-                        self.tantivy_dir.join(first),
-                        "the file fails its checksum",
-                    ));
-                }
-                Ok(index
+                };
+                // Every file of the segments (not only those `.managed.json` lists,
+                // which readers do not rely on), in name order.
+                let mut files: Vec<std::path::PathBuf> = index
                     .searchable_segment_metas()
-                    .map_or(0, |m| m.iter().map(|s| s.list_files().len()).sum()))
+                    .map_err(|e| tv(&e))?
+                    .iter()
+                    .flat_map(|s| s.list_files())
+                    .collect();
+                files.sort();
+                files.dedup();
+                let directory = index.directory();
+                let mut checked = 0;
+                for file in &files {
+                    if !tantivy::directory::Directory::exists(directory, file)
+                        .map_err(|e| tv(&e))?
+                    {
+                        continue; // a segment component this index does not have
+                    }
+                    if !directory.validate_checksum(file).map_err(|e| tv(&e))? {
+                        return Err(SearchError::unreadable(
+                            self.tantivy_dir.join(file),
+                            "the file fails its checksum",
+                        ));
+                    }
+                    checked += 1;
+                }
+                Ok(checked)
             },
             |m| SearchError::unreadable(&self.tantivy_dir, format!("panic while reading: {m}")),
         )?;

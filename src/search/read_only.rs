@@ -4,7 +4,8 @@
 //! neither tantivy's locks (`.tantivy-meta.lock`, which tantivy creates and locks
 //! exclusively on every open) nor its list of managed files (`.managed.json`, used only
 //! to delete files). This wrapper serves reads from an [`MmapDirectory`], answers
-//! locks with a no-op, hides `.managed.json` and refuses every write, so any number
+//! locks with a no-op, does without `.managed.json` when it cannot be read and refuses
+//! every write, so any number
 //! of readers open an index at once, on a read-only file system or another user's.
 
 use std::io;
@@ -55,9 +56,6 @@ impl Directory for ReadOnlyDirectory {
     }
 
     fn exists(&self, path: &Path) -> Result<bool, OpenReadError> {
-        if path == Path::new(MANAGED_FILE) {
-            return Ok(false);
-        }
         self.inner.exists(path)
     }
 
@@ -69,10 +67,14 @@ impl Directory for ReadOnlyDirectory {
     }
 
     fn atomic_read(&self, path: &Path) -> Result<Vec<u8>, OpenReadError> {
-        if path == Path::new(MANAGED_FILE) {
-            return Err(OpenReadError::FileDoesNotExist(PathBuf::from(MANAGED_FILE)));
+        match self.inner.atomic_read(path) {
+            // Readers do not need the list; one they cannot read (written owner-only
+            // by an older build) is as good as none.
+            Err(_) if path == Path::new(MANAGED_FILE) => {
+                Err(OpenReadError::FileDoesNotExist(PathBuf::from(MANAGED_FILE)))
+            }
+            r => r,
         }
-        self.inner.atomic_read(path)
     }
 
     fn atomic_write(&self, path: &Path, _data: &[u8]) -> io::Result<()> {
