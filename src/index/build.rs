@@ -6,9 +6,12 @@ use std::time::{Duration, Instant};
 use crate::corpus::{tokenize_windows, Corpus, CorpusFormat, CorpusSpec, DEFAULT_CORPUS_PATH};
 use crate::error::{Error, Result};
 use crate::model::{model_sha256, LoadOptions, Model, DEFAULT_MODEL_PATH};
-use crate::n2g::{build_graphs, check_count, BatchConfig, GraphReport, GraphSettings, InvalidSetting};
+use crate::n2g::{
+    build_graphs, check_count, BatchConfig, GraphReport, GraphSettings, InvalidSetting,
+};
 use crate::progress::{Progress, Stage};
 use crate::scan::{parse_selection, run_scan, ScanOptions, ScanReport};
+use crate::shard::Shard;
 use crate::store::{
     CorpusRecord, ModelRecord, RunMeta, ScanSettings, Store, FORMAT_VERSION, KEY_VOCABULARY,
 };
@@ -63,6 +66,9 @@ pub struct BuildOptions {
     pub max_batches: Option<usize>,
     /// Build into a non-empty folder that is not an index (its files are kept).
     pub force: bool,
+    /// Build only this shard of the selected neurons (its `block` must be the graph
+    /// stage's `batch.chunk_neurons`); the shards are joined by [`crate::Index::merge`].
+    pub shard: Option<Shard>,
 }
 
 impl BuildOptions {
@@ -91,6 +97,7 @@ impl BuildOptions {
             scan_only: false,
             max_batches: None,
             force: false,
+            shard: None,
         }
     }
 
@@ -111,7 +118,21 @@ impl BuildOptions {
             checkpoint_every: self.checkpoint_every,
             ..ScanOptions::new(Vec::new(), Vec::new(), 1)
         };
-        scan.validate().map_err(invalid)
+        scan.validate().map_err(invalid)?;
+        match &self.shard {
+            Some(s) if s.block as usize != self.batch.chunk_neurons => Err(Error::InvalidOption {
+                field: "shard",
+                message: format!(
+                    "{s}: blocks of {} neurons, but the graph stage's chunks are {} neurons: cut the shards in blocks of the chunk",
+                    s.block, self.batch.chunk_neurons
+                ),
+            }),
+            Some(s) if s.index >= s.count => Err(Error::InvalidOption {
+                field: "shard",
+                message: format!("{s}: shards are numbered from 0 to {}", s.count - 1),
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn model_path(&self) -> Result<PathBuf> {
@@ -247,8 +268,21 @@ pub(crate) fn build(options: &BuildOptions, progress: &mut dyn Progress) -> Resu
             batch_size: options.batch_size as u32,
             bos: windows.has_bos(),
             literal_special: model.tokenizer().literal_special(),
+            shard: options.shard,
         },
     };
+    if run.scan.neuron_count() == 0 {
+        return Err(Error::InvalidOption {
+            field: "shard",
+            message: format!(
+                "shard {} has no neurons: {} layers × {} neurons in blocks of {} make fewer blocks than shards; use fewer shards",
+                options.shard.map(|s| s.to_string()).unwrap_or_default(),
+                run.scan.layers.len(),
+                run.scan.neurons.len(),
+                options.batch.chunk_neurons
+            ),
+        });
+    }
     store.check_or_set_run(&run)?;
     if store.meta::<Vec<String>>(KEY_VOCABULARY)?.is_none() {
         store.put_meta(KEY_VOCABULARY, &model.tokenizer().token_strs())?;
@@ -276,6 +310,7 @@ pub(crate) fn build(options: &BuildOptions, progress: &mut dyn Progress) -> Resu
         batch_size: options.batch_size,
         checkpoint_every: options.checkpoint_every,
         max_batches: options.max_batches,
+        shard: options.shard,
     };
     let scan = run_scan(&model, &windows, &store, &scan_options, progress)?;
     let mut report = BuildReport {
