@@ -277,7 +277,7 @@ fn authors_flag_is_the_papers_settings_spelled_out() {
     let tmp = tempfile::tempdir().unwrap();
     let preset = tmp.path().join("preset");
     run_ok(&mut small_build(&preset, &["--authors"]));
-    // The paper's values (../shared/n2g-algorithm.md), written out by hand.
+    // The paper's values (docs/N2G.md, parameters table), written out by hand.
     let spelled = tmp.path().join("spelled");
     run_ok(&mut small_build(
         &spelled,
