@@ -75,3 +75,14 @@ __all__ = [
     "ModelError",
     "MissingDataError",
 ]
+
+# Public names show as n2g_index.X (in help(), reprs and tracebacks), not as the private
+# module that defines them.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) or callable(_obj):
+        try:
+            _obj.__module__ = __name__
+        except (AttributeError, TypeError):  # pragma: no cover - typing aliases
+            pass
+del _name, _obj

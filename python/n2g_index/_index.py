@@ -10,7 +10,7 @@ from ._progress import Bar, ProgressCallback
 from ._views import Activations, Hit, NeuronView, Prediction, SimilarHit, SimilarPair
 
 if TYPE_CHECKING:
-    import pandas
+    import pandas  # type: ignore[import-untyped, unused-ignore]
 
 #: A neuron: ``"L:N"`` (e.g. ``"2:1066"``) or a ``(layer, index)`` tuple.
 NeuronLike = Union[str, Tuple[int, int]]
@@ -20,7 +20,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 def _neuron(n: NeuronLike) -> Union[str, Tuple[int, int]]:
     # Lists arrive from JSON or pandas; the engine takes a tuple.
-    return tuple(n) if isinstance(n, list) else n  # type: ignore[return-value]
+    return (int(n[0]), int(n[1])) if isinstance(n, list) and len(n) == 2 else n
 
 
 def _paths(corpus: Optional[Sequence[PathLike]]) -> Optional[List[str]]:
@@ -146,7 +146,7 @@ class Index:
 
         The grammar (``schema/QUERY.md``): ``token:Paris`` (an activating token),
         ``context:capital`` (a context token), ``after:#digit``, ``AND``/``OR``/``NOT``,
-        fields such as ``layer:2`` and ``f1:>0.5``.
+        fields such as ``layer:2`` and ``f1>0.5``.
 
         Raises:
             QueryError: the query does not parse (``.position`` says where).

@@ -32,7 +32,7 @@ class Bar:
 
     def __init__(self) -> None:
         try:
-            from tqdm.auto import tqdm
+            from tqdm.auto import tqdm  # type: ignore[import-untyped, unused-ignore]
         except ImportError:
             tqdm = None
         self._tqdm: Any = tqdm

@@ -90,6 +90,25 @@ impl PyIndex {
         to_python(py, &hits)
     }
 
+    /// Seconds per call of the library's own `Index::query` (no conversion to Python),
+    /// the mean of `repeats` calls: what `benches/python_layer.py` compares with.
+    fn _time_query(
+        &self,
+        py: Python<'_>,
+        query: &str,
+        limit: usize,
+        repeats: usize,
+    ) -> PyResult<f64> {
+        py.detach(|| -> n2g_index::Result<f64> {
+            let clock = std::time::Instant::now();
+            for _ in 0..repeats.max(1) {
+                std::hint::black_box(self.inner.query(query, limit)?);
+            }
+            Ok(clock.elapsed().as_secs_f64() / repeats.max(1) as f64)
+        })
+        .map_err(to_py)
+    }
+
     /// The `top` neurons most similar to `neuron`, as dicts.
     fn similar<'py>(
         &self,

@@ -43,7 +43,7 @@ impl PyProgress {
 
     fn call<A>(&mut self, method: &str, args: A)
     where
-        A: for<'py> IntoPyObject<'py, Target = pyo3::types::PyTuple>,
+        A: for<'py> pyo3::call::PyCallArgs<'py>,
     {
         if self.error.is_some() {
             return;

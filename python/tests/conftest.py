@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: One fortune file of the default corpus: a build on it takes seconds.
 SMALL_CORPUS = ROOT / "data" / "corpus" / "fortunes" / "wisdom"
 #: The neurons of layer 0 the small index covers.
-NEURONS = "0-15"
+NEURONS = "0-63"
 
 
 def binary() -> Path:
@@ -40,9 +40,9 @@ def cli_json(*args: str) -> Any:
     return json.loads(out.stdout)
 
 
-def small_build_args(index: Path, *extra: str) -> List[str]:
-    """`n2g-index build` of NEURONS of layer 0 on SMALL_CORPUS into `index`."""
-    return ["build", "--corpus", str(SMALL_CORPUS), "--layers", "0", "--neurons", NEURONS, "--quiet", *extra, "--index", str(index)]
+def small_build_args(index: Path, *extra: str, neurons: str = NEURONS) -> List[str]:
+    """`n2g-index build` of `neurons` of layer 0 on SMALL_CORPUS into `index`."""
+    return ["build", "--corpus", str(SMALL_CORPUS), "--layers", "0", "--neurons", neurons, "--quiet", *extra, "--index", str(index)]
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ def test_bad_query_says_where(idx: n2g.Index, small_index: Path) -> None:
     assert isinstance(e.value, n2g.Error) and isinstance(e.value, ValueError)
     assert e.value.query == query
     assert 0 <= e.value.position <= len(query)
+    assert f"column {e.value.position + 1}:" in str(e.value)
     # The message is the engine's, as the binary prints it.
     out = cli("query", query, "--index", str(small_index))
     assert out.returncode != 0 and str(e.value) in out.stderr
@@ -32,7 +33,8 @@ def test_query_position_counts_characters(idx: n2g.Index) -> None:
     query = "token:é token:ü ("
     with pytest.raises(n2g.QueryError) as e:
         idx.query(query)
-    assert e.value.position <= len(query)
+    assert f"column {e.value.position + 1}:" in str(e.value)
+    assert 0 <= e.value.position <= len(query)
 
 
 def test_unknown_neuron(idx: n2g.Index) -> None:
