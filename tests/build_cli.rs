@@ -130,6 +130,21 @@ fn continuing_with_other_options_is_refused() {
     let mut other = build_args(&index);
     other[6] = "0-127".into(); // --neurons
     assert_refused(bin().args(&other), &["--neurons", "cannot be continued"]);
+    let mut literal = args.clone();
+    literal.push("--literal-special".into());
+    assert_refused(
+        bin().args(&literal),
+        &[
+            "--literal-special: stored false, now true",
+            "cannot be continued",
+        ],
+    );
+    let info = run_ok(bin().args(["info", "--index"]).arg(&index));
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        info.contains("special tokens in the text as their ids"),
+        "{info}"
+    );
 }
 
 #[test]
