@@ -51,6 +51,9 @@ class Model:
             support).
         quantized: keep GGUF weights quantized (less memory, slower on CPU, not exact).
         tokenizer: a ``tokenizer.json`` to use instead of the model's own.
+        literal_special: read special tokens written in a text (``<|im_start|>``) as
+            their characters, not as their one id (the model's own tokenizer maps each
+            to its id).
     """
 
     def __init__(
@@ -60,12 +63,14 @@ class Model:
         device: str = "cpu",
         quantized: bool = False,
         tokenizer: Optional[PathLike] = None,
+        literal_special: bool = False,
     ) -> None:
         self._native = _native.Model(
             None if path is None else os.fspath(path),
             device,
             quantized,
             None if tokenizer is None else os.fspath(tokenizer),
+            literal_special,
         )
 
     def info(self) -> Dict[str, Any]:
@@ -90,8 +95,9 @@ class Model:
         Args:
             text: the text.
             layer: the layer whose neurons are read.
-            neurons: the neurons to report: ``None`` (all), a list of indices, or ranges
-                as text (``"0-7,100"``).
+            neurons: the neurons to report: ``None`` (all), a list of indices (the
+                columns in the list's order), or ranges as text (``"0-7,100"``,
+                ascending).
             bos: prepend the BOS token (as TransformerLens does).
 
         Returns:
@@ -100,8 +106,17 @@ class Model:
 
         This call runs without the GIL.
         """
-        spec = neurons if neurons is None or isinstance(neurons, str) else ",".join(str(int(n)) for n in neurons)
-        d = self._native.activations(text, layer, spec, bos)
+        if neurons is None or isinstance(neurons, str):
+            return Activations(**self._native.activations(text, layer, neurons, bos))
+        # The engine reports a selection in ascending order; a list's columns come in
+        # the list's order.
+        wanted = [int(n) for n in neurons]
+        ascending = sorted(set(wanted))
+        d = self._native.activations(text, layer, ",".join(map(str, ascending)), bos)
+        if wanted != ascending:
+            column = {n: i for i, n in enumerate(ascending)}
+            d["activations"] = d["activations"][:, [column[n] for n in wanted]]
+            d["neurons"] = wanted
         return Activations(**d)
 
 
@@ -115,11 +130,14 @@ class Index:
         IndexNotFoundError: there is no index in the folder.
         IndexDamagedError, IncompatibleIndexError: the index cannot be read.
 
+    The index's files stay open, and locked against writers, until :meth:`close` (or
+    the end of a ``with`` block, or the object's deletion).
+
     Example::
 
-        idx = n2g_index.Index("index")
-        idx.query("token:Paris context:capital", limit=5)
-        nv = idx.neuron("2:1066")
+        with n2g_index.Index("index") as idx:
+            idx.query("token:Paris context:capital", limit=5)
+            nv = idx.neuron("2:1066")
     """
 
     def __init__(self, path: PathLike) -> None:
@@ -139,7 +157,24 @@ class Index:
         return self._native.path
 
     def __repr__(self) -> str:
-        return f"Index({self.path!r})"
+        return f"Index({self.path!r}{', closed' if self.closed else ''})"
+
+    def close(self) -> None:
+        """Releases the index's files, so that another process (a build, a reindex) may
+        write the folder; later calls raise :class:`Error`. Closing twice does
+        nothing."""
+        self._native.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._native.closed
+
+    def __enter__(self) -> "Index":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def query(self, query: str, limit: int = 20) -> List[Hit]:
         """The neurons whose graphs match ``query``, best first, at most ``limit``.
@@ -168,7 +203,7 @@ class Index:
             NeuronNotFoundError: the index does not cover the neuron.
         """
         d = self._native.neuron(_neuron(neuron), examples)
-        return NeuronView._from(d, self._native.bos, self)
+        return NeuronView._from(d, self._native.bos(), self)
 
     def similar(self, neuron: NeuronLike, top: int = 10, threshold: float = 0.9) -> List[SimilarHit]:
         """The ``top`` neurons whose activating and context tokens overlap most with
@@ -200,7 +235,7 @@ class Index:
     def model(self) -> Model:
         """The model the index was built with (loaded on first use, then kept)."""
         if self._model is None:
-            self._model = Model(self._native.model_path)
+            self._model = Model(self._native.model_path())
         return self._model
 
     def predict(self, neuron: NeuronLike, text: str, *, model: Optional[Model] = None) -> Prediction:
@@ -226,6 +261,7 @@ def build(
     scan_only: Optional[bool] = None,
     device: Optional[str] = None,
     quantized: Optional[bool] = None,
+    literal_special: Optional[bool] = None,
     progress: Union[bool, ProgressCallback] = True,
 ) -> Index:
     """Builds (or resumes) an index: scan the corpus with the model, build an N2G graph
@@ -248,6 +284,8 @@ def build(
         scan_only: stop after the scan (default False).
         device: ``"cpu"`` (default), ``"cuda:N"``, ``"metal:N"``.
         quantized: keep GGUF weights quantized (default False).
+        literal_special: read special tokens written in the corpus as their
+            characters, not as their one id (default False).
         progress: ``True`` shows a bar (tqdm when installed, in a terminal or Jupyter),
             ``False`` nothing; or an object with ``start``/``advance``/``finish``/
             ``note`` methods (:class:`ProgressCallback`).
@@ -276,6 +314,7 @@ def build(
         scan_only,
         device,
         quantized,
+        literal_special,
         target,
     )
     return Index._wrap(native)

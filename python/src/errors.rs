@@ -130,6 +130,15 @@ pub fn invalid_argument(field: &str, message: String) -> PyErr {
     )
 }
 
+/// The index folder `path` was closed with `Index.close()`.
+pub fn closed(path: &Path) -> PyErr {
+    raise(
+        "Error",
+        format!("{}: the index is closed", path.display()),
+        &[("path", path_of(path))],
+    )
+}
+
 /// A conversion of a view to Python objects failed (never expected: the views are
 /// plain data).
 pub fn conversion(e: impl std::fmt::Display) -> PyErr {

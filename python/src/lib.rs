@@ -10,6 +10,7 @@ mod errors;
 mod progress;
 
 use std::path::PathBuf;
+use std::sync::RwLock;
 
 use n2g_index::{BuildOptions, Index, LoadOptions, Model, NeuronId};
 use numpy::{PyArray1, PyArrayMethods};
@@ -17,7 +18,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use serde::Serialize;
 
-use errors::{conversion, invalid_argument, to_py};
+use errors::{closed, conversion, invalid_argument, to_py};
 use progress::PyProgress;
 
 /// A view as Python data (dicts, lists, numbers, strings), field names as in its JSON.
@@ -44,10 +45,39 @@ fn neuron_id(value: &Bound<'_, PyAny>) -> PyResult<NeuronId> {
     ))
 }
 
-/// An opened index folder (the library's `Index`).
+/// An opened index folder (the library's `Index`), until `close`.
 #[pyclass(frozen, name = "Index", module = "n2g_index._native")]
 struct PyIndex {
-    inner: Index,
+    /// The folder (kept for messages after `close`).
+    dir: PathBuf,
+    /// The open index; `None` once closed. Calls read it under the read lock, without
+    /// the GIL; `close` takes the write lock.
+    inner: RwLock<Option<Index>>,
+}
+
+impl PyIndex {
+    fn wrap(inner: Index) -> Self {
+        PyIndex {
+            dir: inner.dir().to_path_buf(),
+            inner: RwLock::new(Some(inner)),
+        }
+    }
+
+    /// `f` on the open index, without the GIL.
+    fn with<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&Index) -> n2g_index::Result<T> + Send,
+    ) -> PyResult<T> {
+        let result = py.detach(|| {
+            let guard = self.inner.read().unwrap_or_else(|e| e.into_inner());
+            guard.as_ref().map(f)
+        });
+        match result {
+            Some(r) => r.map_err(to_py),
+            None => Err(closed(&self.dir)),
+        }
+    }
 }
 
 #[pymethods]
@@ -56,25 +86,42 @@ impl PyIndex {
     #[new]
     fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
         let inner = py.detach(|| Index::open(&path)).map_err(to_py)?;
-        Ok(PyIndex { inner })
+        Ok(PyIndex::wrap(inner))
+    }
+
+    /// Closes the index: its files are released (other processes may then write it);
+    /// later calls raise. Waits for calls in progress; closing twice does nothing.
+    fn close(&self, py: Python<'_>) {
+        let index = py.detach(|| {
+            let mut guard = self.inner.write().unwrap_or_else(|e| e.into_inner());
+            guard.take()
+        });
+        drop(index);
+    }
+
+    /// Whether `close` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
     }
 
     /// The index folder.
     #[getter]
     fn path(&self) -> String {
-        self.inner.dir().display().to_string()
+        self.dir.display().to_string()
     }
 
     /// Whether the index's windows start with the BOS token.
-    #[getter]
-    fn bos(&self) -> bool {
-        self.inner.run().scan.bos
+    fn bos(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with(py, |i| Ok(i.run().scan.bos))
     }
 
     /// The model file or folder the index was built with.
-    #[getter]
-    fn model_path(&self) -> String {
-        self.inner.run().model.path.clone()
+    fn model_path(&self, py: Python<'_>) -> PyResult<String> {
+        self.with(py, |i| Ok(i.run().model.path.clone()))
     }
 
     /// The neurons whose graphs match `query`, best first, as dicts.
@@ -84,9 +131,7 @@ impl PyIndex {
         query: &str,
         limit: usize,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let hits = py
-            .detach(|| self.inner.query(query, limit))
-            .map_err(to_py)?;
+        let hits = self.with(py, |i| i.query(query, limit))?;
         to_python(py, &hits)
     }
 
@@ -99,14 +144,13 @@ impl PyIndex {
         limit: usize,
         repeats: usize,
     ) -> PyResult<f64> {
-        py.detach(|| -> n2g_index::Result<f64> {
+        self.with(py, |i| {
             let clock = std::time::Instant::now();
             for _ in 0..repeats.max(1) {
-                std::hint::black_box(self.inner.query(query, limit)?);
+                std::hint::black_box(i.query(query, limit)?);
             }
             Ok(clock.elapsed().as_secs_f64() / repeats.max(1) as f64)
         })
-        .map_err(to_py)
     }
 
     /// The `top` neurons most similar to `neuron`, as dicts.
@@ -118,17 +162,13 @@ impl PyIndex {
         threshold: f64,
     ) -> PyResult<Bound<'py, PyAny>> {
         let id = neuron_id(neuron)?;
-        let hits = py
-            .detach(|| self.inner.similar(id, top, threshold))
-            .map_err(to_py)?;
+        let hits = self.with(py, |i| i.similar(id, top, threshold))?;
         to_python(py, &hits)
     }
 
     /// Every similar and subset pair at `threshold`, as dicts.
     fn similar_all<'py>(&self, py: Python<'py>, threshold: f64) -> PyResult<Bound<'py, PyAny>> {
-        let pairs = py
-            .detach(|| self.inner.similar_all(threshold))
-            .map_err(to_py)?;
+        let pairs = self.with(py, |i| i.similar_all(threshold))?;
         to_python(py, &pairs)
     }
 
@@ -142,15 +182,13 @@ impl PyIndex {
         examples: Option<usize>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let id = neuron_id(neuron)?;
-        let view = py
-            .detach(|| self.inner.neuron(id, examples))
-            .map_err(to_py)?;
+        let view = self.with(py, |i| i.neuron(id, examples))?;
         to_python(py, &view)
     }
 
     /// What the index holds, as a dict.
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let view = py.detach(|| self.inner.info()).map_err(to_py)?;
+        let view = self.with(py, |i| i.info())?;
         to_python(py, &view)
     }
 
@@ -164,9 +202,7 @@ impl PyIndex {
         text: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
         let id = neuron_id(neuron)?;
-        let view = py
-            .detach(|| self.inner.predict(&model.inner, id, text))
-            .map_err(to_py)?;
+        let view = self.with(py, |i| i.predict(&model.inner, id, text))?;
         to_python(py, &view)
     }
 }
@@ -180,15 +216,17 @@ struct PyModel {
 #[pymethods]
 impl PyModel {
     /// Loads the GGUF file or Hugging Face folder `path` (the default model when
-    /// `None`) on `device`.
+    /// `None`) on `device`; `literal_special` reads special tokens written in a text as
+    /// their characters.
     #[new]
-    #[pyo3(signature = (path=None, device="cpu", quantized=false, tokenizer=None))]
+    #[pyo3(signature = (path=None, device="cpu", quantized=false, tokenizer=None, literal_special=false))]
     fn new(
         py: Python<'_>,
         path: Option<PathBuf>,
         device: &str,
         quantized: bool,
         tokenizer: Option<PathBuf>,
+        literal_special: bool,
     ) -> PyResult<Self> {
         let inner = py
             .detach(|| -> n2g_index::Result<Model> {
@@ -200,6 +238,7 @@ impl PyModel {
                     device: device.parse()?,
                     quantized,
                     tokenizer,
+                    literal_special,
                 };
                 Model::load(&path, &options)
             })
@@ -247,7 +286,7 @@ impl PyModel {
 #[pyo3(signature = (
     index, model=None, corpus=None, layers=None, neurons=None, top_k=None, window=None,
     batch_size=None, checkpoint_every=None, bos=None, scan_only=None, device=None,
-    quantized=None, progress=None
+    quantized=None, literal_special=None, progress=None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn build(
@@ -265,6 +304,7 @@ fn build(
     scan_only: Option<bool>,
     device: Option<&str>,
     quantized: Option<bool>,
+    literal_special: Option<bool>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<PyIndex> {
     let mut o = BuildOptions::new(index);
@@ -300,13 +340,16 @@ fn build(
     if let Some(v) = quantized {
         o.load.quantized = v;
     }
+    if let Some(v) = literal_special {
+        o.load.literal_special = v;
+    }
     let mut watcher = PyProgress::new(progress);
     let result = py.detach(|| Index::build(&o, &mut watcher));
     let (index, _report) = result.map_err(to_py)?;
     if let Some(e) = watcher.into_error() {
         return Err(e);
     }
-    Ok(PyIndex { inner: index })
+    Ok(PyIndex::wrap(index))
 }
 
 /// The default model's path (fetched by `scripts/setup`).

@@ -46,13 +46,13 @@ class Recorder:
 
 
 def compare_with_cli(index: Path, cli_index: Path) -> None:
-    idx = n2g.Index(index)
-    for q in ("layer:0", "f1>0.3"):
-        want = cli_json("query", q, "--limit", "50", "--index", str(cli_index))
-        assert_same(plain(idx.query(q, limit=50)), want)
-    for n in (0, 5, 15):
-        want = cli_json("show", f"0:{n}", "--index", str(cli_index))
-        assert_same(plain(idx.neuron((0, n))), want)
+    with n2g.Index(index) as idx:
+        for q in ("layer:0", "f1>0.3"):
+            want = cli_json("query", q, "--limit", "50", "--index", str(cli_index))
+            assert_same(plain(idx.query(q, limit=50)), want)
+        for n in (0, 5, 15):
+            want = cli_json("show", f"0:{n}", "--index", str(cli_index))
+            assert_same(plain(idx.neuron((0, n))), want)
 
 
 def test_interrupted_build_resumes_to_the_cli_index(tmp_path: Path) -> None:
@@ -68,6 +68,7 @@ def test_interrupted_build_resumes_to_the_cli_index(tmp_path: Path) -> None:
     assert 0 < progress["batches_done"] < progress["batches_total"]
     with pytest.raises(n2g.IndexIncompleteError):
         partial.query("layer:0")
+    partial.close()  # the build writes the folder again
     # The same call resumes where it stopped.
     second = Recorder()
     n2g.build(index, progress=second, **OPTIONS)  # type: ignore[arg-type]

@@ -1,5 +1,6 @@
 """Every answer of n2g_index.Index equals the `n2g-index` binary's --json on the same
-index."""
+index. The binary runs first; the package opens the index after it (see the `idx`
+fixture of conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,20 +9,20 @@ from pathlib import Path
 import pytest
 
 import n2g_index as n2g
-from conftest import assert_same, cli_json, plain
+from conftest import assert_same, cli, cli_json, plain
 
 QUERIES = ["layer:0", "f1>0.3", "any:/e/", "token:#alpha AND NOT any:/e/", "act>0.9 OR token:hope", "token:the"]
 
 
-@pytest.fixture(scope="module")
-def idx(small_index: Path) -> n2g.Index:
+def opened(small_index: Path) -> n2g.Index:
     return n2g.Index(small_index)
 
 
 @pytest.mark.parametrize("query", QUERIES)
-def test_query_equals_cli(idx: n2g.Index, small_index: Path, query: str) -> None:
+def test_query_equals_cli(small_index: Path, query: str) -> None:
     want = cli_json("query", query, "--limit", "50", "--index", str(small_index))
-    hits = idx.query(query, limit=50)
+    with opened(small_index) as idx:
+        hits = idx.query(query, limit=50)
     assert all(isinstance(h, n2g.Hit) for h in hits)
     assert_same(plain(hits), want)
 
@@ -30,24 +31,27 @@ def test_some_query_has_hits(idx: n2g.Index) -> None:
     assert len(idx.query("layer:0", limit=50)) > 0
 
 
-def test_query_df_has_the_hits_as_rows(idx: n2g.Index, small_index: Path) -> None:
+def test_query_df_has_the_hits_as_rows(small_index: Path) -> None:
     want = cli_json("query", "layer:0", "--limit", "50", "--index", str(small_index))
-    df = idx.query_df("layer:0", limit=50)
+    with opened(small_index) as idx:
+        df = idx.query_df("layer:0", limit=50)
     assert list(df.columns) == ["neuron", "layer", "index", "score", "f1", "paths"]
     assert_same(plain(df.to_dict("records")), want)
 
 
-def test_neuron_equals_cli(idx: n2g.Index, small_index: Path) -> None:
-    for n in range(0, 64, 3):
-        want = cli_json("show", f"0:{n}", "--index", str(small_index))
-        view = idx.neuron(f"0:{n}")
-        assert_same(plain(view), want, f"0:{n}")
+def test_neuron_equals_cli(small_index: Path) -> None:
+    neurons = range(0, 64, 3)
+    want = {n: cli_json("show", f"0:{n}", "--index", str(small_index)) for n in neurons}
+    with opened(small_index) as idx:
+        for n in neurons:
+            assert_same(plain(idx.neuron(f"0:{n}")), want[n], f"0:{n}")
 
 
-def test_neuron_ids_as_tuples_and_example_counts(idx: n2g.Index, small_index: Path) -> None:
+def test_neuron_ids_as_tuples_and_example_counts(small_index: Path) -> None:
     want = cli_json("show", "0:3", "--examples", "2", "--index", str(small_index))
-    assert_same(plain(idx.neuron((0, 3), examples=2)), want)
-    assert_same(plain(idx.neuron([0, 3], examples=2)), want)  # type: ignore[arg-type]
+    with opened(small_index) as idx:
+        assert_same(plain(idx.neuron((0, 3), examples=2)), want)
+        assert_same(plain(idx.neuron([0, 3], examples=2)), want)  # type: ignore[arg-type]
 
 
 def test_neuron_view_shows_in_jupyter(idx: n2g.Index) -> None:
@@ -63,30 +67,52 @@ def test_neuron_view_shows_in_jupyter(idx: n2g.Index) -> None:
                 assert t not in page or "&lt;" in page
 
 
-def test_similar_equals_cli(idx: n2g.Index, small_index: Path) -> None:
-    for n in (0, 3, 10):
-        want = cli_json("similar", f"0:{n}", "--top", "5", "--threshold", "0.5", "--index", str(small_index))
-        assert_same(plain(idx.similar(f"0:{n}", top=5, threshold=0.5)), want)
-        df = idx.similar_df((0, n), top=5, threshold=0.5)
-        assert_same(plain(df.to_dict("records")), want)
+def test_similar_equals_cli(small_index: Path) -> None:
+    args = ("--top", "5", "--threshold", "0.5", "--index", str(small_index))
+    want = {n: cli_json("similar", f"0:{n}", *args) for n in (0, 3, 10)}
+    with opened(small_index) as idx:
+        for n in want:
+            assert_same(plain(idx.similar(f"0:{n}", top=5, threshold=0.5)), want[n])
+            df = idx.similar_df((0, n), top=5, threshold=0.5)
+            assert_same(plain(df.to_dict("records")), want[n])
 
 
-def test_similar_all_equals_cli(idx: n2g.Index, small_index: Path) -> None:
-    for threshold in ("0.9", "0.3"):
-        want = cli_json("similar", "--all", "--threshold", threshold, "--index", str(small_index))
-        assert_same(plain(idx.similar_all(threshold=float(threshold))), want)
-        assert_same(plain(idx.similar_all_df(float(threshold)).to_dict("records")), want)
+def test_similar_all_equals_cli(small_index: Path) -> None:
+    want = {t: cli_json("similar", "--all", "--threshold", t, "--index", str(small_index)) for t in ("0.9", "0.3")}
+    with opened(small_index) as idx:
+        for threshold in want:
+            assert_same(plain(idx.similar_all(threshold=float(threshold))), want[threshold])
+            assert_same(plain(idx.similar_all_df(float(threshold)).to_dict("records")), want[threshold])
 
 
-def test_info_equals_cli(idx: n2g.Index, small_index: Path) -> None:
+def test_info_equals_cli(small_index: Path) -> None:
     want = cli_json("info", "--index", str(small_index))
-    assert_same(idx.info(), want)
+    with opened(small_index) as idx:
+        assert_same(idx.info(), want)
 
 
-def test_predict_equals_cli(idx: n2g.Index, small_index: Path) -> None:
+def test_predict_equals_cli(small_index: Path) -> None:
     text = "The quick brown fox jumps over the lazy dog. 1, 2, 3!"
-    for n in (0, 3):
-        want = cli_json("predict", f"0:{n}", "--text", text, "--index", str(small_index))
-        got = idx.neuron(f"0:{n}").predict(text)
-        assert got.activations.dtype.name == "float32"
-        assert_same(plain(got), want)
+    want = {n: cli_json("predict", f"0:{n}", "--text", text, "--index", str(small_index)) for n in (0, 3)}
+    with opened(small_index) as idx:
+        for n in want:
+            got = idx.neuron(f"0:{n}").predict(text)
+            assert got.activations.dtype.name == "float32"
+            assert_same(plain(got), want[n])
+
+
+def test_close_releases_the_index(small_index: Path) -> None:
+    idx = n2g.Index(small_index)
+    assert not idx.closed
+    idx.close()
+    assert idx.closed and "closed" in repr(idx)
+    # The binary reads the folder once the package has let it go.
+    out = cli("info", "--index", str(small_index), "--json")
+    assert out.returncode == 0, out.stderr
+    with pytest.raises(n2g.Error) as e:
+        idx.query("layer:0")
+    assert "closed" in str(e.value) and e.value.path == str(small_index)
+    idx.close()  # a second close does nothing
+    with n2g.Index(small_index) as again:
+        assert len(again.query("layer:0", limit=5)) > 0
+    assert again.closed

@@ -52,6 +52,7 @@ def test_all_neurons_and_selections(model: n2g.Model) -> None:
     assert some.neurons == [5, 7, 8, 9]
     assert np.array_equal(some.activations, full.activations[:, [5, 7, 8, 9]])
     listed = model.activations(text, layer=1, neurons=[9, 5])
+    assert listed.neurons == [9, 5]
     assert np.array_equal(listed.activations, full.activations[:, [9, 5]])
 
 
@@ -62,3 +63,28 @@ def test_activations_equal_cli(model: n2g.Model) -> None:
         want = cli_json(*args, *([] if bos else ["--no-bos"]))
         got = model.activations(text, layer=2, neurons="0-31", bos=bos)
         assert_same(plain(got), want)
+
+
+SPECIAL = ROOT / "fixtures" / "reference" / "smollm2_special_tokens.json"
+
+
+@pytest.fixture(scope="module")
+def literal() -> n2g.Model:
+    return n2g.Model(literal_special=True)
+
+
+def test_special_tokens_as_the_tokenizers_library_reads_them(model: n2g.Model, literal: n2g.Model) -> None:
+    # The ids of the `tokenizers` library (scripts/reference/special_tokens.py), without
+    # BOS: special tokens as their one id by default, as characters with literal_special.
+    for case in json.loads(SPECIAL.read_text()):
+        got = model.activations(case["text"], layer=0, neurons="0", bos=False)
+        assert got.ids == case["ids"], case["text"]
+        got = literal.activations(case["text"], layer=0, neurons="0", bos=False)
+        assert got.ids == case["literal_ids"], case["text"]
+
+
+def test_literal_special_equals_cli(model: n2g.Model, literal: n2g.Model) -> None:
+    text = "<|im_start|>user\nHi there<|im_end|>"
+    for flags, m in (([], model), (["--literal-special"], literal)):
+        want = cli_json("activations", "--text", text, "--layer", "1", "--neurons", "0-7", *flags)
+        assert_same(plain(m.activations(text, layer=1, neurons="0-7")), want)

@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SMALL_CORPUS
+from conftest import ROOT, SMALL_CORPUS, need_module
 
 NOTEBOOK = ROOT / "python" / "examples" / "quickstart.ipynb"
 
 
-def test_quickstart_notebook_runs(tmp_path: Path) -> None:
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
+def test_quickstart_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nbformat = need_module("nbformat")
+    nbclient = need_module("nbclient")
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    os.environ["N2G_QUICKSTART_CORPUS"] = str(SMALL_CORPUS)
-    os.environ.setdefault("N2G_DATA", str(ROOT / "data"))
+    monkeypatch.setenv("N2G_QUICKSTART_CORPUS", str(SMALL_CORPUS))
+    monkeypatch.setenv("N2G_DATA", os.environ.get("N2G_DATA", str(ROOT / "data")))
     client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
