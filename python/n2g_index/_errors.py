@@ -81,7 +81,16 @@ class IndexIncompleteError(Error):
 
 
 class IndexLockedError(Error):
-    """Another process is writing the index (a build into the same folder)."""
+    """Another process is writing the index (one writer at a time: a build or a
+    reindex of the same folder).
+
+    Attributes:
+        holder: what holds the lock (e.g. ``"n2g-index build, pid 1234"``), when known.
+    """
+
+    def __init__(self, message: str, *, path: Optional[str] = None, holder: Optional[str] = None) -> None:
+        super().__init__(message, path=path)
+        self.holder = holder
 
 
 class ModelError(Error):

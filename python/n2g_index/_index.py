@@ -262,6 +262,7 @@ def build(
     device: Optional[str] = None,
     quantized: Optional[bool] = None,
     literal_special: Optional[bool] = None,
+    force: Optional[bool] = None,
     progress: Union[bool, ProgressCallback] = True,
 ) -> Index:
     """Builds (or resumes) an index: scan the corpus with the model, build an N2G graph
@@ -286,6 +287,8 @@ def build(
         quantized: keep GGUF weights quantized (default False).
         literal_special: read special tokens written in the corpus as their
             characters, not as their one id (default False).
+        force: build into a non-empty folder that is not an index, keeping its files
+            (default False: refused).
         progress: ``True`` shows a bar (tqdm when installed, in a terminal or Jupyter),
             ``False`` nothing; or an object with ``start``/``advance``/``finish``/
             ``note`` methods (:class:`ProgressCallback`).
@@ -315,6 +318,7 @@ def build(
         device,
         quantized,
         literal_special,
+        force,
         target,
     )
     return Index._wrap(native)

@@ -54,6 +54,7 @@ def build(
     device: Optional[str] = None,
     quantized: Optional[bool] = None,
     literal_special: Optional[bool] = None,
+    force: Optional[bool] = None,
     progress: Optional[Any] = None,
 ) -> Index: ...
 def default_model_path() -> str: ...

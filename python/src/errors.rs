@@ -51,7 +51,11 @@ pub fn to_py(e: Error) -> PyErr {
             message,
             &[("path", path_of(path))],
         ),
-        Error::Locked { path } => raise("IndexLockedError", message, &[("path", path_of(path))]),
+        Error::Locked { path, holder } => raise(
+            "IndexLockedError",
+            message,
+            &[("path", path_of(path)), ("holder", Some(holder.clone()))],
+        ),
         Error::InvalidOption { field, .. } => raise(
             "InvalidArgumentError",
             message,

@@ -286,7 +286,7 @@ impl PyModel {
 #[pyo3(signature = (
     index, model=None, corpus=None, layers=None, neurons=None, top_k=None, window=None,
     batch_size=None, checkpoint_every=None, bos=None, scan_only=None, device=None,
-    quantized=None, literal_special=None, progress=None
+    quantized=None, literal_special=None, force=None, progress=None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn build(
@@ -305,6 +305,7 @@ fn build(
     device: Option<&str>,
     quantized: Option<bool>,
     literal_special: Option<bool>,
+    force: Option<bool>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<PyIndex> {
     let mut o = BuildOptions::new(index);
@@ -342,6 +343,9 @@ fn build(
     }
     if let Some(v) = literal_special {
         o.load.literal_special = v;
+    }
+    if let Some(v) = force {
+        o.force = v;
     }
     let mut watcher = PyProgress::new(progress);
     let result = py.detach(|| Index::build(&o, &mut watcher));

@@ -75,9 +75,7 @@ def small_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def idx(small_index: Path) -> Iterator[Any]:
-    """The small index opened by the package for one test, closed after it. A test
-    runs the binary on the same folder before it opens the index (an open index keeps
-    writers, and with the library's exclusive store lock other readers, out)."""
+    """The small index opened by the package for one test, closed after it."""
     import n2g_index as n2g
 
     index = n2g.Index(small_index)

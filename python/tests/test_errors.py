@@ -13,7 +13,6 @@ from conftest import cli
 
 def test_bad_query_says_where(small_index: Path) -> None:
     query = "token:Paris AND (context:capital"
-    # The binary's message first (the package opens the index after it).
     out = cli("query", query, "--index", str(small_index))
     with n2g.Index(small_index) as idx, pytest.raises(n2g.QueryError) as e:
         idx.query(query)

@@ -1,9 +1,9 @@
 """Every answer of n2g_index.Index equals the `n2g-index` binary's --json on the same
-index. The binary runs first; the package opens the index after it (see the `idx`
-fixture of conftest.py)."""
+index."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -101,14 +101,19 @@ def test_predict_equals_cli(small_index: Path) -> None:
             assert_same(plain(got), want[n])
 
 
-def test_close_releases_the_index(small_index: Path) -> None:
+def test_the_binary_reads_while_the_package_has_the_index_open(idx: n2g.Index, small_index: Path) -> None:
+    # Readers share the index: the package's open index keeps no other reader out.
+    mine = plain(idx.query("layer:0", limit=50))
+    out = cli("query", "layer:0", "--limit", "50", "--index", str(small_index), "--json")
+    assert out.returncode == 0, out.stderr
+    assert_same(mine, json.loads(out.stdout))
+
+
+def test_close(small_index: Path) -> None:
     idx = n2g.Index(small_index)
     assert not idx.closed
     idx.close()
     assert idx.closed and "closed" in repr(idx)
-    # The binary reads the folder once the package has let it go.
-    out = cli("info", "--index", str(small_index), "--json")
-    assert out.returncode == 0, out.stderr
     with pytest.raises(n2g.Error) as e:
         idx.query("layer:0")
     assert "closed" in str(e.value) and e.value.path == str(small_index)
