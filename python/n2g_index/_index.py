@@ -130,8 +130,9 @@ class Index:
         IndexNotFoundError: there is no index in the folder.
         IndexDamagedError, IncompatibleIndexError: the index cannot be read.
 
-    The index's files stay open, and locked against writers, until :meth:`close` (or
-    the end of a ``with`` block, or the object's deletion).
+    The index is read-only, beside other readers; it holds a shared lock on its store
+    until :meth:`close` (or the end of a ``with`` block, or the object's deletion), and
+    a build writing the same folder waits for it at its next commit.
 
     Example::
 
