@@ -178,7 +178,8 @@ impl BuildReport {
 }
 
 /// Where the default model is: `data/models/...` under `$N2G_DATA` when set, else in
-/// the current folder or beside the executable's repository.
+/// the current folder or one above it (a notebook in a subfolder of the repository), or
+/// beside the executable's repository.
 pub fn default_model_path() -> Result<PathBuf> {
     default_data_path(DEFAULT_MODEL_PATH, "default model")
 }
@@ -189,8 +190,9 @@ pub fn default_corpus_path() -> Result<PathBuf> {
 }
 
 /// Where a default input fetched by `scripts/setup` is: `rel` (which starts with
-/// `data/`) under `$N2G_DATA` when set, else in the current folder or beside the
-/// executable's repository; an error naming `scripts/setup` when it is nowhere.
+/// `data/`) under `$N2G_DATA` when set, else in the current folder or one above it, or
+/// beside the executable's repository; an error naming `scripts/setup` when it is
+/// nowhere.
 fn default_data_path(rel: &str, what: &'static str) -> Result<PathBuf> {
     let rel = PathBuf::from(rel);
     let in_data = rel.strip_prefix("data").unwrap_or(&rel).to_path_buf();
@@ -198,6 +200,9 @@ fn default_data_path(rel: &str, what: &'static str) -> Result<PathBuf> {
         Some(dir) => vec![PathBuf::from(dir).join(&in_data)],
         None => {
             let mut c = vec![rel.clone()];
+            if let Ok(cwd) = std::env::current_dir() {
+                c.extend(cwd.ancestors().skip(1).map(|a| a.join(&rel)));
+            }
             if let Ok(exe) = std::env::current_exe() {
                 c.extend(exe.ancestors().skip(1).map(|a| a.join(&rel)));
             }
