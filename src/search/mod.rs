@@ -12,7 +12,6 @@ pub mod classes;
 mod collect;
 mod columns;
 mod compile;
-mod error;
 mod from_graphs;
 mod index;
 mod postings;
@@ -25,8 +24,8 @@ mod schema;
 pub mod similar;
 mod store;
 
+pub use crate::error::SearchError;
 pub use classes::Class;
-pub use error::SearchError;
 pub use from_graphs::{neuron_paths, reindex, reindex_folder, search_dir};
 pub use index::{Hit, SearchIndex};
 pub use query::{parse, Expr, ParseError};

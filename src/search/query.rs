@@ -9,8 +9,6 @@
 //! term    = role ":" value | number_field ( ":" range | cmp number ) | value ;
 //! ```
 
-use std::fmt;
-
 use super::classes::Class;
 use crate::n2g::normalize;
 
@@ -128,37 +126,7 @@ pub enum Expr {
     Not(Box<Expr>),
 }
 
-/// A syntax error, displayed with the query and a caret under the position at fault.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ParseError {
-    /// The query text.
-    pub query: String,
-    /// Byte offset of the error in `query`.
-    pub position: usize,
-    /// What went wrong / what was expected.
-    pub message: String,
-}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shown: String = self
-            .query
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
-        let column = self.query[..self.position].chars().count();
-        write!(
-            f,
-            "query error at column {}: {}\n  {}\n  {}^",
-            column + 1,
-            self.message,
-            shown,
-            " ".repeat(column)
-        )
-    }
-}
-
-impl std::error::Error for ParseError {}
+pub use crate::error::ParseError;
 
 /// The known field names, for error messages.
 pub const KNOWN_FIELDS: &str = "token, context, after, any, layer, f1, act";

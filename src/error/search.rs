@@ -1,8 +1,10 @@
-//! Errors of the search layer; every variant names the file, field or value at fault.
+//! Errors of the search layer; every variant names the file, field or
+//! value at fault. They live beside the crate's [`Error`](super::Error), which wraps
+//! them, so that no module depends on the search layer for its errors.
 
+use std::fmt;
 use std::path::PathBuf;
 
-use super::query::ParseError;
 use crate::NeuronId;
 
 /// Errors of the search index.
@@ -122,3 +124,35 @@ impl SearchError {
         }
     }
 }
+
+/// A syntax error, displayed with the query and a caret under the position at fault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseError {
+    /// The query text.
+    pub query: String,
+    /// Byte offset of the error in `query`.
+    pub position: usize,
+    /// What went wrong / what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown: String = self
+            .query
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        let column = self.query[..self.position].chars().count();
+        write!(
+            f,
+            "query error at column {}: {}\n  {}\n  {}^",
+            column + 1,
+            self.message,
+            shown,
+            " ".repeat(column)
+        )
+    }
+}
+
+impl std::error::Error for ParseError {}

@@ -2,6 +2,10 @@
 
 use std::path::PathBuf;
 
+mod search;
+
+pub use search::{ParseError, SearchError};
+
 /// Errors of the n2g-index library.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -90,7 +94,7 @@ pub enum Error {
     },
     /// The search index failed (a bad query, a missing or damaged search index, ...).
     #[error(transparent)]
-    Search(#[from] crate::search::SearchError),
+    Search(#[from] SearchError),
     /// An error raised by the tensor library.
     #[error("tensor runtime: {0}")]
     Candle(candle_core::Error),
