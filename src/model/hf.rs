@@ -1,14 +1,15 @@
 //! Loading Hugging Face folders: `config.json`, `*.safetensors`, `tokenizer.json`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{Device, Tensor};
 use serde_json::Value;
 
 use super::gguf::file_stem;
 use super::linear::Linear;
 use super::llama::Llama;
+use super::safetensors::SafetensorsFile;
 use super::tokenizer::TextTokenizer;
 use super::{gemma, gemma2, gpt2, gpt_neox, mistral, ops, qwen2, qwen3};
 use super::{Architecture, ModelInfo, Network, SUPPORTED_ARCHITECTURES};
@@ -153,11 +154,13 @@ impl HfConfig {
 }
 
 /// The tensors of a folder's safetensors files (the shards that
-/// `model.safetensors.index.json` lists, else every `*.safetensors`), memory-mapped and
-/// read one by one: loading takes the weights' memory once, not twice.
+/// `model.safetensors.index.json` lists, else every `*.safetensors`), read from disk
+/// one by one: loading takes about the weights' memory, not that plus the files'.
 pub(crate) struct Weights {
     folder: PathBuf,
-    files: MmapedSafetensors,
+    files: Vec<SafetensorsFile>,
+    /// Tensor name -> index in `files` (a later file wins).
+    names: HashMap<String, usize>,
     device: Device,
 }
 
@@ -210,44 +213,47 @@ impl Weights {
                 "no *.safetensors file in the folder",
             ));
         }
-        // SAFETY: the maps are only read while the model loads (every tensor is copied
-        // out by `get`/`stored`) and dropped after; the files must not change meanwhile,
-        // as for any reader. A file shorter than its header says is refused here.
-        let files = unsafe { MmapedSafetensors::multi(&files) }.map_err(|e| {
-            Error::bad_model(folder, format!("not a readable safetensors file: {e}"))
-        })?;
+        let files: Vec<SafetensorsFile> = files
+            .iter()
+            .map(|f| SafetensorsFile::open(f))
+            .collect::<Result<_>>()?;
+        let mut names = HashMap::new();
+        for (i, f) in files.iter().enumerate() {
+            names.extend(f.names().map(|n| (n.to_string(), i)));
+        }
         Ok(Weights {
             folder: folder.into(),
             files,
+            names,
             device: device.clone(),
         })
     }
 
     /// A tensor in its file dtype on the device, with its shape checked.
     pub fn stored(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        let view = self.files.get(name).map_err(|_| {
-            Error::bad_model(
-                &self.folder,
-                format!("missing tensor `{name}` in the safetensors files"),
-            )
-        })?;
-        if view.shape() != shape {
+        let file = self
+            .names
+            .get(name)
+            .map(|&i| &self.files[i])
+            .ok_or_else(|| {
+                Error::bad_model(
+                    &self.folder,
+                    format!("missing tensor `{name}` in the safetensors files"),
+                )
+            })?;
+        let found = file.shape(name).unwrap_or_default();
+        if found != shape {
             return Err(Error::bad_model(
                 &self.folder,
-                format!(
-                    "tensor `{name}` has shape {:?}, expected {shape:?}",
-                    view.shape()
-                ),
+                format!("tensor `{name}` has shape {found:?}, expected {shape:?}"),
             ));
         }
-        let t = candle_core::safetensors::Load::load(&view, &Device::Cpu)
-            .map_err(|e| Error::bad_model(&self.folder, format!("tensor `{name}`: {e}")))?;
-        Ok(t.to_device(&self.device)?)
+        Ok(file.load(name)?.to_device(&self.device)?)
     }
 
     /// Whether a tensor of that name exists.
     pub fn has(&self, name: &str) -> bool {
-        self.files.get(name).is_ok()
+        self.names.contains_key(name)
     }
 
     /// A tensor as f32, with its shape checked.

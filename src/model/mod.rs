@@ -27,6 +27,7 @@ mod ops;
 mod prefix;
 mod qwen2;
 mod qwen3;
+mod safetensors;
 mod tokenizer;
 
 use std::path::{Path, PathBuf};
