@@ -162,3 +162,48 @@ impl SafetensorsFile {
         )?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A safetensors file with one tensor described by `info` and `data` after it.
+    fn write(dir: &Path, info: &str, data: &[u8]) -> PathBuf {
+        let header = format!("{{\"__metadata__\":{{\"format\":\"pt\"}},\"w\":{info}}}");
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(data);
+        let path = dir.join("t.safetensors");
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn tensors_load_in_their_dtype_and_bad_headers_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        // bf16 1.0 and -2.5 (0x3F80, 0xC020), little-endian.
+        let info = r#"{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}"#;
+        let path = write(dir.path(), info, &[0x80, 0x3F, 0x20, 0xC0]);
+        let t = SafetensorsFile::open(&path).unwrap().load("w").unwrap();
+        assert_eq!(t.dtype(), DType::BF16);
+        let v = t.to_dtype(DType::F32).unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(v, vec![1.0, -2.5]);
+        let refused = |info: &str, data: &[u8], needle: &str| {
+            let path = write(dir.path(), info, data);
+            let err = SafetensorsFile::open(&path)
+                .err()
+                .expect("refused")
+                .to_string();
+            assert!(
+                err.contains(needle) && err.contains("t.safetensors"),
+                "{err}"
+            );
+        };
+        let cut = r#"{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}"#;
+        refused(cut, &[0x80, 0x3F], "truncated");
+        let size = r#"{"dtype":"F32","shape":[2],"data_offsets":[0,4]}"#;
+        refused(size, &[0; 4], "bytes for shape");
+        let dtype = r#"{"dtype":"F8_E5M2","shape":[4],"data_offsets":[0,4]}"#;
+        refused(dtype, &[0; 4], "F8_E5M2");
+    }
+}
