@@ -7,7 +7,7 @@
 //! the speed-up over their way. Prints all and the ratios. The default trains each
 //! graph on 20 windows (half the top 20 and the 10 ranked after them); the batched run
 //! is repeated with the authors' training size (half the top 20 only) for the per-neuron
-//! figures the issue compares with.
+//! figures compared with the authors' PyTorch run (benches/RESULTS.md).
 //!
 //! Each line also gives the time per neuron without the fixed set-up (the substitute
 //! index and the layer's random-window sample), which a whole layer's 1,536 neurons share
@@ -23,6 +23,7 @@ use n2g_index::corpus::{tokenize_windows, Corpus, CorpusSpec, Windows};
 use n2g_index::n2g::{build_graphs, BatchConfig, GraphSettings};
 use n2g_index::scan::{run_scan, ScanOptions};
 use n2g_index::store::Store;
+use n2g_index::NoProgress;
 use n2g_index::{LoadOptions, Model};
 
 const NEURONS: usize = 32;
@@ -91,7 +92,8 @@ fn main() {
             copy_store(&scanned, &dir);
             let store = Store::open_or_create(&dir).unwrap();
             let t = Instant::now();
-            let report = build_graphs(&model, &store, &windows, settings, batch, false).unwrap();
+            let report =
+                build_graphs(&model, &store, &windows, settings, batch, &mut NoProgress).unwrap();
             let secs = t.elapsed().as_secs_f64();
             assert_eq!(report.built, NEURONS);
             if name == "warm-up" {
@@ -123,7 +125,7 @@ fn main() {
 fn scan(model: &Model, windows: &Windows, dir: &Path, layer: usize, top_k: usize) {
     let store = Store::open_or_create(dir).unwrap();
     let options = ScanOptions::new(vec![layer], (0..NEURONS).collect(), top_k);
-    run_scan(model, windows, &store, &options).unwrap();
+    run_scan(model, windows, &store, &options, &mut NoProgress).unwrap();
 }
 
 fn copy_store(from: &Path, to: &Path) {

@@ -4,9 +4,12 @@ use std::path::PathBuf;
 
 /// Errors of the n2g-index library.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The default model or corpus has not been fetched yet.
-    #[error("{what} not found at {path}: run `scripts/setup` to fetch the defaults (or pass --model/--corpus)")]
+    #[error(
+        "{what} not found at {path}: run `scripts/setup` to fetch the defaults, or give a path"
+    )]
     MissingDefault {
         /// What is missing ("default model", "default corpus").
         what: &'static str,
@@ -14,12 +17,12 @@ pub enum Error {
         path: PathBuf,
     },
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (part of this error's message, so not its source).
+        error: std::io::Error,
     },
     /// A model file is malformed, truncated or inconsistent.
     #[error("{path}: {message}")]
@@ -67,9 +70,34 @@ pub enum Error {
         /// What differs.
         message: String,
     },
+    /// An option has a value that cannot work.
+    #[error("{field}: {message}")]
+    InvalidOption {
+        /// The option's field name (the CLI shows it as its flag).
+        field: &'static str,
+        /// What is wrong with the value.
+        message: String,
+    },
+    /// A neuron that the index does not cover.
+    #[error("neuron {neuron} is not in this index ({covered})")]
+    UnknownNeuron {
+        /// The neuron asked for.
+        neuron: crate::NeuronId,
+        /// What the index covers.
+        covered: String,
+    },
+    /// The search index failed (a bad query, a missing or damaged search index, ...).
+    #[error(transparent)]
+    Search(#[from] crate::search::SearchError),
     /// An error raised by the tensor library.
     #[error("tensor runtime: {0}")]
-    Candle(#[from] candle_core::Error),
+    Candle(candle_core::Error),
+}
+
+impl From<candle_core::Error> for Error {
+    fn from(e: candle_core::Error) -> Self {
+        Error::Candle(e)
+    }
 }
 
 /// Result type of the n2g-index library.
@@ -77,10 +105,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// Builds an [`Error::Io`] for `path`.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 

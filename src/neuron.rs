@@ -65,6 +65,14 @@ impl FromStr for NeuronId {
     }
 }
 
+/// Serialises a value by its `Display` form (a neuron id as `"L:N"`).
+pub(crate) fn as_display<T: std::fmt::Display, S: serde::Serializer>(
+    value: &T,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

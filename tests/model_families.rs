@@ -17,7 +17,7 @@ use model_support::{fixture, floats, ids, tiny_model};
 /// next-token logits of the family's tiny model equal the reference.
 fn family(name: &str) {
     let dir = format!("fixtures/tiny/{name}");
-    tiny_model(&dir, &dir, name);
+    tiny_model(&dir, &dir, name, &LoadOptions::default());
     next_tokens_match(&dir);
 }
 
@@ -94,24 +94,39 @@ fn tiny_mistral_matches_reference() {
 fn tiny_family_ggufs_match_reference() {
     for name in ["gemma", "gemma2", "qwen2", "qwen3"] {
         let dir = format!("fixtures/tiny/gguf_families/{name}");
-        tiny_model(&format!("{dir}/model.gguf"), &dir, name);
+        tiny_model(
+            &format!("{dir}/model.gguf"),
+            &dir,
+            name,
+            &LoadOptions::default(),
+        );
     }
 }
 
 /// The Gemma-style (spaces as U+2581, no pre-tokenizer, byte fallback) and Qwen-style
-/// (byte-level, NFC, Qwen 2's split pattern) tokenizers give the Python library's ids.
+/// (byte-level, NFC, Qwen 2's split pattern) tokenizers give the Python library's ids,
+/// both by default (special-token text becomes its id) and with literal special tokens.
 #[test]
 fn family_tokenizers_match_the_tokenizers_library() {
     for name in ["gemma", "qwen"] {
         let dir = root().join("fixtures/tiny/tokenizers");
         let tok = TextTokenizer::from_file(&dir.join(format!("{name}.json")), None).unwrap();
+        let literal = tok.clone().with_literal_special(true);
         let cases = fixture(&format!("fixtures/tiny/tokenizers/{name}_cases.json"));
         let cases = cases.as_array().unwrap();
         assert!(cases.len() >= 15);
+        let mut special = 0;
         for case in cases {
             let text = case["text"].as_str().unwrap();
-            let ours = tok.encode(text, false).unwrap();
-            assert_eq!(ours.ids, ids(&case["ids"]), "{name}: ids of {text:?}");
+            let default = tok.encode(text, false).unwrap();
+            assert_eq!(default.ids, ids(&case["ids"]), "{name}: ids of {text:?}");
+            let ours = literal.encode(text, false).unwrap();
+            assert_eq!(
+                ours.ids,
+                ids(&case["literal_ids"]),
+                "{name}: literal ids of {text:?}"
+            );
+            special += usize::from(default.ids != ours.ids);
             let decoded = tok.decode(&ours.ids).unwrap();
             assert_eq!(
                 decoded,
@@ -119,6 +134,7 @@ fn family_tokenizers_match_the_tokenizers_library() {
                 "{name}: {text:?}"
             );
         }
+        assert!(special > 0, "{name}: some case holds special-token text");
     }
 }
 

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use n2g_index::n2g::eval::{score, TokenBaseline};
-use n2g_index::n2g::graph::{Element, EndActivation, Graph, Line};
+use n2g_index::n2g::{score, TokenBaseline};
+use n2g_index::n2g::{Element, EndActivation, Graph, Line};
 use proptest::prelude::*;
 
 /// Lines use token ids below this; FILLER occurs in no line.

@@ -9,6 +9,7 @@ use n2g_index::corpus::{tokenize_windows, Corpus, CorpusSpec};
 use n2g_index::n2g::{build_graphs, BatchConfig, GraphSettings, NeuronGraph};
 use n2g_index::scan::{run_scan, ScanOptions};
 use n2g_index::store::Store;
+use n2g_index::NoProgress;
 use n2g_index::{LoadOptions, Model, NeuronId};
 
 #[test]
@@ -41,7 +42,7 @@ fn graphs_of_layer_0_beat_the_token_baseline() {
         &windows,
         &settings,
         BatchConfig::default(),
-        false,
+        &mut NoProgress,
     )
     .unwrap();
     assert_eq!(report.built, neurons.len());
@@ -52,7 +53,7 @@ fn graphs_of_layer_0_beat_the_token_baseline() {
         &windows,
         &settings,
         BatchConfig::default(),
-        false,
+        &mut NoProgress,
     )
     .unwrap();
     assert_eq!((again.built, again.skipped), (0, neurons.len()));
@@ -107,7 +108,7 @@ fn graph_settings_cannot_change_midway() {
         &windows,
         &settings,
         BatchConfig::default(),
-        false,
+        &mut NoProgress,
     )
     .unwrap();
     let other = GraphSettings {
@@ -120,7 +121,7 @@ fn graph_settings_cannot_change_midway() {
         &windows,
         &other,
         BatchConfig::default(),
-        false,
+        &mut NoProgress,
     )
     .err()
     .unwrap()
@@ -152,7 +153,7 @@ fn scanned(
         batch_size: 8,
         ..ScanOptions::new(vec![layer], (0..neurons).collect(), top_k)
     };
-    run_scan(model, windows, &store, &options).unwrap();
+    run_scan(model, windows, &store, &options, &mut NoProgress).unwrap();
     tmp
 }
 
@@ -178,7 +179,8 @@ fn batching_and_prefix_sharing_change_speed_not_graphs() {
     for config in configs {
         let dir = scanned(&model, &windows, 1, 12, 8);
         let store = Store::open_or_create(dir.path()).unwrap();
-        let report = build_graphs(&model, &store, &windows, &settings, config, false).unwrap();
+        let report =
+            build_graphs(&model, &store, &windows, &settings, config, &mut NoProgress).unwrap();
         tokens.push(report.work.tokens);
         built.push(store.graphs().unwrap());
     }

@@ -4,6 +4,7 @@
 use n2g_index::corpus::{tokenize_windows, Corpus, CorpusSpec};
 use n2g_index::scan::{run_scan, ScanOptions};
 use n2g_index::store::Store;
+use n2g_index::NoProgress;
 use n2g_index::{LoadOptions, Model, NeuronId};
 
 mod common;
@@ -35,9 +36,9 @@ fn stored_top_k_equals_brute_force() {
             top_k: k,
             batch_size: 3,
             checkpoint_every: 2,
-            progress: false,
             max_batches: None,
         },
+        &mut NoProgress,
     )
     .unwrap();
     assert!(report.complete);
@@ -127,14 +128,13 @@ fn same_inputs_give_the_same_store_and_resume_matches() {
         top_k: 4,
         batch_size: 2,
         checkpoint_every: 3,
-        progress: false,
         max_batches: None,
     };
     let dumps: Vec<String> = (0..2)
         .map(|_| {
             let tmp = tempfile::tempdir().unwrap();
             let store = Store::open_or_create(tmp.path()).unwrap();
-            run_scan(&model, &windows, &store, &options).unwrap();
+            run_scan(&model, &windows, &store, &options, &mut NoProgress).unwrap();
             store.dump().unwrap()
         })
         .collect();
@@ -150,6 +150,7 @@ fn same_inputs_give_the_same_store_and_resume_matches() {
             max_batches: Some(4),
             ..options.clone()
         },
+        &mut NoProgress,
     )
     .unwrap();
     assert!(!first.complete);
@@ -161,10 +162,11 @@ fn same_inputs_give_the_same_store_and_resume_matches() {
             max_batches: Some(5),
             ..options.clone()
         },
+        &mut NoProgress,
     )
     .unwrap();
     assert_eq!(second.resumed_at, 4);
-    let last = run_scan(&model, &windows, &store, &options).unwrap();
+    let last = run_scan(&model, &windows, &store, &options, &mut NoProgress).unwrap();
     assert!(last.complete);
     assert_eq!(store.dump().unwrap(), dumps[0]);
 }

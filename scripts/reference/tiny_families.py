@@ -121,17 +121,21 @@ def qwen_tokenizer() -> Tokenizer:
     return tok
 
 
-def encode(tok: Tokenizer, text: str) -> list[int]:
-    """Text as plain text: special-token strings get ordinary tokens."""
+def encode(tok: Tokenizer, text: str, literal: bool = True) -> list[int]:
+    """Text as plain text (`literal`: special-token strings get ordinary tokens), or
+    with special-token strings read as their ids, the library's default."""
+    tok.encode_special_tokens = literal
+    ids = tok.encode(text, add_special_tokens=False).ids
     tok.encode_special_tokens = True
-    return tok.encode(text, add_special_tokens=False).ids
+    return ids
 
 
 def write_tokenizer_cases(tok: Tokenizer, name: str):
     out = os.path.join(OUT_ROOT, "tokenizers")
     os.makedirs(out, exist_ok=True)
     tok.save(os.path.join(out, f"{name}.json"))
-    cases = [{"text": t, "ids": encode(tok, t), "decoded": tok.decode(encode(tok, t))}
+    cases = [{"text": t, "ids": encode(tok, t, literal=False), "literal_ids": encode(tok, t),
+              "decoded": tok.decode(encode(tok, t))}
              for t in TRICKY]
     with open(os.path.join(out, f"{name}_cases.json"), "w", encoding="utf-8") as f:
         json.dump(cases, f, ensure_ascii=False, indent=0)

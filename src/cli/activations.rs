@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use serde::Serialize;
 
 use super::ModelArgs;
+use n2g_index::text_activations;
 
 /// Arguments of `n2g-index activations`.
 #[derive(Args, Debug)]
@@ -39,18 +39,6 @@ pub struct ActivationsArgs {
     json: bool,
 }
 
-/// The `--json` output: `activations[t][j]` is neuron `neurons[j]` at token `t`.
-#[derive(Serialize)]
-struct ActivationsJson<'a> {
-    model: String,
-    layer: usize,
-    bos: bool,
-    ids: &'a [u32],
-    tokens: Vec<&'a str>,
-    neurons: Vec<usize>,
-    activations: Vec<Vec<f32>>,
-}
-
 /// Runs the command.
 pub fn run(args: &ActivationsArgs) -> anyhow::Result<ExitCode> {
     let text = match (&args.text, &args.file) {
@@ -61,66 +49,38 @@ pub fn run(args: &ActivationsArgs) -> anyhow::Result<ExitCode> {
         (None, None) => unreachable!("clap requires --text or --file"),
     };
     let model = args.model.load()?;
-    let info = model.info();
-    anyhow::ensure!(
-        args.layer < info.n_layers,
-        "--layer {}: the model has layers 0..={}",
+    let view = text_activations(
+        &model,
+        &text,
         args.layer,
-        info.n_layers - 1
-    );
-    let tokenized = model.tokenizer().encode(&text, !args.no_bos)?;
-    anyhow::ensure!(!tokenized.ids.is_empty(), "the text has no tokens");
-    let acts = model.activations(std::slice::from_ref(&tokenized.ids), &[args.layer])?;
-    let acts = &acts[0];
-    let tokens: Vec<&str> = tokenized
-        .ids
-        .iter()
-        .map(|&id| model.tokenizer().token_str(id))
-        .collect();
-    let chosen = match &args.neurons {
-        Some(spec) => Some(crate::scan::parse_selection(
-            spec,
-            info.n_neurons,
-            "--neurons",
-        )?),
-        None => None,
-    };
+        args.neurons.as_deref(),
+        !args.no_bos,
+    )
+    .map_err(super::with_flag_names)?;
     if args.json {
-        let neurons = chosen.unwrap_or_else(|| (0..info.n_neurons).collect());
-        let activations = (0..tokenized.ids.len())
-            .map(|t| {
-                let row = acts.at(0, t);
-                neurons.iter().map(|&n| row[n]).collect()
-            })
-            .collect();
-        let out = ActivationsJson {
-            model: info.name.clone(),
-            layer: args.layer,
-            bos: tokenized.bos,
-            ids: &tokenized.ids,
-            tokens,
-            neurons,
-            activations,
-        };
-        println!("{}", serde_json::to_string(&out)?);
+        println!("{}", serde_json::to_string(&view)?);
         return Ok(ExitCode::SUCCESS);
     }
     println!(
         "{} · layer {} · {} tokens{}",
-        info.name,
-        args.layer,
-        tokenized.ids.len(),
-        if tokenized.bos {
+        view.model,
+        view.layer,
+        view.ids.len(),
+        if view.bos {
             " (position 0 is BOS: an attention sink, expect outsized values)"
         } else {
             ""
         }
     );
-    for (t, token) in tokens.iter().enumerate() {
-        let row = acts.at(0, t);
-        let cells: Vec<String> = match &chosen {
-            Some(ns) => ns.iter().map(|&n| format!("{n}:{:>8.3}", row[n])).collect(),
-            None => crate::model::top_neurons(row, args.top)
+    for (t, (token, row)) in view.tokens.iter().zip(&view.activations).enumerate() {
+        let cells: Vec<String> = match &args.neurons {
+            Some(_) => view
+                .neurons
+                .iter()
+                .zip(row)
+                .map(|(n, v)| format!("{n}:{v:>8.3}"))
+                .collect(),
+            None => n2g_index::model::top_neurons(row, args.top)
                 .into_iter()
                 .map(|(n, v)| format!("{n}:{v:.3}"))
                 .collect(),

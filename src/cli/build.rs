@@ -3,15 +3,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args;
 
 use super::ModelArgs;
-use crate::corpus::{tokenize_windows, Corpus, CorpusFormat, CorpusSpec, DEFAULT_CORPUS_PATH};
-use crate::model::model_sha256;
-use crate::n2g::{build_graphs, BatchConfig, EndActivation, GraphSettings};
-use crate::scan::{parse_selection, run_scan, ScanOptions};
-use crate::store::{CorpusRecord, ModelRecord, RunMeta, ScanSettings, Store, FORMAT_VERSION};
+use n2g_index::corpus::CorpusFormat;
+use n2g_index::n2g::{BatchConfig, EndActivation, GraphSettings};
+use n2g_index::render::TerminalProgress;
+use n2g_index::{BuildOptions, BuildReport, Index, DEFAULT_LAYERS};
 
 /// What an END node keeps (see `EndActivation`).
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -23,10 +21,6 @@ pub enum EndChoice {
     /// The first line's (the authors' code).
     First,
 }
-
-/// The default layers of `build` (chosen to finish within the 10-minute budget on a
-/// 2-core machine with the default model and corpus).
-pub const DEFAULT_LAYERS: &str = "0-2";
 
 /// Arguments of `n2g-index build`.
 #[derive(Args, Debug)]
@@ -80,7 +74,7 @@ pub struct BuildArgs {
     #[arg(long, default_value_t = 0.5)]
     pub activation_threshold: f32,
     /// Graph stage: a context token is kept above this importance (the authors: 0.75;
-    /// 0.9 measured better firing F1 on the default model, see the README).
+    /// 0.9 measured better firing F1 on the default model, see docs/N2G.md).
     #[arg(long, default_value_t = 0.9)]
     pub importance_threshold: f32,
     /// Evaluation: a token fires at or above this normalised activation.
@@ -158,39 +152,8 @@ pub struct BuildArgs {
     pub max_batches: Option<usize>,
 }
 
-/// The default corpus folder, with an error naming scripts/setup when missing.
-fn default_corpus() -> anyhow::Result<PathBuf> {
-    Ok(super::default_data_path(
-        DEFAULT_CORPUS_PATH,
-        "default corpus",
-    )?)
-}
-
-/// The graph settings the options ask for (the mask token still the default's), or an
-/// error naming the option whose value cannot work.
-fn graph_settings(args: &BuildArgs) -> anyhow::Result<GraphSettings> {
-    anyhow::ensure!(
-        !args.prune_lengths.is_empty()
-            && args.prune_lengths[0] > 0
-            && args.prune_lengths.windows(2).all(|w| w[0] < w[1]),
-        "--prune-lengths must be increasing lengths of at least 1 (got {:?})",
-        args.prune_lengths
-    );
-    anyhow::ensure!(
-        (0.0..1.0).contains(&args.prune_tolerance),
-        "--prune-tolerance must be in [0, 1) (got {})",
-        args.prune_tolerance
-    );
-    anyhow::ensure!(
-        args.train_fraction > 0.0 && args.train_fraction < 1.0,
-        "--train-fraction must be between 0 and 1, exclusive (got {})",
-        args.train_fraction
-    );
-    anyhow::ensure!(
-        (0.0..=1.0).contains(&args.end_min_firing),
-        "--end-min-firing must be a share in [0, 1] (got {})",
-        args.end_min_firing
-    );
+/// The graph settings the options ask for (the mask token is set by the build).
+fn graph_settings(args: &BuildArgs) -> GraphSettings {
     let choices = if args.authors {
         GraphSettings::authors()
     } else {
@@ -209,7 +172,7 @@ fn graph_settings(args: &BuildArgs) -> anyhow::Result<GraphSettings> {
             ..GraphSettings::default()
         }
     };
-    Ok(GraphSettings {
+    GraphSettings {
         activation_threshold: args.activation_threshold,
         fire_threshold: args.fire_threshold,
         augment: args.augment,
@@ -220,157 +183,28 @@ fn graph_settings(args: &BuildArgs) -> anyhow::Result<GraphSettings> {
         train_fraction: args.train_fraction,
         seed: args.split_seed,
         ..choices
-    })
+    }
 }
 
-/// Runs the command.
-pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(args.top_k > 0, "--top-k must be at least 1");
-    anyhow::ensure!(args.window > 0, "--window must be at least 1");
-    anyhow::ensure!(args.batch_size > 0, "--batch-size must be at least 1");
-    anyhow::ensure!(
-        args.checkpoint_every > 0,
-        "--checkpoint-every must be at least 1"
-    );
-    let base = graph_settings(args)?;
-    let model_path = match &args.model.model {
-        Some(p) => p.clone(),
-        None => super::default_model_path()?,
-    };
-    let corpus_paths = if args.corpus.is_empty() {
-        vec![default_corpus()?]
-    } else {
-        args.corpus.clone()
-    };
-    let model = args.model.load_from(&model_path)?;
-    let info = model.info().clone();
-    let layers = parse_selection(&args.layers, info.n_layers, "--layers")?;
-    let neurons = parse_selection(&args.neurons, info.n_neurons, "--neurons")?;
-    let spec = CorpusSpec {
-        paths: corpus_paths.clone(),
-        format: args.format,
-        text_field: args.text_field.clone(),
-        skip_bad_lines: args.skip_bad_lines,
-    };
-    let corpus = Corpus::read(&spec)?;
-    let windows = tokenize_windows(&corpus, model.tokenizer(), args.window, !args.no_bos)?;
-    let store = Store::open_or_create(&args.index)?;
-    // The top-k (split into train and held-out) and the windows after it that only train.
-    let kept_per_neuron = args.top_k + base.extra_train;
-    let run = RunMeta {
-        format_version: FORMAT_VERSION,
-        model: ModelRecord {
-            name: info.name.clone(),
-            path: model_path.display().to_string(),
-            sha256: model_sha256(&model_path)?,
-            architecture: info.architecture,
-            n_layers: info.n_layers as u32,
-            n_neurons: info.n_neurons as u32,
-            bos_id: if windows.has_bos() { info.bos_id } else { None },
-        },
-        corpus: CorpusRecord {
-            paths: corpus_paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect(),
-            files: corpus
-                .files
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect(),
-            fingerprint: corpus.fingerprint.clone(),
-            documents: corpus.documents.len() as u64,
-            bytes: corpus.bytes,
-            invalid_utf8: corpus.invalid_utf8,
-            skipped_lines: corpus.skipped_lines,
-        },
-        scan: ScanSettings {
-            layers: layers.iter().map(|&l| l as u32).collect(),
-            neurons: neurons.iter().map(|&n| n as u32).collect(),
-            top_k: kept_per_neuron as u32,
-            window: args.window as u32,
-            batch_size: args.batch_size as u32,
-            bos: windows.has_bos(),
-        },
-    };
-    store.check_or_set_run(&run)?;
-    if store
-        .meta::<Vec<String>>(crate::store::KEY_VOCABULARY)?
-        .is_none()
-    {
-        store.put_meta(
-            crate::store::KEY_VOCABULARY,
-            &model.tokenizer().token_strs(),
-        )?;
-    }
-    let progress = store.scan_progress()?;
-    let show_progress = !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    if !args.quiet {
-        eprintln!(
-            "model {} · corpus {} documents, {} windows, {} tokens · layers {} · {} neurons per layer",
-            info.name,
-            corpus.documents.len(),
-            windows.len(),
-            windows.total_tokens(),
-            args.layers,
-            neurons.len()
-        );
-        if progress.batches_done > 0 && !progress.complete {
-            eprintln!(
-                "resuming the scan at batch {}/{} ({} tokens already done)",
-                progress.batches_done, progress.batches_total, progress.tokens_done
-            );
-        }
-    }
-    let report = run_scan(
-        &model,
-        &windows,
-        &store,
-        &ScanOptions {
-            layers: layers.clone(),
-            neurons: neurons.clone(),
-            top_k: kept_per_neuron,
-            batch_size: args.batch_size,
-            checkpoint_every: args.checkpoint_every,
-            progress: show_progress,
-            max_batches: args.max_batches,
-        },
-    )
-    .with_context(|| format!("scanning into {}", args.index.display()))?;
-    if !args.quiet {
-        let secs = report.elapsed.as_secs_f64().max(1e-9);
-        eprintln!(
-            "scan: {} tokens in {:.1} s ({:.0} tokens/s){}{}",
-            report.tokens,
-            secs,
-            report.tokens as f64 / secs,
-            if report.resumed_at > 0 {
-                format!(", resumed at batch {}", report.resumed_at)
-            } else {
-                String::new()
-            },
-            if corpus.invalid_utf8 > 0 || corpus.skipped_lines > 0 {
-                format!(
-                    "; {} invalid UTF-8 sequences replaced, {} bad lines skipped",
-                    corpus.invalid_utf8, corpus.skipped_lines
-                )
-            } else {
-                String::new()
-            }
-        );
-    }
-    if !report.complete {
-        eprintln!("scan stopped before the end; run the same command again to resume");
-        return Ok(ExitCode::from(3));
-    }
-    if args.scan_only {
-        return Ok(ExitCode::SUCCESS);
-    }
-    let settings = GraphSettings {
-        mask_token: args.mask_token.unwrap_or_else(|| model.mask_token()),
-        ..base
-    };
-    let batch = if args.no_batching {
+/// The library's build options these arguments ask for.
+fn build_options(args: &BuildArgs) -> BuildOptions {
+    let mut o = BuildOptions::new(&args.index);
+    o.model = args.model.model.clone();
+    o.load = args.model.load_options();
+    o.corpus = args.corpus.clone();
+    o.format = args.format;
+    o.text_field = args.text_field.clone();
+    o.skip_bad_lines = args.skip_bad_lines;
+    o.layers = args.layers.clone();
+    o.neurons = args.neurons.clone();
+    o.top_k = args.top_k;
+    o.window = args.window;
+    o.batch_size = args.batch_size;
+    o.checkpoint_every = args.checkpoint_every;
+    o.bos = !args.no_bos;
+    o.graph = graph_settings(args);
+    o.mask_token = args.mask_token;
+    o.batch = if args.no_batching {
         BatchConfig::unbatched()
     } else {
         BatchConfig {
@@ -379,9 +213,52 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
             ..BatchConfig::default()
         }
     };
-    let graphs = build_graphs(&model, &store, &windows, &settings, batch, show_progress)
-        .with_context(|| format!("building graphs into {}", args.index.display()))?;
+    o.scan_only = args.scan_only;
+    o.max_batches = args.max_batches;
+    o
+}
+
+/// Runs the command.
+pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
+    let options = build_options(args);
+    let bars = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut progress = TerminalProgress::new(bars, args.quiet);
+    let (_, report) = Index::build(&options, &mut progress).map_err(super::with_flag_names)?;
     if !args.quiet {
+        print_summary(args, &report);
+    }
+    if !report.scan.complete {
+        eprintln!("scan stopped before the end; run the same command again to resume");
+        return Ok(ExitCode::from(3));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The lines `build` prints on stderr after each stage.
+fn print_summary(args: &BuildArgs, report: &BuildReport) {
+    let scan = &report.scan;
+    let corpus = &report.run.corpus;
+    let secs = scan.elapsed.as_secs_f64().max(1e-9);
+    eprintln!(
+        "scan: {} tokens in {:.1} s ({:.0} tokens/s){}{}",
+        scan.tokens,
+        secs,
+        scan.tokens as f64 / secs,
+        if scan.resumed_at > 0 {
+            format!(", resumed at batch {}", scan.resumed_at)
+        } else {
+            String::new()
+        },
+        if corpus.invalid_utf8 > 0 || corpus.skipped_lines > 0 {
+            format!(
+                "; {} invalid UTF-8 sequences replaced, {} bad lines skipped",
+                corpus.invalid_utf8, corpus.skipped_lines
+            )
+        } else {
+            String::new()
+        }
+    );
+    if let Some(graphs) = &report.graphs {
         let secs = graphs.elapsed.as_secs_f64();
         eprintln!(
             "graphs: {} built in {:.1} s{}{}; {} sequences run for {} requested, {} tokens",
@@ -402,26 +279,26 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
             graphs.work.tokens
         );
     }
-    let t = std::time::Instant::now();
-    let indexed = crate::search::reindex(&store, &args.index)?;
-    if !args.quiet {
+    let Some((indexed, elapsed)) = report.search else {
+        return;
+    };
+    eprintln!(
+        "search index: {indexed} neurons in {:.1} s",
+        elapsed.as_secs_f64()
+    );
+    let run = &report.run;
+    let layers = run.scan.layers.len();
+    eprintln!(
+        "covered: layers {} of 0-{}, {} neurons each ({} neurons) in {}",
+        args.layers,
+        run.model.n_layers - 1,
+        run.scan.neurons.len(),
+        layers * run.scan.neurons.len(),
+        args.index.display()
+    );
+    if layers < run.model.n_layers as usize {
         eprintln!(
-            "search index: {indexed} neurons in {:.1} s",
-            t.elapsed().as_secs_f64()
+            "the whole model: n2g-index build --layers all --index DIR (add --device cuda:0 on a GPU build: cargo build --release --features cuda)"
         );
-        eprintln!(
-            "covered: layers {} of 0-{}, {} neurons each ({} neurons) in {}",
-            args.layers,
-            info.n_layers - 1,
-            neurons.len(),
-            layers.len() * neurons.len(),
-            args.index.display()
-        );
-        if layers.len() < info.n_layers {
-            eprintln!(
-                "the whole model: n2g-index build --layers all --index DIR (add --device cuda:0 on a GPU build: cargo build --release --features cuda)"
-            );
-        }
     }
-    Ok(ExitCode::SUCCESS)
 }

@@ -4,11 +4,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args;
 
-use super::show::{load_graph_meta, neuron_json};
-use crate::store::Store;
+use n2g_index::Index;
 
 /// Arguments of `n2g-index export`.
 #[derive(Args, Debug)]
@@ -23,37 +21,15 @@ pub struct ExportArgs {
 
 /// Runs the command.
 pub fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&args.index)?;
-    let vocabulary: Vec<String> = store
-        .meta(crate::store::KEY_VOCABULARY)?
-        .context("the index has no vocabulary recorded")?;
-    let graphs: std::collections::HashMap<crate::NeuronId, crate::n2g::NeuronGraph> =
-        store.graphs()?.into_iter().collect();
-    let meta = if graphs.is_empty() {
-        None
-    } else {
-        Some(load_graph_meta(&store)?)
-    };
+    let index = Index::open(&args.index)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for (id, scan) in store.neuron_scans()? {
-        let shown = if args.examples {
-            scan.examples.len()
-        } else {
-            0
-        };
-        let obj = neuron_json(
-            &store,
-            &vocabulary,
-            meta.as_ref(),
-            id,
-            &scan,
-            graphs.get(&id),
-            shown,
-        )?;
-        serde_json::to_writer(&mut out, &obj)?;
-        out.write_all(b"\n")?;
-    }
+    index.export(args.examples, |view| {
+        serde_json::to_writer(&mut out, &view)
+            .map_err(|e| n2g_index::Error::io("stdout", e.into()))?;
+        out.write_all(b"\n")
+            .map_err(|e| n2g_index::Error::io("stdout", e))
+    })?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }

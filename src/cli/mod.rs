@@ -4,24 +4,25 @@ mod activations;
 mod build;
 mod export;
 mod info;
-pub mod query;
+mod predict;
+mod query;
 mod reindex;
 mod show;
-pub mod similar;
+mod similar;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::model::{DeviceSpec, LoadOptions, Model, DEFAULT_MODEL_PATH};
-use crate::{Error, Result};
+use n2g_index::model::{DeviceSpec, LoadOptions, Model};
+use n2g_index::{Error, Result};
 
 /// n2g-index: build Neuron-to-Graph explanations of every MLP neuron of a language
 /// model and search them.
 #[derive(Parser, Debug)]
 #[command(name = "n2g-index", version, about, long_about = None)]
-pub struct Cli {
+struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -46,6 +47,9 @@ enum Command {
     Info(info::InfoArgs),
     /// Write one JSON line per neuron: id, statistics, graph, evaluation.
     Export(export::ExportArgs),
+    /// A neuron's graph on a text: its prediction at each token beside the neuron's
+    /// real activation.
+    Predict(predict::PredictArgs),
 }
 
 /// Model options shared by the commands that load a model.
@@ -60,63 +64,40 @@ pub struct ModelArgs {
     pub tokenizer: Option<PathBuf>,
     /// Device: cpu, cuda:N (built with --features cuda) or metal:N (--features metal).
     #[arg(long, default_value = "cpu")]
-    pub device: String,
+    pub device: DeviceSpec,
     /// Keep GGUF weights quantized (less memory, slower on CPU, not exact).
     #[arg(long)]
     pub quantized: bool,
+    /// Tokenize special tokens written in a text (`<|im_start|>`) as their characters,
+    /// not as their one id (the model's own tokenizer maps each to its id).
+    #[arg(long)]
+    pub literal_special: bool,
 }
 
 impl ModelArgs {
-    /// Loads the chosen model, or the default one with an error naming scripts/setup.
-    pub fn load(&self) -> Result<Model> {
-        match &self.model {
-            Some(path) => self.load_from(path),
-            None => self.load_from(&default_model_path()?),
-        }
-    }
-
-    /// Loads the model at `path` with these options.
-    pub fn load_from(&self, path: &std::path::Path) -> Result<Model> {
-        let options = LoadOptions {
-            device: self.device.parse::<DeviceSpec>()?,
+    /// The library's load options these arguments ask for.
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            device: self.device,
             quantized: self.quantized,
             tokenizer: self.tokenizer.clone(),
-        };
-        Model::load(path, &options)
-    }
-}
-
-/// Where the default model is (see [`default_data_path`]).
-pub fn default_model_path() -> Result<PathBuf> {
-    default_data_path(DEFAULT_MODEL_PATH, "default model")
-}
-
-/// Where a default input fetched by `scripts/setup` is: `rel` (which starts with
-/// `data/`) under `$N2G_DATA` when set, else in the current folder or beside the
-/// executable's repository; an error naming `scripts/setup` when it is nowhere.
-pub fn default_data_path(rel: &str, what: &'static str) -> Result<PathBuf> {
-    let rel = PathBuf::from(rel);
-    let in_data = rel.strip_prefix("data").unwrap_or(&rel).to_path_buf();
-    let candidates: Vec<PathBuf> = match std::env::var_os("N2G_DATA") {
-        Some(dir) => vec![PathBuf::from(dir).join(&in_data)],
-        None => {
-            let mut c = vec![rel.clone()];
-            if let Ok(exe) = std::env::current_exe() {
-                c.extend(exe.ancestors().skip(1).map(|a| a.join(&rel)));
-            }
-            c
+            literal_special: self.literal_special,
         }
-    };
-    let first = candidates[0].clone();
-    candidates
-        .into_iter()
-        .find(|p| p.exists())
-        .ok_or(Error::MissingDefault { what, path: first })
+    }
+
+    /// Loads the chosen model, or the default one.
+    pub fn load(&self) -> Result<Model> {
+        let path = match &self.model {
+            Some(path) => path.clone(),
+            None => n2g_index::default_model_path()?,
+        };
+        Model::load(&path, &self.load_options())
+    }
 }
 
 /// Parses the arguments and runs the command; errors go to stderr with exit code 1.
 pub fn main() -> ExitCode {
-    crate::model::keep_freed_memory();
+    n2g_index::model::keep_freed_memory();
     die_quietly_on_closed_pipe();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -132,8 +113,11 @@ pub fn main() -> ExitCode {
         Err(e) => {
             // A closed pipe (`| head`) is not an error for the user.
             let broken_pipe = e.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                let io = match c.downcast_ref::<Error>() {
+                    Some(Error::Io { error, .. }) => Some(error),
+                    _ => c.downcast_ref::<std::io::Error>(),
+                };
+                io.is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
             });
             if broken_pipe {
                 return ExitCode::SUCCESS;
@@ -144,21 +128,43 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// The error and its causes, joined by `: `, leaving out a cause whose text an outer
-/// message already quotes (many errors print their source in their own message).
+/// The error and its causes, joined by `: `, with the command to run where the library's
+/// error calls for one.
 fn error_message(e: &anyhow::Error) -> String {
-    let mut message = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if message.contains(&text) {
-            continue;
+    let mut message = format!("{e:#}");
+    let hint = e.chain().find_map(|c| match c.downcast_ref::<Error>()? {
+        Error::Search(s) => search_hint(s),
+        Error::InvalidRequest(m) if m.contains("no GPU support") => {
+            Some("build it with `cargo build --release --features cuda` (or `metal`)")
         }
-        if !message.is_empty() {
-            message.push_str(": ");
-        }
-        message.push_str(&text);
+        _ => None,
+    });
+    if let Some(hint) = hint {
+        message.push_str(": ");
+        message.push_str(hint);
     }
     message
+}
+
+/// A library error as the CLI shows it: an option's field name becomes its flag.
+fn with_flag_names(e: Error) -> anyhow::Error {
+    match e {
+        Error::InvalidOption { field, message } => {
+            anyhow::anyhow!("--{} {message}", field.replace('_', "-"))
+        }
+        e => e.into(),
+    }
+}
+
+/// The command that mends a search index error, if one does.
+fn search_hint(e: &n2g_index::search::SearchError) -> Option<&'static str> {
+    use n2g_index::search::SearchError as S;
+    match e {
+        S::Missing { .. } | S::Format { .. } | S::Unreadable { .. } => {
+            Some("run `n2g-index reindex`")
+        }
+        _ => None,
+    }
 }
 
 /// Restores the default action of SIGPIPE (Rust ignores it, so every `println!` into a
@@ -183,6 +189,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Show(args) => show::run(&args),
         Command::Info(args) => info::run(&args),
         Command::Export(args) => export::run(&args),
+        Command::Predict(args) => predict::run(&args),
     }
 }
 
@@ -191,11 +198,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn causes_already_quoted_are_printed_once() {
+    fn causes_are_printed_once_and_hints_added() {
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
-        let e = anyhow::Error::new(crate::Error::io("/data/x.txt", io)).context("reading");
+        let e = anyhow::Error::new(n2g_index::Error::io("/data/x.txt", io)).context("reading");
         assert_eq!(error_message(&e), "reading: /data/x.txt: gone");
         let e = anyhow::anyhow!("inner").context("outer");
         assert_eq!(error_message(&e), "outer: inner");
+        let missing = n2g_index::search::SearchError::Missing {
+            path: "/i/search".into(),
+        };
+        let e = anyhow::Error::new(n2g_index::Error::from(missing));
+        assert!(
+            error_message(&e).ends_with("run `n2g-index reindex`"),
+            "{e}"
+        );
     }
 }

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use serde::Serialize;
 
-use crate::search::{parse, Hit, SearchIndex};
+use n2g_index::view::Hit;
+use n2g_index::Index;
 
 /// Arguments of `n2g-index query`.
 #[derive(Args, Debug)]
@@ -24,35 +24,11 @@ pub struct QueryArgs {
     pub json: bool,
 }
 
-/// One result of `query --json`.
-#[derive(Serialize)]
-struct JsonHit<'a> {
-    neuron: String,
-    layer: u16,
-    index: u32,
-    score: f32,
-    f1: f32,
-    paths: &'a [Vec<String>],
-}
-
 /// Runs `n2g-index query`.
 pub fn run(args: &QueryArgs) -> anyhow::Result<ExitCode> {
-    let expr = parse(&args.query)?;
-    let index = SearchIndex::open(&args.index.join("search"))?;
-    let hits = index.query_expr(&expr, args.limit)?;
+    let hits = Index::open(&args.index)?.query(&args.query, args.limit)?;
     if args.json {
-        let rows: Vec<JsonHit> = hits
-            .iter()
-            .map(|h| JsonHit {
-                neuron: h.neuron.to_string(),
-                layer: h.layer,
-                index: h.index,
-                score: h.score,
-                f1: h.f1,
-                paths: &h.paths,
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        println!("{}", serde_json::to_string_pretty(&hits)?);
     } else if hits.is_empty() {
         println!("no neuron matches `{}`", args.query);
     } else {
@@ -63,7 +39,7 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<ExitCode> {
 
 /// A token as shown in a table: quoted when it has whitespace, control characters or
 /// is empty.
-pub fn show_token(t: &str) -> String {
+fn show_token(t: &str) -> String {
     if t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
         format!("{t:?}")
     } else {
@@ -72,7 +48,7 @@ pub fn show_token(t: &str) -> String {
 }
 
 /// A path in text order, runs of IGNORE (`*`) drawn as one `…`.
-pub fn draw_path(path: &[String]) -> String {
+fn draw_path(path: &[String]) -> String {
     let mut out: Vec<String> = Vec::new();
     for t in path {
         if t == "*" {
@@ -127,4 +103,19 @@ fn table(hits: &[Hit]) -> String {
         out.push_str(&line([&r[0], &r[1], &r[2], &r[3], &r[4]]));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_read_in_text_order_with_ignore_runs_as_one_ellipsis() {
+        let path = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            draw_path(&path(&["capital", "*", "paris"])),
+            "capital … paris"
+        );
+        assert_eq!(draw_path(&path(&["*", "*", " of", "x"])), "… \" of\" x");
+    }
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::store::Store;
+use n2g_index::Index;
 
 /// Arguments of `n2g-index reindex`.
 #[derive(Args, Debug)]
@@ -17,13 +17,12 @@ pub struct ReindexArgs {
 
 /// Runs the command.
 pub fn run(args: &ReindexArgs) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&args.index)?;
     let t = std::time::Instant::now();
-    let n = crate::search::reindex(&store, &args.index)?;
+    let n = Index::reindex(&args.index)?;
     eprintln!(
         "search index: {n} neurons in {:.1} s at {}",
         t.elapsed().as_secs_f64(),
-        crate::search::search_dir(&args.index).display()
+        n2g_index::search::search_dir(&args.index).display()
     );
     Ok(ExitCode::SUCCESS)
 }

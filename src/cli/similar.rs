@@ -4,12 +4,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args;
-use serde::Serialize;
 
-use crate::search::SearchIndex;
-use crate::NeuronId;
+use n2g_index::Index;
+use n2g_index::NeuronId;
 
 /// Arguments of `n2g-index similar`.
 #[derive(Args, Debug)]
@@ -34,45 +32,18 @@ pub struct SimilarArgs {
     pub json: bool,
 }
 
-#[derive(Serialize)]
-struct JsonHit {
-    neuron: String,
-    activating: f32,
-    context: f32,
-    relation: &'static str,
-}
-
-#[derive(Serialize)]
-struct JsonPair {
-    a: String,
-    b: String,
-    activating: f32,
-    context: f32,
-    relation: &'static str,
-}
-
 /// Runs `n2g-index similar`.
 pub fn run(args: &SimilarArgs) -> anyhow::Result<ExitCode> {
     let target: Option<NeuronId> = match &args.neuron {
         Some(s) => Some(s.parse().map_err(anyhow::Error::msg)?),
         None => None,
     };
-    let dir = args.index.join("search");
-    let index = SearchIndex::open(&dir)?;
+    let index = Index::open(&args.index)?;
     match target {
         Some(t) => {
-            let hits = index.similar_with(t, args.top, args.threshold)?;
+            let hits = index.similar(t, args.top, args.threshold)?;
             if args.json {
-                let rows: Vec<JsonHit> = hits
-                    .iter()
-                    .map(|h| JsonHit {
-                        neuron: h.neuron.to_string(),
-                        activating: h.activating,
-                        context: h.context,
-                        relation: h.relation.name(),
-                    })
-                    .collect();
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                println!("{}", serde_json::to_string_pretty(&hits)?);
             } else if hits.is_empty() {
                 println!("no neuron shares a token with {t}");
             } else {
@@ -92,21 +63,9 @@ pub fn run(args: &SimilarArgs) -> anyhow::Result<ExitCode> {
             }
         }
         None => {
-            let pairs = index
-                .similar_all(args.threshold)
-                .with_context(|| format!("similar --all over {}", dir.display()))?;
+            let pairs = index.similar_all(args.threshold)?;
             if args.json {
-                let rows: Vec<JsonPair> = pairs
-                    .iter()
-                    .map(|p| JsonPair {
-                        a: p.a.to_string(),
-                        b: p.b.to_string(),
-                        activating: p.activating,
-                        context: p.context,
-                        relation: p.relation.name(),
-                    })
-                    .collect();
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                println!("{}", serde_json::to_string_pretty(&pairs)?);
             } else if pairs.is_empty() {
                 println!("no similar or subset pairs at threshold {}", args.threshold);
             } else {

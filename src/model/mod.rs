@@ -135,7 +135,7 @@ impl DeviceSpec {
     pub fn open(self) -> Result<Device> {
         let missing = |feature: &str| {
             Error::InvalidRequest(format!(
-                "--device {self}: this n2g-index was built without GPU support; build it with `cargo build --release --features {feature}`"
+                "device {self}: this build has no GPU support (cargo feature `{feature}`)"
             ))
         };
         Ok(match self {
@@ -158,6 +158,10 @@ pub struct LoadOptions {
     pub quantized: bool,
     /// A `tokenizer.json` to use instead of the model's own tokenizer.
     pub tokenizer: Option<PathBuf>,
+    /// Tokenize special tokens written in a text (`<|im_start|>`) as their characters
+    /// rather than as their one id (see [`TextTokenizer::with_literal_special`]).
+    /// Default: false, as the model's reference tokenizer does.
+    pub literal_special: bool,
 }
 
 impl Default for LoadOptions {
@@ -166,6 +170,7 @@ impl Default for LoadOptions {
             device: DeviceSpec::Cpu,
             quantized: false,
             tokenizer: None,
+            literal_special: false,
         }
     }
 }
@@ -311,6 +316,7 @@ impl Model {
         if let Some(tok) = &options.tokenizer {
             tokenizer = TextTokenizer::from_file(tok, info.bos_id)?;
         }
+        let tokenizer = tokenizer.with_literal_special(options.literal_special);
         Ok(Model {
             info,
             tokenizer,
@@ -606,7 +612,7 @@ mod tests {
         assert!("tpu".parse::<DeviceSpec>().is_err());
         if !cfg!(feature = "cuda") {
             let err = DeviceSpec::Cuda(0).open().unwrap_err().to_string();
-            assert!(err.contains("--features cuda"), "{err}");
+            assert!(err.contains("cargo feature `cuda`"), "{err}");
         }
     }
 }

@@ -1,24 +1,29 @@
 //! Neuron to Graph: explaining one neuron by a trie of the token patterns that make it
-//! fire (see `../shared/n2g-algorithm.md`).
+//! fire (the algorithm as implemented, and how it departs from the paper:
+//! `docs/N2G.md`).
 //!
-//! One file per step: [`prune`] (split and prune), [`pipeline`] (importance,
-//! augmentation and lines, batched across neurons), [`augment`] (substitutes),
-//! [`graph`] (trie and prediction), [`eval`] (scores), [`stage`] (the whole store).
+//! One file per step: `prune` (split and prune), `chunk` (seeds, importance,
+//! augmentation and lines, batched across the neurons of a chunk), `pipeline` (a
+//! chunk's inputs and evaluation), `augment` (substitutes), `graph` (trie and
+//! prediction), `eval` (scores), `stage` (the whole store).
 
-pub mod augment;
-pub mod eval;
-pub mod graph;
-pub mod pipeline;
-pub mod prune;
-pub mod runner;
-pub mod settings;
-pub mod stage;
-pub mod tokens;
+mod augment;
+mod chunk;
+mod eval;
+mod graph;
+mod pipeline;
+mod prune;
+mod runner;
+mod settings;
+mod stage;
+mod tokens;
 
 pub use eval::{score, Prf, Scores, TokenBaseline};
 pub use graph::{make_line, ContextToken, Element, EndActivation, Graph, GraphPath, Line};
 pub use pipeline::split_examples;
 pub use runner::BatchConfig;
 pub use settings::{GraphSettings, NeuronEval, NeuronGraph};
-pub use stage::{build_graphs, vocabulary_dictionary, GraphReport, KEY_GRAPH_SETTINGS};
+pub use stage::{
+    build_graphs, vocabulary_dictionary, GraphReport, KEY_DICTIONARY, KEY_GRAPH_SETTINGS,
+};
 pub use tokens::{normalize, TokenDictionary};

@@ -14,6 +14,7 @@ use super::tokens::{normalize, TokenDictionary};
 use crate::corpus::Windows;
 use crate::error::{Error, Result};
 use crate::model::Model;
+use crate::progress::{Progress, Stage};
 use crate::store::{Store, KEY_VOCABULARY};
 use crate::NeuronId;
 
@@ -36,6 +37,8 @@ pub struct GraphReport {
     pub setup: Duration,
     /// Forward work.
     pub work: RunnerStats,
+    /// Whether the run stopped early because its caller asked (the rest resumes later).
+    pub stopped: bool,
 }
 
 /// The dictionary of normalised strings of a vocabulary, and the id of every token.
@@ -45,14 +48,15 @@ pub fn vocabulary_dictionary(vocab: &[String]) -> (TokenDictionary, Vec<u32>) {
     (dict, ids)
 }
 
-/// Builds the graphs of every scanned neuron of `store` that has none yet.
+/// Builds the graphs of every scanned neuron of `store` that has none yet, reporting
+/// neurons to `progress`; stops after the next committed chunk when `progress` asks.
 pub fn build_graphs(
     model: &Model,
     store: &Store,
     windows: &Windows,
     settings: &GraphSettings,
     batch: BatchConfig,
-    show_progress: bool,
+    progress: &mut dyn Progress,
 ) -> Result<GraphReport> {
     let start = Instant::now();
     match store.meta::<GraphSettings>(KEY_GRAPH_SETTINGS)? {
@@ -108,15 +112,10 @@ pub fn build_graphs(
     let clock = Instant::now();
     let mut substitutes = Substitutes::new(model, settings.augment)?;
     report.setup += clock.elapsed();
-    let bar = crate::render::progress_bar(
-        show_progress,
-        todo.len() as u64,
-        0,
-        "graphs {bar:30} {human_pos}/{human_len} neurons  {per_sec}  ETA {eta}",
-    );
+    progress.start(Stage::Graphs, scans.len() as u64, report.skipped as u64);
     let mut layers: Vec<u16> = todo.iter().map(|(id, _)| id.layer).collect();
     layers.dedup();
-    for layer in layers {
+    'layers: for layer in layers {
         let of_layer: Vec<_> = todo.iter().filter(|(id, _)| id.layer == layer).collect();
         let clock = Instant::now();
         let mut neurons: Vec<usize> = of_layer.iter().map(|(id, _)| id.index as usize).collect();
@@ -169,12 +168,16 @@ pub fn build_graphs(
             report.work.tokens += work.tokens;
             report.work.sequence_tokens += work.sequence_tokens;
             report.work.passes += work.passes;
-            bar.inc(graphs.len() as u64);
+            progress.advance(graphs.len() as u64);
             tracing::info!(layer, built = report.built, "graph chunk committed");
+            if progress.should_stop() {
+                report.stopped = true;
+                break 'layers;
+            }
         }
     }
-    bar.finish_and_clear();
     report.elapsed = start.elapsed();
+    progress.finish(Stage::Graphs, report.elapsed);
     Ok(report)
 }
 

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::{dot_escape, visible};
-use crate::n2g::graph::{Element, Graph, GraphPath};
 use crate::n2g::TokenDictionary;
+use crate::n2g::{Element, Graph, GraphPath};
 
 /// A node of the collapsed graph.
 #[derive(Default)]
@@ -223,7 +223,7 @@ pub fn to_text(graph: &Graph, dict: &TokenDictionary, fire_threshold: f32, color
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::n2g::graph::{EndActivation, Line};
+    use crate::n2g::{EndActivation, Line};
 
     fn dict() -> TokenDictionary {
         TokenDictionary::from_strings(

@@ -6,7 +6,7 @@ pub mod graph;
 mod progress;
 
 pub use graph::{to_dot, to_text};
-pub use progress::progress_bar;
+pub use progress::TerminalProgress;
 
 /// A token string made visible: space `␣`, newline `↵`, carriage return `␍`, tab `⇥`,
 /// other control characters as `\u{..}`, the empty string as `∅`.

@@ -17,12 +17,17 @@ pub use topk::{offer, qualifies, ranks_before, LayerState};
 use crate::corpus::Windows;
 use crate::error::{Error, Result};
 use crate::model::Model;
+use crate::progress::{Progress, Stage};
 use crate::store::{Checkpoint, ScanProgress, Store, WindowRecord};
 use crate::NeuronId;
 
-/// Parses a list of numbers and ranges (`0-2`, `5`, `0,5`, `0-2,7`, `all`) below `limit`.
-pub fn parse_selection(spec: &str, limit: usize, what: &str) -> Result<Vec<usize>> {
-    let bad = |m: String| Error::InvalidRequest(format!("{what} `{spec}`: {m}"));
+/// Parses a list of numbers and ranges (`0-2`, `5`, `0,5`, `0-2,7`, `all`) below `limit`;
+/// errors name the option `field`.
+pub fn parse_selection(spec: &str, limit: usize, field: &'static str) -> Result<Vec<usize>> {
+    let bad = |m: String| Error::InvalidOption {
+        field,
+        message: format!("`{spec}`: {m}"),
+    };
     let mut out = Vec::new();
     for part in spec.split(',').map(str::trim) {
         if part.is_empty() {
@@ -67,15 +72,13 @@ pub struct ScanOptions {
     pub batch_size: usize,
     /// Batches between checkpoints.
     pub checkpoint_every: usize,
-    /// Show a progress bar (only drawn on a terminal).
-    pub progress: bool,
     /// Stop after this many batches of this run (for tests of resumption).
     pub max_batches: Option<usize>,
 }
 
 impl ScanOptions {
     /// `layers` × `neurons` keeping `top_k` examples each, in batches of 16 windows,
-    /// checkpointed every 200 batches, no progress bar, run to the end.
+    /// checkpointed every 200 batches, run to the end.
     pub fn new(layers: Vec<usize>, neurons: Vec<usize>, top_k: usize) -> Self {
         ScanOptions {
             layers,
@@ -83,7 +86,6 @@ impl ScanOptions {
             top_k,
             batch_size: 16,
             checkpoint_every: 200,
-            progress: false,
             max_batches: None,
         }
     }
@@ -119,12 +121,14 @@ pub fn batch_plan(windows: &Windows, batch_size: usize) -> Vec<Vec<u32>> {
     plan
 }
 
-/// Runs (or resumes) the scan of `windows` into `store`.
+/// Runs (or resumes) the scan of `windows` into `store`, reporting tokens to
+/// `report`; stops at the next batch when `report` asks (committing what is done).
 pub fn run_scan(
     model: &Model,
     windows: &Windows,
     store: &Store,
     options: &ScanOptions,
+    report: &mut dyn Progress,
 ) -> Result<ScanReport> {
     let start = Instant::now();
     let plan = batch_plan(windows, options.batch_size);
@@ -148,12 +152,7 @@ pub fn run_scan(
     progress.windows_total = windows.len() as u64;
     progress.tokens_total = windows.total_tokens();
     let first = usize::from(windows.has_bos());
-    let bar = crate::render::progress_bar(
-        options.progress,
-        progress.tokens_total,
-        progress.tokens_done,
-        "scan {bar:30} {human_pos}/{human_len} tokens  {per_sec}  ETA {eta}",
-    );
+    report.start(Stage::Scan, progress.tokens_total, progress.tokens_done);
     let mut pending: BTreeSet<u32> = BTreeSet::new();
     let mut done_this_run = 0u64;
     let mut tokens_this_run = 0u64;
@@ -169,6 +168,7 @@ pub fn run_scan(
         if options
             .max_batches
             .is_some_and(|m| done_this_run as usize >= m)
+            || (done_this_run > 0 && report.should_stop())
         {
             break;
         }
@@ -198,7 +198,7 @@ pub fn run_scan(
         progress.tokens_done += tokens;
         tokens_this_run += tokens;
         done_this_run += 1;
-        bar.inc(tokens);
+        report.advance(tokens);
         let last = progress.batches_done == progress.batches_total;
         if last || progress.batches_done % options.checkpoint_every as u64 == 0 {
             progress.complete = last;
@@ -217,7 +217,7 @@ pub fn run_scan(
         progress.complete = true;
         checkpoint(store, windows, &states, &progress, &mut pending, true)?;
     }
-    bar.finish_and_clear();
+    report.finish(Stage::Scan, start.elapsed());
     tracing::debug!(
         forward_ms = timing.0.as_millis() as u64,
         fold_ms = timing.1.as_millis() as u64,
@@ -311,7 +311,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("--layers `0-40`") && e.contains("out of range"),
+            e.contains("--layers: `0-40`") && e.contains("out of range"),
             "{e}"
         );
         assert!(parse_selection("a", 3, "x").is_err());

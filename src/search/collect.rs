@@ -8,46 +8,12 @@ use std::collections::{HashMap, HashSet};
 use roaring::RoaringBitmap;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
-use tantivy::index::SegmentId;
 use tantivy::query::{EnableScoring, Query};
 use tantivy::{DocAddress, DocId, DocSet, Score, Searcher, SegmentOrdinal, SegmentReader};
 
+use super::columns::Columns;
 use super::schema::nid;
 use super::store::NeuronTable;
-
-/// The fast-field columns of each segment (`ord`, `act`), opened once per index: opening
-/// the activation column reads its whole block index.
-#[derive(Clone)]
-pub(crate) struct Columns(Vec<(SegmentId, Column<u64>, Column<f64>)>);
-
-impl std::fmt::Debug for Columns {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Columns({} segments)", self.0.len())
-    }
-}
-
-impl Columns {
-    /// The columns of every segment of `searcher`.
-    pub fn open(searcher: &Searcher) -> tantivy::Result<Self> {
-        let mut v = Vec::new();
-        for r in searcher.segment_readers() {
-            let ff = r.fast_fields();
-            v.push((r.segment_id(), ff.u64("ord")?, ff.f64("act")?));
-        }
-        Ok(Columns(v))
-    }
-
-    /// The `ord` and `act` columns of `reader`'s segment.
-    pub fn of(&self, reader: &SegmentReader) -> tantivy::Result<(Column<u64>, Column<f64>)> {
-        match self.0.iter().find(|c| c.0 == reader.segment_id()) {
-            Some((_, o, a)) => Ok((o.clone(), a.clone())),
-            None => {
-                let ff = reader.fast_fields();
-                Ok((ff.u64("ord")?, ff.f64("act")?))
-            }
-        }
-    }
-}
 
 /// Rank of a neuron: best path activation, then F1, then the smaller neuron id first.
 #[derive(Clone, Copy, Debug)]

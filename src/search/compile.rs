@@ -16,7 +16,8 @@ use tantivy::query::{BooleanQuery, EmptyQuery, Occur, Query, TermQuery, TermSetQ
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{Searcher, Term};
 
-use super::collect::{Columns, NeuronSet};
+use super::collect::NeuronSet;
+use super::columns::Columns;
 use super::predicate::{ActRange, Condition, Filtered};
 use super::query::{Cmp, Expr, NumField, Role, Value};
 use super::schema::Fields;

@@ -7,26 +7,27 @@ use crate::NeuronId;
 
 /// Errors of the search index.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SearchError {
     /// A query does not parse.
-    #[error("{0}")]
+    #[error(transparent)]
     Query(#[from] ParseError),
     /// A file or folder could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file or folder.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (part of this error's message, so not its source).
+        error: std::io::Error,
     },
     /// There is no search index in the folder.
-    #[error("no search index at {path}: run `n2g-index reindex` to build it")]
+    #[error("no search index at {path}: it is built from the stored graphs (reindex)")]
     Missing {
         /// The search folder.
         path: PathBuf,
     },
     /// The index was written by another format version.
-    #[error("{path}: search index format `{found}`, this build reads `{expected}`: run `n2g-index reindex`")]
+    #[error("{path}: search index format `{found}`, this build reads `{expected}`: rebuild it from the stored graphs (reindex)")]
     Format {
         /// The format file.
         path: PathBuf,
@@ -58,7 +59,7 @@ pub enum SearchError {
         message: String,
     },
     /// A file of the search index cannot be read back (damaged, or changed by hand).
-    #[error("{path}: the search index cannot be read ({detail}); rebuild it from the store with `n2g-index reindex`")]
+    #[error("{path}: the search index cannot be read ({detail}); rebuild it from the stored graphs (reindex)")]
     Unreadable {
         /// The file or folder.
         path: PathBuf,
@@ -78,10 +79,10 @@ pub enum SearchError {
 
 impl SearchError {
     /// Builds a [`SearchError::Io`].
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         SearchError::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 

@@ -45,12 +45,14 @@ pub fn neuron_paths(
 /// Rebuilds the search index of `index_dir` from the graphs in its store; returns the
 /// number of neurons indexed.
 pub fn reindex(store: &Store, index_dir: &Path) -> Result<usize> {
-    let strings: Vec<String> = store
-        .meta(crate::n2g::stage::KEY_DICTIONARY)?
-        .ok_or_else(|| Error::Store {
-            path: store.path().into(),
-            message: "no graphs in this index yet: run `n2g-index build` to the end".into(),
-        })?;
+    let strings: Vec<String> =
+        store
+            .meta(crate::n2g::KEY_DICTIONARY)?
+            .ok_or_else(|| Error::Store {
+                path: store.path().into(),
+                message: "no graphs in this index yet: the build has not reached the graph stage"
+                    .into(),
+            })?;
     let dict = TokenDictionary::from_strings(strings);
     let fire_threshold = store
         .meta::<GraphSettings>(crate::n2g::KEY_GRAPH_SETTINGS)?

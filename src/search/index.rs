@@ -9,7 +9,8 @@ use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
 
 use super::build::{self, GenerationPaths};
-use super::collect::{top_neurons, Columns, MatchedDocs};
+use super::collect::{top_neurons, MatchedDocs};
+use super::columns::Columns;
 use super::compile::Compiler;
 use super::query::{parse, Expr};
 use super::runs::DEFAULT_CHUNK_PATHS;
@@ -20,9 +21,10 @@ use crate::store::catch_panics;
 use crate::NeuronId;
 
 /// One neuron found by a query.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Hit {
     /// The neuron.
+    #[serde(serialize_with = "crate::neuron::as_display")]
     pub neuron: NeuronId,
     /// Its layer.
     pub layer: u16,
@@ -76,9 +78,7 @@ impl SearchIndex {
         match Self::open_once(dir) {
             // A build may have replaced the generation between reading CURRENT and
             // opening it: read CURRENT again.
-            Err(SearchError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
+            Err(SearchError::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {
                 Self::open_once(dir)
             }
             r => r,

@@ -10,6 +10,7 @@
 mod build;
 pub mod classes;
 mod collect;
+mod columns;
 mod compile;
 mod error;
 mod from_graphs;

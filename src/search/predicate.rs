@@ -10,17 +10,8 @@ use tantivy::columnar::Column;
 use tantivy::query::{AllScorer, ConstScorer, EnableScoring, Explanation, Query, Scorer, Weight};
 use tantivy::{DocId, DocSet, Score, SegmentReader, TERMINATED};
 
-use super::collect::Columns;
+use super::columns::{Columns, NeuronColumns};
 use super::query::Cmp;
-
-/// Per-neuron figures by ordinal, for neuron-level tests.
-#[derive(Debug)]
-pub(crate) struct NeuronColumns {
-    /// Firing F1 by ordinal.
-    pub f1: Vec<f32>,
-    /// Layer by ordinal.
-    pub layer: Vec<u16>,
-}
 
 /// A per-document test: neuron-level, through the `ord` fast field.
 #[derive(Clone, Debug)]

@@ -29,7 +29,8 @@ use crate::NeuronId;
 pub const DEFAULT_THRESHOLD: f64 = 0.9;
 
 /// How a candidate neuron relates to a target.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Relation {
     /// Both roles overlap >= the threshold by the max-denominator measure.
     Similar,
@@ -54,9 +55,10 @@ impl Relation {
 }
 
 /// A neuron similar to a target.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct SimilarHit {
     /// The candidate neuron.
+    #[serde(serialize_with = "crate::neuron::as_display")]
     pub neuron: NeuronId,
     /// Activating-token similarity, `|A∩B| / max(|A|,|B|)`.
     pub activating: f32,
@@ -67,11 +69,13 @@ pub struct SimilarHit {
 }
 
 /// A pair found by [`SearchIndex::similar_all`].
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct SimilarPair {
     /// The first neuron (the smaller id for `similar`; the contained one for `subset`).
+    #[serde(serialize_with = "crate::neuron::as_display")]
     pub a: NeuronId,
     /// The second neuron.
+    #[serde(serialize_with = "crate::neuron::as_display")]
     pub b: NeuronId,
     /// Activating-token similarity (max-denominator).
     pub activating: f32,

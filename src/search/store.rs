@@ -16,8 +16,8 @@ use redb::{
 };
 use roaring::RoaringBitmap;
 
+use super::columns::NeuronColumns;
 use super::postings::for_each;
-use super::predicate::NeuronColumns;
 use super::schema::nid;
 use super::{Result, SearchError};
 use crate::store::{catch_panics, unseal};

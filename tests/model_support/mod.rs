@@ -231,11 +231,11 @@ pub fn packed_table(
         .collect()
 }
 
-/// Loads `model` (a folder or file under the repository) and checks its tokenizer and
-/// every neuron of every layer against the reference of `fixture_dir`.
-pub fn tiny_model(model: &str, fixture_dir: &str, arch: &str) {
+/// Loads `model` (a folder or file under the repository) with `options` and checks its
+/// tokenizer and every neuron of every layer against the reference of `fixture_dir`.
+pub fn tiny_model(model: &str, fixture_dir: &str, arch: &str, options: &LoadOptions) {
     let path = root().join(model);
-    let model = Model::load(&path, &LoadOptions::default()).unwrap();
+    let model = Model::load(&path, options).unwrap();
     assert_eq!(model.info().architecture.to_string(), arch);
     let reference = fixture(&format!("{fixture_dir}/reference.json"));
     let texts = reference["texts"].as_array().unwrap();

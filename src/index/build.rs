@@ -1,0 +1,334 @@
+//! Building an index: scan the corpus, build a graph per neuron, index the graphs.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::corpus::{tokenize_windows, Corpus, CorpusFormat, CorpusSpec, DEFAULT_CORPUS_PATH};
+use crate::error::{Error, Result};
+use crate::model::{model_sha256, LoadOptions, Model, DEFAULT_MODEL_PATH};
+use crate::n2g::{build_graphs, BatchConfig, GraphReport, GraphSettings};
+use crate::progress::{Progress, Stage};
+use crate::scan::{parse_selection, run_scan, ScanOptions, ScanReport};
+use crate::store::{
+    CorpusRecord, ModelRecord, RunMeta, ScanSettings, Store, FORMAT_VERSION, KEY_VOCABULARY,
+};
+
+/// The layers `build` indexes by default.
+pub const DEFAULT_LAYERS: &str = "0-2";
+
+/// What to build and how. Start from [`BuildOptions::new`] and set the fields that
+/// differ; [`BuildOptions::validate`] (called by [`crate::Index::build`]) refuses values
+/// that cannot work, naming the field.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct BuildOptions {
+    /// The index folder (resumed when it holds an unfinished build).
+    pub index: PathBuf,
+    /// A GGUF file or a Hugging Face folder; `None`: the default model.
+    pub model: Option<PathBuf>,
+    /// How to load the model.
+    pub load: LoadOptions,
+    /// Corpus files or folders; empty: the default corpus.
+    pub corpus: Vec<PathBuf>,
+    /// How to read the corpus files.
+    pub format: CorpusFormat,
+    /// The JSON field holding the text in `.jsonl` files.
+    pub text_field: String,
+    /// Skip (and count) bad `.jsonl` lines instead of stopping.
+    pub skip_bad_lines: bool,
+    /// Layers: numbers and ranges (`0-2`, `5`, `0,5`, `all`).
+    pub layers: String,
+    /// Neurons in every selected layer: numbers and ranges, or `all`.
+    pub neurons: String,
+    /// Examples kept per neuron.
+    pub top_k: usize,
+    /// Tokens per window (BOS not counted).
+    pub window: usize,
+    /// Windows per forward batch of the scan.
+    pub batch_size: usize,
+    /// Scan batches between checkpoints.
+    pub checkpoint_every: usize,
+    /// Prepend BOS to windows.
+    pub bos: bool,
+    /// The graph stage's settings (its `mask_token` is replaced by [`Self::mask_token`]
+    /// or the model's default).
+    pub graph: GraphSettings,
+    /// The token id that masks context; `None`: the model's pad token, else EOS.
+    pub mask_token: Option<u32>,
+    /// How the graph stage batches its forward passes.
+    pub batch: BatchConfig,
+    /// Stop after the scan.
+    pub scan_only: bool,
+    /// Stop the scan after this many batches of this run (testing resumption).
+    pub max_batches: Option<usize>,
+}
+
+impl BuildOptions {
+    /// The defaults of `n2g-index build` into `index`: the default model and corpus,
+    /// layers 0–2, every neuron, 20 examples (+10 training-only windows), windows of 64
+    /// tokens with BOS.
+    pub fn new(index: impl Into<PathBuf>) -> Self {
+        BuildOptions {
+            index: index.into(),
+            model: None,
+            load: LoadOptions::default(),
+            corpus: Vec::new(),
+            format: CorpusFormat::Auto,
+            text_field: "text".into(),
+            skip_bad_lines: false,
+            layers: DEFAULT_LAYERS.into(),
+            neurons: "all".into(),
+            top_k: 20,
+            window: 64,
+            batch_size: 16,
+            checkpoint_every: 200,
+            bos: true,
+            graph: GraphSettings::default(),
+            mask_token: None,
+            batch: BatchConfig::default(),
+            scan_only: false,
+            max_batches: None,
+        }
+    }
+
+    /// Refuses option values that cannot work, naming the field.
+    pub fn validate(&self) -> Result<()> {
+        let bad =
+            |field: &'static str, message: String| Err(Error::InvalidOption { field, message });
+        for (field, v) in [
+            ("top_k", self.top_k),
+            ("window", self.window),
+            ("batch_size", self.batch_size),
+            ("checkpoint_every", self.checkpoint_every),
+        ] {
+            if v == 0 {
+                return bad(field, "must be at least 1".into());
+            }
+        }
+        let s = &self.graph;
+        if s.prune_lengths.is_empty()
+            || s.prune_lengths[0] == 0
+            || !s.prune_lengths.windows(2).all(|w| w[0] < w[1])
+        {
+            return bad(
+                "prune_lengths",
+                format!(
+                    "must be increasing lengths of at least 1 (got {:?})",
+                    s.prune_lengths
+                ),
+            );
+        }
+        if !(0.0..1.0).contains(&s.prune_tolerance) {
+            return bad(
+                "prune_tolerance",
+                format!("must be in [0, 1) (got {})", s.prune_tolerance),
+            );
+        }
+        if !(s.train_fraction > 0.0 && s.train_fraction < 1.0) {
+            return bad(
+                "train_fraction",
+                format!(
+                    "must be between 0 and 1, exclusive (got {})",
+                    s.train_fraction
+                ),
+            );
+        }
+        if !(0.0..=1.0).contains(&s.end_min_firing) {
+            return bad(
+                "end_min_firing",
+                format!("must be a share in [0, 1] (got {})", s.end_min_firing),
+            );
+        }
+        Ok(())
+    }
+
+    fn model_path(&self) -> Result<PathBuf> {
+        match &self.model {
+            Some(p) => Ok(p.clone()),
+            None => default_model_path(),
+        }
+    }
+
+    fn corpus_paths(&self) -> Result<Vec<PathBuf>> {
+        if self.corpus.is_empty() {
+            Ok(vec![default_corpus_path()?])
+        } else {
+            Ok(self.corpus.clone())
+        }
+    }
+}
+
+/// What a build did.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct BuildReport {
+    /// What the index is: model, corpus, scan settings.
+    pub run: RunMeta,
+    /// Windows and tokens of the corpus.
+    pub windows: usize,
+    /// Tokens of the corpus's windows (BOS included).
+    pub tokens: u64,
+    /// The scan of this run.
+    pub scan: ScanReport,
+    /// The graph stage of this run (absent when it did not run).
+    pub graphs: Option<GraphReport>,
+    /// Neurons in the search index, and the time it took (absent when not built).
+    pub search: Option<(usize, Duration)>,
+}
+
+impl BuildReport {
+    /// Whether the index is complete: scanned, every graph built, searchable (or the
+    /// scan complete when only the scan was asked for).
+    pub fn complete(&self) -> bool {
+        self.scan.complete && self.graphs.as_ref().is_none_or(|g| !g.stopped)
+    }
+}
+
+/// Where the default model is: `data/models/...` under `$N2G_DATA` when set, else in
+/// the current folder or beside the executable's repository.
+pub fn default_model_path() -> Result<PathBuf> {
+    default_data_path(DEFAULT_MODEL_PATH, "default model")
+}
+
+/// Where the default corpus is (see [`default_model_path`]).
+pub fn default_corpus_path() -> Result<PathBuf> {
+    default_data_path(DEFAULT_CORPUS_PATH, "default corpus")
+}
+
+/// Where a default input fetched by `scripts/setup` is: `rel` (which starts with
+/// `data/`) under `$N2G_DATA` when set, else in the current folder or beside the
+/// executable's repository; an error naming `scripts/setup` when it is nowhere.
+fn default_data_path(rel: &str, what: &'static str) -> Result<PathBuf> {
+    let rel = PathBuf::from(rel);
+    let in_data = rel.strip_prefix("data").unwrap_or(&rel).to_path_buf();
+    let candidates: Vec<PathBuf> = match std::env::var_os("N2G_DATA") {
+        Some(dir) => vec![PathBuf::from(dir).join(&in_data)],
+        None => {
+            let mut c = vec![rel.clone()];
+            if let Ok(exe) = std::env::current_exe() {
+                c.extend(exe.ancestors().skip(1).map(|a| a.join(&rel)));
+            }
+            c
+        }
+    };
+    let first = candidates[0].clone();
+    candidates
+        .into_iter()
+        .find(|p| p.exists())
+        .ok_or(Error::MissingDefault { what, path: first })
+}
+
+/// Runs (or resumes) a build; see [`crate::Index::build`].
+pub(crate) fn build(options: &BuildOptions, progress: &mut dyn Progress) -> Result<BuildReport> {
+    options.validate()?;
+    let model_path = options.model_path()?;
+    let corpus_paths = options.corpus_paths()?;
+    let model = Model::load(&model_path, &options.load)?;
+    let info = model.info().clone();
+    let layers = parse_selection(&options.layers, info.n_layers, "layers")?;
+    let neurons = parse_selection(&options.neurons, info.n_neurons, "neurons")?;
+    let spec = CorpusSpec {
+        paths: corpus_paths.clone(),
+        format: options.format,
+        text_field: options.text_field.clone(),
+        skip_bad_lines: options.skip_bad_lines,
+    };
+    let corpus = Corpus::read(&spec)?;
+    let windows = tokenize_windows(&corpus, model.tokenizer(), options.window, options.bos)?;
+    let store = Store::open_or_create(&options.index)?;
+    let run = RunMeta {
+        format_version: FORMAT_VERSION,
+        model: ModelRecord {
+            name: info.name.clone(),
+            path: model_path.display().to_string(),
+            sha256: model_sha256(&model_path)?,
+            architecture: info.architecture,
+            n_layers: info.n_layers as u32,
+            n_neurons: info.n_neurons as u32,
+            bos_id: if windows.has_bos() { info.bos_id } else { None },
+        },
+        corpus: CorpusRecord {
+            paths: corpus_paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            files: corpus
+                .files
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            fingerprint: corpus.fingerprint.clone(),
+            documents: corpus.documents.len() as u64,
+            bytes: corpus.bytes,
+            invalid_utf8: corpus.invalid_utf8,
+            skipped_lines: corpus.skipped_lines,
+        },
+        scan: ScanSettings {
+            layers: layers.iter().map(|&l| l as u32).collect(),
+            neurons: neurons.iter().map(|&n| n as u32).collect(),
+            // The top-k (split into train and held-out) and the windows after it that
+            // only train.
+            top_k: (options.top_k + options.graph.extra_train) as u32,
+            window: options.window as u32,
+            batch_size: options.batch_size as u32,
+            bos: windows.has_bos(),
+            literal_special: model.tokenizer().literal_special(),
+        },
+    };
+    store.check_or_set_run(&run)?;
+    if store.meta::<Vec<String>>(KEY_VOCABULARY)?.is_none() {
+        store.put_meta(KEY_VOCABULARY, &model.tokenizer().token_strs())?;
+    }
+    let done = store.scan_progress()?;
+    progress.note(&format!(
+        "model {} · corpus {} documents, {} windows, {} tokens · layers {} · {} neurons per layer",
+        info.name,
+        corpus.documents.len(),
+        windows.len(),
+        windows.total_tokens(),
+        options.layers,
+        neurons.len()
+    ));
+    if done.batches_done > 0 && !done.complete {
+        progress.note(&format!(
+            "resuming the scan at batch {}/{} ({} tokens already done)",
+            done.batches_done, done.batches_total, done.tokens_done
+        ));
+    }
+    let scan_options = ScanOptions {
+        layers,
+        neurons,
+        top_k: run.scan.top_k as usize,
+        batch_size: options.batch_size,
+        checkpoint_every: options.checkpoint_every,
+        max_batches: options.max_batches,
+    };
+    let scan = run_scan(&model, &windows, &store, &scan_options, progress)?;
+    let mut report = BuildReport {
+        run,
+        windows: windows.len(),
+        tokens: windows.total_tokens(),
+        scan,
+        graphs: None,
+        search: None,
+    };
+    if !report.scan.complete || options.scan_only {
+        return Ok(report);
+    }
+    let settings = GraphSettings {
+        mask_token: options.mask_token.unwrap_or_else(|| model.mask_token()),
+        ..options.graph.clone()
+    };
+    let graphs = build_graphs(&model, &store, &windows, &settings, options.batch, progress)?;
+    let stopped = graphs.stopped;
+    report.graphs = Some(graphs);
+    if stopped {
+        return Ok(report);
+    }
+    let clock = Instant::now();
+    progress.start(Stage::Search, 0, 0);
+    let indexed = crate::search::reindex(&store, &options.index)?;
+    progress.finish(Stage::Search, clock.elapsed());
+    report.search = Some((indexed, clock.elapsed()));
+    Ok(report)
+}
