@@ -71,7 +71,9 @@ fn optional_or(config: &HfConfig, key: &str, default: f64) -> Result<Option<f64>
         Some(default)
     };
     match value {
-        Some(v) if !(v > 0.0) => Err(config.error(format!("field `{key}`: must be positive"))),
+        Some(v) if v.is_nan() || v <= 0.0 => {
+            Err(config.error(format!("field `{key}`: must be positive")))
+        }
         v => Ok(v),
     }
 }
@@ -80,7 +82,7 @@ fn optional_or(config: &HfConfig, key: &str, default: f64) -> Result<Option<f64>
 pub(crate) fn load(config: &HfConfig, w: &Weights, device: &Device) -> Result<Gemma> {
     let mut c = base_config(config)?;
     let scalar = config.opt_f64("query_pre_attn_scalar")?.unwrap_or(256.0);
-    if !(scalar > 0.0) {
+    if scalar.is_nan() || scalar <= 0.0 {
         return Err(config.error("field `query_pre_attn_scalar`: must be positive"));
     }
     c.scale = scalar.powf(-0.5);
