@@ -252,3 +252,59 @@ fn build_and_query_tiny_gemma2_and_qwen3() {
         assert!(info.contains(name), "{name}: {info}");
     }
 }
+
+/// `bytes` of a GGUF file with the u32 metadata value of `key` set to `value`.
+fn patch_gguf_u32(bytes: &[u8], key: &str, value: u32) -> Vec<u8> {
+    // A key is its u64 length then its bytes; a u32 value is type 4 then 4 bytes.
+    let mut needle = (key.len() as u64).to_le_bytes().to_vec();
+    needle.extend_from_slice(key.as_bytes());
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle.as_slice())
+        .unwrap_or_else(|| panic!("no key {key}"))
+        + needle.len();
+    assert_eq!(bytes[at..at + 4], 4u32.to_le_bytes(), "{key} is a u32");
+    let mut out = bytes.to_vec();
+    out[at + 4..at + 8].copy_from_slice(&value.to_le_bytes());
+    out
+}
+
+/// Sizes of zero and layer counts far beyond the weights are refused, naming the field,
+/// before anything is allocated for them (no division by zero, no huge allocation).
+#[test]
+fn impossible_sizes_are_refused_naming_the_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("qwen3");
+    copy_folder("fixtures/tiny/qwen3", &dir);
+    let config_path = dir.join("config.json");
+    let config = std::fs::read_to_string(&config_path).unwrap();
+    for (field, value) in [
+        ("num_hidden_layers", "1000000000000000"),
+        ("num_attention_heads", "0"),
+        ("num_key_value_heads", "0"),
+        ("head_dim", "0"),
+    ] {
+        let mut c: serde_json::Value = serde_json::from_str(&config).unwrap();
+        c[field] = serde_json::from_str(value).unwrap();
+        std::fs::write(&config_path, c.to_string()).unwrap();
+        let err = load_error(&dir);
+        assert!(
+            err.contains(field) && err.contains("config.json"),
+            "{field} = {value}: {err}"
+        );
+    }
+    let gguf = std::fs::read(root().join("fixtures/tiny/gguf_families/qwen3/model.gguf")).unwrap();
+    let path = tmp.path().join("qwen3.gguf");
+    for (key, value) in [
+        ("qwen3.block_count", u32::MAX),
+        ("qwen3.attention.head_count", 0),
+        ("qwen3.attention.head_count_kv", 0),
+    ] {
+        std::fs::write(&path, patch_gguf_u32(&gguf, key, value)).unwrap();
+        let err = load_error(&path);
+        assert!(
+            err.contains(key) && err.contains("qwen3.gguf"),
+            "{key} = {value}: {err}"
+        );
+    }
+}

@@ -197,16 +197,26 @@ pub(crate) struct GgufShape {
 /// (partial rotary, value heads of another size, RoPE scaling).
 fn read_shape(meta: &Metadata, arch: &str, path: &Path) -> Result<GgufShape> {
     let key = |k: &str| format!("{arch}.{k}");
-    let hidden = meta.usize(&key("embedding_length"))?;
-    let n_heads = meta.usize(&key("attention.head_count"))?;
-    let n_kv_heads = meta
-        .opt_usize(&key("attention.head_count_kv"))?
-        .unwrap_or(n_heads);
-    // The head size is hidden / heads unless the file says otherwise (key_length).
-    let head_dim = meta
-        .opt_usize(&key("attention.key_length"))?
-        .unwrap_or(hidden / n_heads);
     let bad = |m: String| Err(Error::bad_model(path, m));
+    // Sizes must be at least 1 (a zero would divide by zero below and in the blocks).
+    let opt_size = |k: &str| -> Result<Option<usize>> {
+        match meta.opt_usize(&key(k))? {
+            Some(0) => Err(Error::bad_model(
+                path,
+                format!("metadata field `{}`: must be at least 1", key(k)),
+            )),
+            v => Ok(v),
+        }
+    };
+    let size = |k: &str| -> Result<usize> {
+        opt_size(k)?
+            .ok_or_else(|| Error::bad_model(path, format!("missing metadata field `{}`", key(k))))
+    };
+    let hidden = size("embedding_length")?;
+    let n_heads = size("attention.head_count")?;
+    let n_kv_heads = opt_size("attention.head_count_kv")?.unwrap_or(n_heads);
+    // The head size is hidden / heads unless the file says otherwise (key_length).
+    let head_dim = opt_size("attention.key_length")?.unwrap_or(hidden / n_heads);
     if let Some(v) = meta.opt_usize(&key("attention.value_length"))? {
         if v != head_dim {
             return bad(format!(
@@ -234,8 +244,8 @@ fn read_shape(meta: &Metadata, arch: &str, path: &Path) -> Result<GgufShape> {
         n_heads,
         n_kv_heads,
         head_dim,
-        ff: meta.usize(&key("feed_forward_length"))?,
-        n_layers: meta.usize(&key("block_count"))?,
+        ff: size("feed_forward_length")?,
+        n_layers: size("block_count")?,
         rms_eps: meta.f64(&key("attention.layer_norm_rms_epsilon"))?,
         rope_theta: meta.opt_f64(&key("rope.freq_base"))?.unwrap_or(10_000.0),
         vocab: 0,
@@ -267,6 +277,16 @@ pub(crate) fn load_gguf(
         }
     };
     let mut shape = read_shape(&meta, arch, path)?;
+    if shape.n_layers > content.tensor_infos.len() {
+        return Err(Error::bad_model(
+            path,
+            format!(
+                "metadata field `{arch}.block_count`: {} layers, but the file holds {} tensors",
+                shape.n_layers,
+                content.tensor_infos.len()
+            ),
+        ));
+    }
     refuse_unused_tensors(path, &content, shape.n_layers, architecture)?;
     let mut loader = Loader {
         content: &content,

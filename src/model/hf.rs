@@ -15,6 +15,21 @@ use super::{gemma, gemma2, gpt2, gpt_neox, mistral, ops, qwen2, qwen3};
 use super::{Architecture, ModelInfo, Network, SUPPORTED_ARCHITECTURES};
 use crate::error::{Error, Result};
 
+/// Size fields of `config.json` that must be at least 1 (a zero would divide by zero).
+const POSITIVE_FIELDS: &[&str] = &[
+    "hidden_size",
+    "intermediate_size",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "num_hidden_layers",
+    "head_dim",
+    "n_embd",
+    "n_head",
+    "n_layer",
+    "n_inner",
+    "vocab_size",
+];
+
 /// A parsed `config.json` with field access that names the file and key on error.
 pub(crate) struct HfConfig {
     path: PathBuf,
@@ -38,17 +53,24 @@ impl HfConfig {
             .ok_or_else(|| Error::bad_model(&self.path, format!("missing field `{key}`")))
     }
 
-    /// An optional unsigned integer field (`null` counts as absent).
+    /// An optional unsigned integer field (`null` counts as absent); the size fields of
+    /// [`POSITIVE_FIELDS`] must be at least 1.
     pub fn opt_usize(&self, key: &str) -> Result<Option<usize>> {
-        match self.value.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => v.as_u64().map(|x| Some(x as usize)).ok_or_else(|| {
+        let n = match self.value.get(key) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(v) => v.as_u64().ok_or_else(|| {
                 Error::bad_model(
                     &self.path,
                     format!("field `{key}`: expected an unsigned integer, got {v}"),
                 )
-            }),
+            })?,
+        };
+        if n == 0 && POSITIVE_FIELDS.contains(&key) {
+            return Err(self.error(format!("field `{key}`: must be at least 1")));
         }
+        usize::try_from(n)
+            .map(Some)
+            .map_err(|_| self.error(format!("field `{key}`: {n} is too large")))
     }
 
     /// An optional float field.
@@ -289,6 +311,9 @@ impl Weights {
     }
 }
 
+/// The config fields counting layers: each is at most the checkpoint's tensor count.
+const LAYER_FIELDS: [&str; 2] = ["num_hidden_layers", "n_layer"];
+
 /// Loads a Hugging Face model folder of a supported architecture.
 pub(crate) fn load_folder(
     folder: &Path,
@@ -325,6 +350,14 @@ pub(crate) fn load_folder(
         }
     };
     let weights = Weights::read(folder, device)?;
+    for key in LAYER_FIELDS {
+        if let Some(n) = config.opt_usize(key)?.filter(|&n| n > weights.names.len()) {
+            return Err(config.error(format!(
+                "field `{key}`: {n} layers, but the checkpoint holds {} tensors",
+                weights.names.len()
+            )));
+        }
+    }
     let network = match architecture {
         Architecture::Llama => Network::Llama(Llama::from_hf(&config, &weights, device)?),
         Architecture::Mistral => Network::Llama(mistral::load(&config, &weights, device)?),
