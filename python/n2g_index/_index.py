@@ -43,7 +43,8 @@ class Model:
     """A language model loaded for reading MLP neuron activations.
 
     ``Model()`` loads the default model (fetched by ``scripts/setup``); ``Model(path)``
-    a GGUF file (Llama family) or a Hugging Face folder (llama, gpt2, gpt_neox).
+    a GGUF file (llama, gemma, gemma2, qwen2, qwen3) or a Hugging Face folder (those,
+    mistral, gpt2, gpt_neox).
 
     Args:
         path: the model file or folder; ``None``: the default model.

@@ -58,7 +58,8 @@ enum Command {
 /// Model options shared by the commands that load a model.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// A GGUF file (Llama family) or a Hugging Face folder (llama, gpt2, gpt_neox).
+    /// A GGUF file (llama, gemma, gemma2, qwen2, qwen3) or a Hugging Face folder (those,
+    /// mistral, gpt2, gpt_neox).
     /// Default: the SmolLM2-135M-Instruct GGUF fetched by scripts/setup.
     #[arg(long)]
     pub model: Option<PathBuf>,

@@ -1,4 +1,5 @@
-//! Loading Llama-family GGUF files: metadata, weights and the tokenizer.
+//! Loading GGUF files (Llama, Qwen 2, Qwen 3, Gemma, Gemma 2, as llama.cpp's converter
+//! writes them): metadata, weights and the tokenizer.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -7,12 +8,12 @@ use std::path::Path;
 
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::quantized::{QMatMul, QTensor};
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 
 use super::linear::Linear;
 use super::llama::{Llama, LlamaBlock, LlamaConfig};
 use super::tokenizer::TextTokenizer;
-use super::{Architecture, ModelInfo, SUPPORTED_ARCHITECTURES};
+use super::{gemma, gemma2, Architecture, ModelInfo, Network, SUPPORTED_ARCHITECTURES};
 use crate::error::{Error, Result};
 
 /// Reads the GGUF header and metadata of `path`, refusing truncated files.
@@ -67,6 +68,11 @@ impl<'a> Metadata<'a> {
             .ok_or_else(|| Error::bad_model(self.path, format!("missing metadata field `{key}`")))
     }
 
+    /// The file the metadata belongs to.
+    pub fn path(&self) -> &Path {
+        self.path
+    }
+
     fn bad(&self, key: &str, e: impl std::fmt::Display) -> Error {
         Error::bad_model(self.path, format!("metadata field `{key}`: {e}"))
     }
@@ -114,6 +120,14 @@ impl<'a> Metadata<'a> {
             Value::F32(x) => Ok(*x as f64),
             Value::F64(x) => Ok(*x),
             other => Err(self.bad(key, format!("expected a float, got {other:?}"))),
+        }
+    }
+
+    pub fn opt_f64(&self, key: &str) -> Result<Option<f64>> {
+        if self.values.contains_key(key) {
+            self.f64(key).map(Some)
+        } else {
+            Ok(None)
         }
     }
 
@@ -165,77 +179,115 @@ impl<'a> Metadata<'a> {
     }
 }
 
-/// Loads a Llama-family GGUF file.
-pub(crate) fn load_gguf(
-    path: &Path,
-    device: &Device,
-    quantized: bool,
-) -> Result<(ModelInfo, TextTokenizer, Llama)> {
-    let (content, mut reader) = read_content(path)?;
-    let meta = Metadata::new(path, &content);
-    let arch = meta.string("general.architecture")?;
-    if arch != "llama" {
-        return Err(Error::UnsupportedArchitecture {
-            path: path.into(),
-            found: arch.to_string(),
-            supported: SUPPORTED_ARCHITECTURES,
-        });
-    }
-    let hidden = meta.usize("llama.embedding_length")?;
-    let n_heads = meta.usize("llama.attention.head_count")?;
-    let n_kv_heads = meta
-        .opt_usize("llama.attention.head_count_kv")?
-        .unwrap_or(n_heads);
-    // The head size is hidden / heads unless the file says otherwise (key_length).
-    let head_dim = meta
-        .opt_usize("llama.attention.key_length")?
-        .unwrap_or(hidden / n_heads);
-    if let Some(v) = meta.opt_usize("llama.attention.value_length")? {
-        if v != head_dim {
-            return Err(Error::bad_model(
+/// The transformer shape a GGUF file declares under its `{arch}.` keys.
+#[derive(Clone, Debug)]
+pub(crate) struct GgufShape {
+    pub hidden: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+    pub ff: usize,
+    pub n_layers: usize,
+    pub rms_eps: f64,
+    pub rope_theta: f64,
+    pub vocab: usize,
+}
+
+/// Reads the `{arch}.*` shape keys, refusing what the runtime does not implement
+/// (partial rotary, value heads of another size, RoPE scaling).
+fn read_shape(meta: &Metadata, arch: &str, path: &Path) -> Result<GgufShape> {
+    let key = |k: &str| format!("{arch}.{k}");
+    let bad = |m: String| Err(Error::bad_model(path, m));
+    // Sizes must be at least 1 (a zero would divide by zero below and in the blocks).
+    let opt_size = |k: &str| -> Result<Option<usize>> {
+        match meta.opt_usize(&key(k))? {
+            Some(0) => Err(Error::bad_model(
                 path,
-                format!("llama.attention.value_length = {v} differs from the key length {head_dim}: not supported"),
+                format!("metadata field `{}`: must be at least 1", key(k)),
+            )),
+            v => Ok(v),
+        }
+    };
+    let size = |k: &str| -> Result<usize> {
+        opt_size(k)?
+            .ok_or_else(|| Error::bad_model(path, format!("missing metadata field `{}`", key(k))))
+    };
+    let hidden = size("embedding_length")?;
+    let n_heads = size("attention.head_count")?;
+    let n_kv_heads = opt_size("attention.head_count_kv")?.unwrap_or(n_heads);
+    // The head size is hidden / heads unless the file says otherwise (key_length).
+    let head_dim = opt_size("attention.key_length")?.unwrap_or(hidden / n_heads);
+    if let Some(v) = meta.opt_usize(&key("attention.value_length"))? {
+        if v != head_dim {
+            return bad(format!(
+                "{arch}.attention.value_length = {v} differs from the key length {head_dim}: not supported"
             ));
         }
     }
-    if let Some(rot) = meta.opt_usize("llama.rope.dimension_count")? {
+    if let Some(rot) = meta.opt_usize(&key("rope.dimension_count"))? {
         if rot != head_dim {
-            return Err(Error::bad_model(
-                path,
-                format!("llama.rope.dimension_count = {rot} but head size is {head_dim}: partial rotary is not supported for llama"),
+            return bad(format!(
+                "{arch}.rope.dimension_count = {rot} but head size is {head_dim}: partial rotary is not supported for {arch}"
             ));
         }
     }
     if meta
-        .opt_string("llama.rope.scaling.type")
+        .opt_string(&key("rope.scaling.type"))
         .is_some_and(|s| s != "none")
     {
-        return Err(Error::bad_model(
-            path,
-            "rope scaling (llama.rope.scaling.type) is not supported",
+        return bad(format!(
+            "rope scaling ({arch}.rope.scaling.type) is not supported"
         ));
     }
-    let n_layers = meta.usize("llama.block_count")?;
-    refuse_unused_tensors(path, &content, n_layers)?;
-    let rope_theta = if meta.values.contains_key("llama.rope.freq_base") {
-        meta.f64("llama.rope.freq_base")?
-    } else {
-        10_000.0
-    };
-    let mut config = LlamaConfig {
-        hidden_size: hidden,
-        intermediate_size: meta.usize("llama.feed_forward_length")?,
-        n_layers,
+    Ok(GgufShape {
+        hidden,
         n_heads,
         n_kv_heads,
         head_dim,
-        rms_eps: meta.f64("llama.attention.layer_norm_rms_epsilon")?,
-        rope_theta,
-        rope_divisors: None,
-        vocab_size: 0,
-        interleaved_rope: true,
-    };
+        ff: size("feed_forward_length")?,
+        n_layers: size("block_count")?,
+        rms_eps: meta.f64(&key("attention.layer_norm_rms_epsilon"))?,
+        rope_theta: meta.opt_f64(&key("rope.freq_base"))?.unwrap_or(10_000.0),
+        vocab: 0,
+    })
+}
 
+/// Loads a GGUF file of a supported architecture (`general.architecture` llama, qwen2,
+/// qwen3, gemma or gemma2).
+pub(crate) fn load_gguf(
+    path: &Path,
+    device: &Device,
+    quantized: bool,
+) -> Result<(ModelInfo, TextTokenizer, Network)> {
+    let (content, mut reader) = read_content(path)?;
+    let meta = Metadata::new(path, &content);
+    let arch = meta.string("general.architecture")?;
+    let architecture = match arch {
+        "llama" => Architecture::Llama,
+        "qwen2" => Architecture::Qwen2,
+        "qwen3" => Architecture::Qwen3,
+        "gemma" => Architecture::Gemma,
+        "gemma2" => Architecture::Gemma2,
+        _ => {
+            return Err(Error::UnsupportedArchitecture {
+                path: path.into(),
+                found: arch.to_string(),
+                supported: SUPPORTED_ARCHITECTURES,
+            })
+        }
+    };
+    let mut shape = read_shape(&meta, arch, path)?;
+    if shape.n_layers > content.tensor_infos.len() {
+        return Err(Error::bad_model(
+            path,
+            format!(
+                "metadata field `{arch}.block_count`: {} layers, but the file holds {} tensors",
+                shape.n_layers,
+                content.tensor_infos.len()
+            ),
+        ));
+    }
+    refuse_unused_tensors(path, &content, shape.n_layers, architecture)?;
     let mut loader = Loader {
         content: &content,
         reader: &mut reader,
@@ -245,53 +297,26 @@ pub(crate) fn load_gguf(
     };
     let embed_q = loader.qtensor("token_embd.weight", None)?;
     let vocab = embed_q.shape().dims()[0];
-    if embed_q.shape().dims() != [vocab, hidden] {
+    if embed_q.shape().dims() != [vocab, shape.hidden] {
         return Err(Error::bad_model(
             path,
             format!(
-                "tensor `token_embd.weight` has shape {:?}, expected [vocab, {hidden}]",
-                embed_q.shape().dims()
+                "tensor `token_embd.weight` has shape {:?}, expected [vocab, {}]",
+                embed_q.shape().dims(),
+                shape.hidden
             ),
         ));
     }
+    shape.vocab = vocab;
     let embed = embed_q.dequantize(device)?;
-    // Llama 3.1 RoPE scaling: llama.cpp's converter stores one divisor per frequency.
-    if content.tensor_infos.contains_key(ROPE_FREQS) {
-        let divisors = loader.vector(ROPE_FREQS, head_dim / 2)?.to_vec1::<f32>()?;
-        if let Some(bad) = divisors.iter().find(|d| !(d.is_finite() && **d > 0.0)) {
-            return Err(Error::bad_model(
-                path,
-                format!("tensor `{ROPE_FREQS}` holds {bad}: RoPE divisors must be positive"),
-            ));
+    let network = match architecture {
+        Architecture::Gemma => Network::Gemma(gemma::from_gguf(&mut loader, &shape, embed, None)?),
+        Architecture::Gemma2 => {
+            let extra = gemma2::gguf_config(&meta, &shape)?;
+            Network::Gemma(gemma::from_gguf(&mut loader, &shape, embed, Some(extra))?)
         }
-        config.rope_divisors = Some(divisors.into_iter().map(f64::from).collect());
-    }
-    let mut blocks = Vec::with_capacity(n_layers);
-    let ff = config.intermediate_size;
-    let q_dim = n_heads * head_dim;
-    let kv = n_kv_heads * head_dim;
-    for i in 0..n_layers {
-        let p = |s: &str| format!("blk.{i}.{s}.weight");
-        blocks.push(LlamaBlock {
-            attn_norm: loader.vector(&p("attn_norm"), hidden)?,
-            q: loader.linear(&p("attn_q"), q_dim, hidden)?,
-            k: loader.linear(&p("attn_k"), kv, hidden)?,
-            v: loader.linear(&p("attn_v"), kv, hidden)?,
-            o: loader.linear(&p("attn_output"), hidden, q_dim)?,
-            ffn_norm: loader.vector(&p("ffn_norm"), hidden)?,
-            gate: loader.linear(&p("ffn_gate"), ff, hidden)?,
-            up: loader.linear(&p("ffn_up"), ff, hidden)?,
-            down: loader.linear(&p("ffn_down"), hidden, ff)?,
-        });
-    }
-    let norm = loader.vector("output_norm.weight", hidden)?;
-    let lm_head = if content.tensor_infos.contains_key("output.weight") {
-        loader.linear("output.weight", vocab, hidden)?
-    } else {
-        // Tied embeddings (SmolLM2): the LM head is the embedding matrix.
-        Linear::tied(&embed)?
+        _ => Network::Llama(llama_from_gguf(&mut loader, &shape, architecture, embed)?),
     };
-    let meta = Metadata::new(path, &content);
     let tokenizer = TextTokenizer::from_gguf_metadata(&meta, path)?;
     let bos_id = meta
         .opt_usize("tokenizer.ggml.bos_token_id")?
@@ -302,10 +327,10 @@ pub(crate) fn load_gguf(
             .opt_string("general.name")
             .map(str::to_string)
             .unwrap_or_else(|| file_stem(path)),
-        architecture: Architecture::Llama,
-        n_layers,
-        n_neurons: ff,
-        hidden_size: hidden,
+        architecture,
+        n_layers: shape.n_layers,
+        n_neurons: shape.ff,
+        hidden_size: shape.hidden,
         vocab_size: vocab,
         bos_id,
         eos_id: meta
@@ -316,45 +341,130 @@ pub(crate) fn load_gguf(
             .map(|x| x as u32),
         context_length: meta.opt_usize("llama.context_length").ok().flatten(),
     };
-    config.vocab_size = vocab;
-    let tokenizer = tokenizer.with_bos(bos_id);
-    Ok((
-        info,
-        tokenizer,
-        Llama {
-            config,
-            embed,
-            blocks,
-            norm,
-            lm_head,
-            device: device.clone(),
-        },
-    ))
+    Ok((info, tokenizer.with_bos(bos_id), network))
+}
+
+/// A Llama, Qwen 2 or Qwen 3 network from GGUF tensors. llama.cpp's converter permutes
+/// the q/k rows of Llama only (for the interleaved RoPE); Qwen keeps Hugging Face's
+/// layout (half rotation), writes Qwen 2's q/k/v biases as `attn_{q,k,v}.bias` and
+/// Qwen 3's head norms as `attn_{q,k}_norm.weight`.
+fn llama_from_gguf(
+    loader: &mut Loader,
+    shape: &GgufShape,
+    architecture: Architecture,
+    embed: Tensor,
+) -> Result<Llama> {
+    let s = shape;
+    let mut config = LlamaConfig {
+        hidden_size: s.hidden,
+        intermediate_size: s.ff,
+        n_layers: s.n_layers,
+        n_heads: s.n_heads,
+        n_kv_heads: s.n_kv_heads,
+        head_dim: s.head_dim,
+        rms_eps: s.rms_eps,
+        rope_theta: s.rope_theta,
+        rope_divisors: None,
+        vocab_size: s.vocab,
+        interleaved_rope: architecture == Architecture::Llama,
+        windows: vec![None; s.n_layers],
+    };
+    // Llama 3.1 RoPE scaling: llama.cpp's converter stores one divisor per frequency.
+    if loader.has(ROPE_FREQS) {
+        let divisors = loader
+            .vector(ROPE_FREQS, s.head_dim / 2)?
+            .to_vec1::<f32>()?;
+        if let Some(bad) = divisors.iter().find(|d| !(d.is_finite() && **d > 0.0)) {
+            return Err(Error::bad_model(
+                loader.path,
+                format!("tensor `{ROPE_FREQS}` holds {bad}: RoPE divisors must be positive"),
+            ));
+        }
+        config.rope_divisors = Some(divisors.into_iter().map(f64::from).collect());
+    }
+    let bias = architecture == Architecture::Qwen2;
+    let qk_norm = architecture == Architecture::Qwen3;
+    let (hidden, ff) = (s.hidden, s.ff);
+    let (q_dim, kv) = (s.n_heads * s.head_dim, s.n_kv_heads * s.head_dim);
+    let mut blocks = Vec::with_capacity(s.n_layers);
+    for i in 0..s.n_layers {
+        let p = |t: &str| format!("blk.{i}.{t}");
+        let mut norm = |t: &str| -> Result<Option<Tensor>> {
+            qk_norm
+                .then(|| loader.vector(&p(t), s.head_dim))
+                .transpose()
+        };
+        let (q_norm, k_norm) = (norm("attn_q_norm.weight")?, norm("attn_k_norm.weight")?);
+        blocks.push(LlamaBlock {
+            attn_norm: loader.vector(&p("attn_norm.weight"), hidden)?,
+            q: loader.linear_bias(&p("attn_q"), q_dim, hidden, bias)?,
+            k: loader.linear_bias(&p("attn_k"), kv, hidden, bias)?,
+            v: loader.linear_bias(&p("attn_v"), kv, hidden, bias)?,
+            o: loader.linear(&p("attn_output.weight"), hidden, q_dim)?,
+            q_norm,
+            k_norm,
+            ffn_norm: loader.vector(&p("ffn_norm.weight"), hidden)?,
+            gate: loader.linear(&p("ffn_gate.weight"), ff, hidden)?,
+            up: loader.linear(&p("ffn_up.weight"), ff, hidden)?,
+            down: loader.linear(&p("ffn_down.weight"), hidden, ff)?,
+        });
+    }
+    let norm = loader.vector("output_norm.weight", hidden)?;
+    let lm_head = loader.lm_head(&embed, s.vocab, hidden)?;
+    Ok(Llama {
+        config,
+        embed,
+        blocks,
+        norm,
+        lm_head,
+        device: loader.device.clone(),
+    })
 }
 
 /// GGUF's tensor of Llama 3.1 RoPE divisors.
 const ROPE_FREQS: &str = "rope_freqs.weight";
 
-/// The tensors a Llama GGUF may hold: anything else (biases, experts, extra norms)
-/// belongs to a variant this runtime does not implement, and ignoring it would give
-/// other activations than the model's, so the file is refused naming the tensor.
-fn refuse_unused_tensors(path: &Path, content: &Content, n_layers: usize) -> Result<()> {
-    const BLOCK: [&str; 9] = [
-        "attn_norm",
-        "attn_q",
-        "attn_k",
-        "attn_v",
-        "attn_output",
-        "ffn_norm",
-        "ffn_gate",
-        "ffn_up",
-        "ffn_down",
+/// The tensors a block of `architecture` may hold (llama.cpp's names).
+fn block_tensors(architecture: Architecture) -> Vec<&'static str> {
+    let mut names = vec![
+        "attn_norm.weight",
+        "attn_q.weight",
+        "attn_k.weight",
+        "attn_v.weight",
+        "attn_output.weight",
+        "ffn_norm.weight",
+        "ffn_gate.weight",
+        "ffn_up.weight",
+        "ffn_down.weight",
     ];
+    match architecture {
+        Architecture::Qwen2 => names.extend(["attn_q.bias", "attn_k.bias", "attn_v.bias"]),
+        Architecture::Qwen3 => names.extend(["attn_q_norm.weight", "attn_k_norm.weight"]),
+        Architecture::Gemma2 => {
+            names.extend(["post_attention_norm.weight", "post_ffw_norm.weight"])
+        }
+        _ => {}
+    }
+    names
+}
+
+/// The tensors a GGUF of `architecture` may hold: anything else (biases, experts,
+/// extra norms) belongs to a variant this runtime does not implement, and ignoring it
+/// would give other activations than the model's, so the file is refused naming the
+/// tensor.
+fn refuse_unused_tensors(
+    path: &Path,
+    content: &Content,
+    n_layers: usize,
+    architecture: Architecture,
+) -> Result<()> {
+    let block = block_tensors(architecture);
     let known = |name: &str| -> bool {
         if matches!(
             name,
-            "token_embd.weight" | "output_norm.weight" | "output.weight" | ROPE_FREQS
-        ) {
+            "token_embd.weight" | "output_norm.weight" | "output.weight"
+        ) || (name == ROPE_FREQS && architecture == Architecture::Llama)
+        {
             return true;
         }
         let Some(rest) = name.strip_prefix("blk.") else {
@@ -363,10 +473,7 @@ fn refuse_unused_tensors(path: &Path, content: &Content, n_layers: usize) -> Res
         let Some((layer, tensor)) = rest.split_once('.') else {
             return false;
         };
-        layer.parse::<usize>().is_ok_and(|l| l < n_layers)
-            && tensor
-                .strip_suffix(".weight")
-                .is_some_and(|t| BLOCK.contains(&t))
+        layer.parse::<usize>().is_ok_and(|l| l < n_layers) && block.contains(&tensor)
     };
     let mut unused: Vec<&str> = content
         .tensor_infos
@@ -382,7 +489,7 @@ fn refuse_unused_tensors(path: &Path, content: &Content, n_layers: usize) -> Res
     Err(Error::bad_model(
         path,
         format!(
-            "{} tensor(s) that a plain Llama block does not have ({}{}): this Llama variant is not supported",
+            "{} tensor(s) that a plain {architecture} block does not have ({}{}): this {architecture} variant is not supported",
             unused.len(),
             shown.join(", "),
             if unused.len() > shown.len() { ", ..." } else { "" }
@@ -391,15 +498,20 @@ fn refuse_unused_tensors(path: &Path, content: &Content, n_layers: usize) -> Res
 }
 
 /// Reads named tensors of one GGUF file, checking their shapes.
-struct Loader<'a> {
+pub(crate) struct Loader<'a> {
     content: &'a Content,
     reader: &'a mut BufReader<File>,
-    path: &'a Path,
-    device: &'a Device,
+    pub path: &'a Path,
+    pub device: &'a Device,
     quantized: bool,
 }
 
 impl Loader<'_> {
+    /// Whether the file holds a tensor of that name.
+    pub fn has(&self, name: &str) -> bool {
+        self.content.tensor_infos.contains_key(name)
+    }
+
     fn qtensor(&mut self, name: &str, shape: Option<&[usize]>) -> Result<QTensor> {
         let t = self
             .content
@@ -420,17 +532,53 @@ impl Loader<'_> {
     }
 
     /// A `[rows, cols]` (out, in) weight as a linear layer.
-    fn linear(&mut self, name: &str, rows: usize, cols: usize) -> Result<Linear> {
+    pub fn linear(&mut self, name: &str, rows: usize, cols: usize) -> Result<Linear> {
+        self.with_bias(name, None, rows, cols)
+    }
+
+    /// `{prefix}.weight` `[rows, cols]` and, when `bias`, `{prefix}.bias` `[rows]`.
+    pub fn linear_bias(
+        &mut self,
+        prefix: &str,
+        rows: usize,
+        cols: usize,
+        bias: bool,
+    ) -> Result<Linear> {
+        let b = bias
+            .then(|| self.vector(&format!("{prefix}.bias"), rows))
+            .transpose()?;
+        self.with_bias(&format!("{prefix}.weight"), b, rows, cols)
+    }
+
+    fn with_bias(
+        &mut self,
+        name: &str,
+        bias: Option<Tensor>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<Linear> {
         let q = self.qtensor(name, Some(&[rows, cols]))?;
         if self.quantized {
-            Ok(Linear::Quantized(QMatMul::from_qtensor(q)?))
+            Ok(Linear::Quantized {
+                matmul: QMatMul::from_qtensor(q)?,
+                bias,
+            })
         } else {
-            Linear::from_out_in(q.dequantize(self.device)?, None)
+            Linear::from_out_in(q.dequantize(self.device)?, bias)
         }
     }
 
-    /// A 1-D f32 weight (norm scale).
-    fn vector(&mut self, name: &str, len: usize) -> Result<candle_core::Tensor> {
+    /// The LM head: `output.weight`, else the embedding matrix (tied).
+    pub fn lm_head(&mut self, embed: &Tensor, vocab: usize, hidden: usize) -> Result<Linear> {
+        if self.has("output.weight") {
+            self.linear("output.weight", vocab, hidden)
+        } else {
+            Linear::tied(embed)
+        }
+    }
+
+    /// A 1-D f32 weight (norm scale, bias).
+    pub fn vector(&mut self, name: &str, len: usize) -> Result<Tensor> {
         Ok(self.qtensor(name, Some(&[len]))?.dequantize(self.device)?)
     }
 }

@@ -8,10 +8,27 @@ use serde_json::Value;
 
 use super::gguf::file_stem;
 use super::linear::Linear;
-use super::llama::{Llama, LlamaBlock, LlamaConfig};
+use super::llama::Llama;
+use super::safetensors::SafetensorsFile;
 use super::tokenizer::TextTokenizer;
-use super::{gpt2, gpt_neox, ops, Architecture, ModelInfo, Network, SUPPORTED_ARCHITECTURES};
+use super::{gemma, gemma2, gpt2, gpt_neox, mistral, ops, qwen2, qwen3};
+use super::{Architecture, ModelInfo, Network, SUPPORTED_ARCHITECTURES};
 use crate::error::{Error, Result};
+
+/// Size fields of `config.json` that must be at least 1 (a zero would divide by zero).
+const POSITIVE_FIELDS: &[&str] = &[
+    "hidden_size",
+    "intermediate_size",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "num_hidden_layers",
+    "head_dim",
+    "n_embd",
+    "n_head",
+    "n_layer",
+    "n_inner",
+    "vocab_size",
+];
 
 /// A parsed `config.json` with field access that names the file and key on error.
 pub(crate) struct HfConfig {
@@ -36,17 +53,24 @@ impl HfConfig {
             .ok_or_else(|| Error::bad_model(&self.path, format!("missing field `{key}`")))
     }
 
-    /// An optional unsigned integer field (`null` counts as absent).
+    /// An optional unsigned integer field (`null` counts as absent); the size fields of
+    /// [`POSITIVE_FIELDS`] must be at least 1.
     pub fn opt_usize(&self, key: &str) -> Result<Option<usize>> {
-        match self.value.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => v.as_u64().map(|x| Some(x as usize)).ok_or_else(|| {
+        let n = match self.value.get(key) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(v) => v.as_u64().ok_or_else(|| {
                 Error::bad_model(
                     &self.path,
                     format!("field `{key}`: expected an unsigned integer, got {v}"),
                 )
-            }),
+            })?,
+        };
+        if n == 0 && POSITIVE_FIELDS.contains(&key) {
+            return Err(self.error(format!("field `{key}`: must be at least 1")));
         }
+        usize::try_from(n)
+            .map(Some)
+            .map_err(|_| self.error(format!("field `{key}`: {n} is too large")))
     }
 
     /// An optional float field.
@@ -80,6 +104,57 @@ impl HfConfig {
         self.value.get(key).and_then(Value::as_str)
     }
 
+    /// Whether the key is present, even as `null`.
+    pub fn present(&self, key: &str) -> bool {
+        self.value.get(key).is_some()
+    }
+
+    /// A raw field.
+    pub fn raw(&self, key: &str) -> Option<&Value> {
+        self.value.get(key)
+    }
+
+    /// The sliding window of each of `n_layers` layers (`None`: full attention), from
+    /// the config's `layer_types` (`sliding_attention` / `full_attention`) when it has
+    /// them, else `sliding(i)` for layer `i`; `window` is the window size (when `None`,
+    /// every layer attends fully).
+    pub fn layer_windows(
+        &self,
+        n_layers: usize,
+        window: Option<usize>,
+        sliding: impl Fn(usize) -> bool,
+    ) -> Result<Vec<Option<usize>>> {
+        let Some(window) = window else {
+            return Ok(vec![None; n_layers]);
+        };
+        if window == 0 {
+            return Err(self.error("field `sliding_window`: must be at least 1"));
+        }
+        let Some(types) = self.value.get("layer_types").filter(|v| !v.is_null()) else {
+            return Ok((0..n_layers)
+                .map(|i| sliding(i).then_some(window))
+                .collect());
+        };
+        let types = types
+            .as_array()
+            .filter(|a| a.len() == n_layers)
+            .ok_or_else(|| {
+                self.error(format!(
+                    "field `layer_types`: expected a list of {n_layers} layer types"
+                ))
+            })?;
+        types
+            .iter()
+            .map(|t| match t.as_str() {
+                Some("sliding_attention") => Ok(Some(window)),
+                Some("full_attention") => Ok(None),
+                _ => Err(self.error(format!(
+                    "field `layer_types`: `{t}` is not supported (sliding_attention, full_attention)"
+                ))),
+            })
+            .collect()
+    }
+
     /// Whether the key is present and not null.
     pub fn has(&self, key: &str) -> bool {
         !matches!(self.value.get(key), None | Some(Value::Null))
@@ -100,77 +175,124 @@ impl HfConfig {
     }
 }
 
-/// The tensors of a folder's safetensors files, by name, as f32 on the device.
+/// The tensors of a folder's safetensors files (the shards that
+/// `model.safetensors.index.json` lists, else every `*.safetensors`), read from disk
+/// one by one: loading takes about the weights' memory, not that plus the files'.
 pub(crate) struct Weights {
     folder: PathBuf,
-    tensors: HashMap<String, Tensor>,
+    files: Vec<SafetensorsFile>,
+    /// Tensor name -> index in `files` (a later file wins).
+    names: HashMap<String, usize>,
     device: Device,
+}
+
+/// The shards of a sharded checkpoint, from its index's `weight_map`; each must exist.
+fn index_shards(folder: &Path, index: &Path) -> Result<Vec<PathBuf>> {
+    let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
+    let value: Value = serde_json::from_str(&text)
+        .map_err(|e| Error::bad_model(index, format!("not valid JSON: {e}")))?;
+    let map = value
+        .get("weight_map")
+        .and_then(Value::as_object)
+        .ok_or_else(|| Error::bad_model(index, "missing object field `weight_map`"))?;
+    let mut files: Vec<PathBuf> = Vec::new();
+    for (name, file) in map {
+        let file = file.as_str().ok_or_else(|| {
+            Error::bad_model(index, format!("weight_map[{name:?}]: expected a file name"))
+        })?;
+        let path = folder.join(file);
+        if file.contains('/') || file.contains('\\') || !path.is_file() {
+            return Err(Error::bad_model(
+                index,
+                format!("weight_map[{name:?}]: shard `{file}` is not in the folder"),
+            ));
+        }
+        if !files.contains(&path) {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 impl Weights {
     fn read(folder: &Path, device: &Device) -> Result<Self> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
-            .map_err(|e| Error::io(folder, e))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
-            .collect();
-        files.sort();
+        let index = folder.join("model.safetensors.index.json");
+        let files: Vec<PathBuf> = if index.exists() {
+            index_shards(folder, &index)?
+        } else {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
+                .map_err(|e| Error::io(folder, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+                .collect();
+            files.sort();
+            files
+        };
         if files.is_empty() {
             return Err(Error::bad_model(
                 folder,
                 "no *.safetensors file in the folder",
             ));
         }
-        let mut tensors = HashMap::new();
-        for file in &files {
-            let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
-            let loaded =
-                candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| {
-                    Error::bad_model(file, format!("not a readable safetensors file: {e}"))
-                })?;
-            tensors.extend(loaded);
+        let files: Vec<SafetensorsFile> = files
+            .iter()
+            .map(|f| SafetensorsFile::open(f))
+            .collect::<Result<_>>()?;
+        let mut names = HashMap::new();
+        for (i, f) in files.iter().enumerate() {
+            names.extend(f.names().map(|n| (n.to_string(), i)));
         }
         Ok(Weights {
             folder: folder.into(),
-            tensors,
+            files,
+            names,
             device: device.clone(),
         })
     }
 
+    /// A tensor in its file dtype on the device, with its shape checked.
+    pub fn stored(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let file = self
+            .names
+            .get(name)
+            .map(|&i| &self.files[i])
+            .ok_or_else(|| {
+                Error::bad_model(
+                    &self.folder,
+                    format!("missing tensor `{name}` in the safetensors files"),
+                )
+            })?;
+        let found = file.shape(name).unwrap_or_default();
+        if found != shape {
+            return Err(Error::bad_model(
+                &self.folder,
+                format!("tensor `{name}` has shape {found:?}, expected {shape:?}"),
+            ));
+        }
+        Ok(file.load(name)?.to_device(&self.device)?)
+    }
+
     /// Whether a tensor of that name exists.
     pub fn has(&self, name: &str) -> bool {
-        self.tensors.contains_key(name)
+        self.names.contains_key(name)
     }
 
     /// A tensor as f32, with its shape checked.
     pub fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        let t = self.tensors.get(name).ok_or_else(|| {
-            Error::bad_model(
-                &self.folder,
-                format!("missing tensor `{name}` in the safetensors files"),
-            )
-        })?;
-        if t.dims() != shape {
-            return Err(Error::bad_model(
-                &self.folder,
-                format!(
-                    "tensor `{name}` has shape {:?}, expected {shape:?}",
-                    t.dims()
-                ),
-            ));
-        }
-        ops::to_f32(t.clone(), &self.device)
+        ops::to_f32(self.stored(name, shape)?, &self.device)
     }
 
-    /// A PyTorch `nn.Linear` (`{name}.weight` `[out, in]`, optional `{name}.bias`).
+    /// A PyTorch `nn.Linear` (`{name}.weight` `[out, in]`, optional `{name}.bias`), the
+    /// weight kept in its file dtype when that is bf16 or f16.
     pub fn linear(&self, name: &str, out: usize, inp: usize, bias: bool) -> Result<Linear> {
-        let w = self.get(&format!("{name}.weight"), &[out, inp])?;
+        let w = self.stored(&format!("{name}.weight"), &[out, inp])?;
         let b = if bias {
             Some(self.get(&format!("{name}.bias"), &[out])?)
         } else {
             None
         };
-        Linear::from_out_in(w, b)
+        Linear::from_stored(w, b)
     }
 
     /// A GPT-2 `Conv1D` (`{name}.weight` `[in, out]`, `{name}.bias`).
@@ -188,6 +310,9 @@ impl Weights {
         ))
     }
 }
+
+/// The config fields counting layers: each is at most the checkpoint's tensor count.
+const LAYER_FIELDS: [&str; 2] = ["num_hidden_layers", "n_layer"];
 
 /// Loads a Hugging Face model folder of a supported architecture.
 pub(crate) fn load_folder(
@@ -207,6 +332,11 @@ pub(crate) fn load_folder(
         "llama" => Architecture::Llama,
         "gpt2" => Architecture::Gpt2,
         "gpt_neox" => Architecture::GptNeox,
+        "mistral" => Architecture::Mistral,
+        "gemma" => Architecture::Gemma,
+        "gemma2" => Architecture::Gemma2,
+        "qwen2" => Architecture::Qwen2,
+        "qwen3" => Architecture::Qwen3,
         other => {
             return Err(Error::UnsupportedArchitecture {
                 path: folder.into(),
@@ -220,24 +350,28 @@ pub(crate) fn load_folder(
         }
     };
     let weights = Weights::read(folder, device)?;
-    let (network, n_layers, n_neurons, hidden, vocab) = match architecture {
-        Architecture::Llama => {
-            let net = load_llama(&config, &weights, device)?;
-            let c = &net.config;
-            let shape = (c.n_layers, c.intermediate_size, c.hidden_size, c.vocab_size);
-            (Network::Llama(net), shape.0, shape.1, shape.2, shape.3)
+    for key in LAYER_FIELDS {
+        if let Some(n) = config.opt_usize(key)?.filter(|&n| n > weights.names.len()) {
+            return Err(config.error(format!(
+                "field `{key}`: {n} layers, but the checkpoint holds {} tensors",
+                weights.names.len()
+            )));
         }
-        Architecture::Gpt2 => {
-            let net = gpt2::Gpt2::load(&config, &weights, device)?;
-            let s = net.shape();
-            (Network::Gpt2(net), s.0, s.1, s.2, s.3)
-        }
+    }
+    let network = match architecture {
+        Architecture::Llama => Network::Llama(Llama::from_hf(&config, &weights, device)?),
+        Architecture::Mistral => Network::Llama(mistral::load(&config, &weights, device)?),
+        Architecture::Qwen2 => Network::Llama(qwen2::load(&config, &weights, device)?),
+        Architecture::Qwen3 => Network::Llama(qwen3::load(&config, &weights, device)?),
+        Architecture::Gemma => Network::Gemma(gemma::load(&config, &weights, device)?),
+        Architecture::Gemma2 => Network::Gemma(gemma2::load(&config, &weights, device)?),
+        Architecture::Gpt2 => Network::Gpt2(gpt2::Gpt2::load(&config, &weights, device)?),
         Architecture::GptNeox => {
-            let net = gpt_neox::GptNeox::load(&config, &weights, device)?;
-            let s = net.shape();
-            (Network::GptNeox(net), s.0, s.1, s.2, s.3)
+            Network::GptNeox(gpt_neox::GptNeox::load(&config, &weights, device)?)
         }
     };
+    drop(weights);
+    let (n_layers, n_neurons, hidden, vocab) = network.shape();
     let bos_id = config.token_id("bos_token_id");
     let tokenizer_path = folder.join("tokenizer.json");
     if !tokenizer_path.exists() {
@@ -263,106 +397,4 @@ pub(crate) fn load_folder(
             .find_map(|k| config.opt_usize(k).ok().flatten()),
     };
     Ok((info, tokenizer, network))
-}
-
-/// The RoPE divisors of a Llama config's `rope_scaling`: none for plain RoPE, Llama 3.1
-/// scaling (`rope_type = "llama3"`) supported, any other kind refused (it would give
-/// other activations than the model's).
-fn llama_rope_divisors(config: &HfConfig, head_dim: usize, theta: f64) -> Result<Option<Vec<f64>>> {
-    let Some(scaling) = config.value.get("rope_scaling").filter(|v| !v.is_null()) else {
-        return Ok(None);
-    };
-    let kind = scaling
-        .get("rope_type")
-        .or_else(|| scaling.get("type"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    match kind {
-        "default" => Ok(None),
-        "llama3" => {
-            let field = |key: &str| {
-                scaling.get(key).and_then(Value::as_f64).ok_or_else(|| {
-                    config.error(format!(
-                        "rope_scaling: missing or non-numeric field `{key}`"
-                    ))
-                })
-            };
-            Ok(Some(ops::llama3_rope_divisors(
-                head_dim,
-                theta,
-                field("factor")?,
-                field("low_freq_factor")?,
-                field("high_freq_factor")?,
-                field("original_max_position_embeddings")?,
-            )))
-        }
-        other => Err(config.error(format!(
-            "rope_scaling type `{other}` is not supported (supported: llama3)"
-        ))),
-    }
-}
-
-/// A Llama model from Hugging Face weights (q/k not permuted: half-rotation RoPE).
-fn load_llama(config: &HfConfig, w: &Weights, device: &Device) -> Result<Llama> {
-    if let Some(act) = config.opt_str("hidden_act") {
-        if act != "silu" {
-            return Err(config.error(format!(
-                "hidden_act `{act}`: only silu is supported for llama"
-            )));
-        }
-    }
-    let hidden = config.usize("hidden_size")?;
-    let n_heads = config.usize("num_attention_heads")?;
-    let n_kv_heads = config.opt_usize("num_key_value_heads")?.unwrap_or(n_heads);
-    let head_dim = config.opt_usize("head_dim")?.unwrap_or(hidden / n_heads);
-    let rope_theta = config.opt_f64("rope_theta")?.unwrap_or(10_000.0);
-    let ff = config.usize("intermediate_size")?;
-    let n_layers = config.usize("num_hidden_layers")?;
-    let vocab = config.usize("vocab_size")?;
-    let bias = config.opt_bool("attention_bias")?.unwrap_or(false);
-    let mlp_bias = config.opt_bool("mlp_bias")?.unwrap_or(false);
-    let cfg = LlamaConfig {
-        hidden_size: hidden,
-        intermediate_size: ff,
-        n_layers,
-        n_heads,
-        n_kv_heads,
-        head_dim,
-        rms_eps: config.opt_f64("rms_norm_eps")?.unwrap_or(1e-6),
-        rope_theta,
-        rope_divisors: llama_rope_divisors(config, head_dim, rope_theta)?,
-        vocab_size: vocab,
-        interleaved_rope: false,
-    };
-    let embed = w.get("model.embed_tokens.weight", &[vocab, hidden])?;
-    let mut blocks = Vec::with_capacity(n_layers);
-    for i in 0..n_layers {
-        let p = |s: &str| format!("model.layers.{i}.{s}");
-        blocks.push(LlamaBlock {
-            attn_norm: w.get(&p("input_layernorm.weight"), &[hidden])?,
-            q: w.linear(&p("self_attn.q_proj"), n_heads * head_dim, hidden, bias)?,
-            k: w.linear(&p("self_attn.k_proj"), n_kv_heads * head_dim, hidden, bias)?,
-            v: w.linear(&p("self_attn.v_proj"), n_kv_heads * head_dim, hidden, bias)?,
-            o: w.linear(&p("self_attn.o_proj"), hidden, n_heads * head_dim, bias)?,
-            ffn_norm: w.get(&p("post_attention_layernorm.weight"), &[hidden])?,
-            gate: w.linear(&p("mlp.gate_proj"), ff, hidden, mlp_bias)?,
-            up: w.linear(&p("mlp.up_proj"), ff, hidden, mlp_bias)?,
-            down: w.linear(&p("mlp.down_proj"), hidden, ff, mlp_bias)?,
-        });
-    }
-    let norm = w.get("model.norm.weight", &[hidden])?;
-    let tied = config.opt_bool("tie_word_embeddings")?.unwrap_or(false) || !w.has("lm_head.weight");
-    let lm_head = if tied {
-        Linear::tied(&embed)?
-    } else {
-        w.linear("lm_head", vocab, hidden, false)?
-    };
-    Ok(Llama {
-        config: cfg,
-        embed,
-        blocks,
-        norm,
-        lm_head,
-        device: device.clone(),
-    })
 }

@@ -1,10 +1,13 @@
-//! The Llama architecture (SmolLM2, Llama 2/3 without rope scaling, ...).
+//! The Llama architecture (SmolLM2, Llama 2/3/3.1, ...), which Mistral, Qwen 2 and
+//! Qwen 3 share with small variations (a sliding window, q/k/v biases, q/k norms).
 //!
 //! Pre-norm blocks: `h = x + attn(rms(x))`, `x' = h + down(silu(gate(rms(h))) * up(rms(h)))`.
 //! The neuron activation is `silu(gate(.)) * up(.)`, the input of `down`.
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
+use serde_json::Value;
 
+use super::hf::{HfConfig, Weights};
 use super::linear::Linear;
 use super::ops;
 use super::{ForwardOutput, ForwardRequest};
@@ -27,6 +30,8 @@ pub(crate) struct LlamaConfig {
     /// GGUF converters permute q/k rows so that RoPE rotates adjacent pairs
     /// (interleaved); Hugging Face weights rotate the two halves of each head.
     pub interleaved_rope: bool,
+    /// The sliding window of each layer (`None`: full causal attention).
+    pub windows: Vec<Option<usize>>,
 }
 
 /// One transformer block's weights.
@@ -37,6 +42,9 @@ pub(crate) struct LlamaBlock {
     pub k: Linear,
     pub v: Linear,
     pub o: Linear,
+    /// Qwen 3's RMSNorm over each head of q and k (before RoPE), `[head_dim]`.
+    pub q_norm: Option<Tensor>,
+    pub k_norm: Option<Tensor>,
     pub ffn_norm: Tensor,
     pub gate: Linear,
     pub up: Linear,
@@ -47,7 +55,7 @@ pub(crate) struct LlamaBlock {
 #[derive(Debug)]
 pub(crate) struct Llama {
     pub config: LlamaConfig,
-    /// `[vocab, hidden]` f32.
+    /// `[vocab, hidden]`, f32 or the 16-bit file dtype.
     pub embed: Tensor,
     pub blocks: Vec<LlamaBlock>,
     pub norm: Tensor,
@@ -56,6 +64,12 @@ pub(crate) struct Llama {
 }
 
 impl Llama {
+    /// `(layers, neurons per layer, hidden size, vocabulary)`.
+    pub fn shape(&self) -> (usize, usize, usize, usize) {
+        let c = &self.config;
+        (c.n_layers, c.intermediate_size, c.hidden_size, c.vocab_size)
+    }
+
     /// Runs the blocks up to the highest requested layer (all of them, plus the final
     /// norm and LM head, when logits are asked for).
     pub fn forward(&self, ids: &Tensor, request: &ForwardRequest) -> Result<ForwardOutput> {
@@ -66,11 +80,12 @@ impl Llama {
         } else {
             *request.layers.last().expect("at least one layer")
         };
-        let mut x =
-            self.embed
-                .index_select(&ids.flatten_all()?, 0)?
-                .reshape((b, t, cfg.hidden_size))?;
-        let mask = ops::pass_mask(t, request.tree, &self.device)?;
+        let mut x = self
+            .embed
+            .index_select(&ids.flatten_all()?, 0)?
+            .to_dtype(DType::F32)?
+            .reshape((b, t, cfg.hidden_size))?;
+        let masks = ops::PassMasks::new((b, t), request.tree, &cfg.windows, &self.device)?;
         let (cos, sin) = ops::pass_rope(
             (b, t),
             cfg.head_dim,
@@ -84,8 +99,12 @@ impl Llama {
         let mut activations = Vec::with_capacity(request.layers.len());
         for (layer, block) in self.blocks.iter().enumerate().take(last + 1) {
             let h = candle_nn::ops::rms_norm(&x, &block.attn_norm, eps)?;
-            let q = ops::split_heads(&block.q.forward(&h)?, cfg.n_heads)?;
-            let k = ops::split_heads(&block.k.forward(&h)?, cfg.n_kv_heads)?;
+            let mut q = ops::split_heads(&block.q.forward(&h)?, cfg.n_heads)?;
+            let mut k = ops::split_heads(&block.k.forward(&h)?, cfg.n_kv_heads)?;
+            if let (Some(qn), Some(kn)) = (&block.q_norm, &block.k_norm) {
+                q = candle_nn::ops::rms_norm(&q, qn, eps)?;
+                k = candle_nn::ops::rms_norm(&k, kn, eps)?;
+            }
             let v = ops::split_heads(&block.v.forward(&h)?, cfg.n_kv_heads)?;
             let (q, k) = if cfg.interleaved_rope {
                 (
@@ -98,7 +117,7 @@ impl Llama {
                     candle_nn::rotary_emb::rope(&k, &cos, &sin)?,
                 )
             };
-            let y = ops::attention(&q, &k, &v, &mask, scale)?;
+            let y = ops::attention(&q, &k, &v, masks.get(cfg.windows[layer]), scale)?;
             x = (x + block.o.forward(&y)?)?;
             let m = candle_nn::ops::rms_norm(&x, &block.ffn_norm, eps)?;
             let cols = request.neurons.filter(|_| layer == last);
@@ -123,4 +142,163 @@ impl Llama {
             logits,
         })
     }
+}
+
+/// The RoPE divisors of a Llama config's `rope_scaling`: none for plain RoPE, Llama 3.1
+/// scaling (`rope_type = "llama3"`) supported, any other kind refused (it would give
+/// other activations than the model's).
+fn llama_rope_divisors(config: &HfConfig, head_dim: usize, theta: f64) -> Result<Option<Vec<f64>>> {
+    let Some(scaling) = config.raw("rope_scaling").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let kind = scaling
+        .get("rope_type")
+        .or_else(|| scaling.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    match kind {
+        "default" => Ok(None),
+        "llama3" => {
+            let field = |key: &str| {
+                scaling.get(key).and_then(Value::as_f64).ok_or_else(|| {
+                    config.error(format!(
+                        "rope_scaling: missing or non-numeric field `{key}`"
+                    ))
+                })
+            };
+            Ok(Some(ops::llama3_rope_divisors(
+                head_dim,
+                theta,
+                field("factor")?,
+                field("low_freq_factor")?,
+                field("high_freq_factor")?,
+                field("original_max_position_embeddings")?,
+            )))
+        }
+        other => Err(config.error(format!(
+            "rope_scaling type `{other}` is not supported (supported: llama3)"
+        ))),
+    }
+}
+
+/// How a family's Hugging Face checkpoint departs from Llama's.
+pub(crate) struct HfVariant {
+    /// Biases on q, k and v.
+    pub qkv_bias: bool,
+    /// A bias on o.
+    pub o_bias: bool,
+    /// Per-head `self_attn.q_norm` / `k_norm` RMSNorms (Qwen 3).
+    pub qk_norm: bool,
+    /// The sliding window of each layer.
+    pub windows: Vec<Option<usize>>,
+}
+
+impl Llama {
+    /// A Llama model from a Hugging Face folder (`attention_bias` for q/k/v/o biases).
+    pub fn from_hf(config: &HfConfig, w: &Weights, device: &Device) -> Result<Llama> {
+        let bias = config.opt_bool("attention_bias")?.unwrap_or(false);
+        let n_layers = config.usize("num_hidden_layers")?;
+        let variant = HfVariant {
+            qkv_bias: bias,
+            o_bias: bias,
+            qk_norm: false,
+            windows: vec![None; n_layers],
+        };
+        load_hf(config, w, device, variant)
+    }
+}
+
+/// A model of the Llama kind from Hugging Face weights (q/k not permuted:
+/// half-rotation RoPE), with a family's variations.
+pub(crate) fn load_hf(
+    config: &HfConfig,
+    w: &Weights,
+    device: &Device,
+    variant: HfVariant,
+) -> Result<Llama> {
+    if let Some(act) = config.opt_str("hidden_act") {
+        if act != "silu" {
+            return Err(config.error(format!(
+                "hidden_act `{act}`: only silu is supported for {}",
+                config.opt_str("model_type").unwrap_or("llama")
+            )));
+        }
+    }
+    let hidden = config.usize("hidden_size")?;
+    let n_heads = config.usize("num_attention_heads")?;
+    let n_kv_heads = config.opt_usize("num_key_value_heads")?.unwrap_or(n_heads);
+    let head_dim = config.opt_usize("head_dim")?.unwrap_or(hidden / n_heads);
+    let rope_theta = config.opt_f64("rope_theta")?.unwrap_or(10_000.0);
+    let ff = config.usize("intermediate_size")?;
+    let n_layers = config.usize("num_hidden_layers")?;
+    let vocab = config.usize("vocab_size")?;
+    let mlp_bias = config.opt_bool("mlp_bias")?.unwrap_or(false);
+    let cfg = LlamaConfig {
+        hidden_size: hidden,
+        intermediate_size: ff,
+        n_layers,
+        n_heads,
+        n_kv_heads,
+        head_dim,
+        rms_eps: config.opt_f64("rms_norm_eps")?.unwrap_or(1e-6),
+        rope_theta,
+        rope_divisors: llama_rope_divisors(config, head_dim, rope_theta)?,
+        vocab_size: vocab,
+        interleaved_rope: false,
+        windows: variant.windows,
+    };
+    let embed = w.stored("model.embed_tokens.weight", &[vocab, hidden])?;
+    let embed = match embed.dtype() {
+        DType::BF16 | DType::F16 => embed,
+        _ => embed.to_dtype(DType::F32)?,
+    };
+    let (qkv_bias, o_bias) = (variant.qkv_bias, variant.o_bias);
+    let mut blocks = Vec::with_capacity(n_layers);
+    for i in 0..n_layers {
+        let p = |s: &str| format!("model.layers.{i}.{s}");
+        let norm = |name: &str| -> Result<Option<Tensor>> {
+            variant
+                .qk_norm
+                .then(|| w.get(name, &[head_dim]))
+                .transpose()
+        };
+        blocks.push(LlamaBlock {
+            attn_norm: w.get(&p("input_layernorm.weight"), &[hidden])?,
+            q: w.linear(&p("self_attn.q_proj"), n_heads * head_dim, hidden, qkv_bias)?,
+            k: w.linear(
+                &p("self_attn.k_proj"),
+                n_kv_heads * head_dim,
+                hidden,
+                qkv_bias,
+            )?,
+            v: w.linear(
+                &p("self_attn.v_proj"),
+                n_kv_heads * head_dim,
+                hidden,
+                qkv_bias,
+            )?,
+            o: w.linear(&p("self_attn.o_proj"), hidden, n_heads * head_dim, o_bias)?,
+            q_norm: norm(&p("self_attn.q_norm.weight"))?,
+            k_norm: norm(&p("self_attn.k_norm.weight"))?,
+            ffn_norm: w.get(&p("post_attention_layernorm.weight"), &[hidden])?,
+            gate: w.linear(&p("mlp.gate_proj"), ff, hidden, mlp_bias)?,
+            up: w.linear(&p("mlp.up_proj"), ff, hidden, mlp_bias)?,
+            down: w.linear(&p("mlp.down_proj"), hidden, ff, mlp_bias)?,
+        });
+    }
+    let norm = w.get("model.norm.weight", &[hidden])?;
+    let tied = config.opt_bool("tie_word_embeddings")?.unwrap_or(false) || !w.has("lm_head.weight");
+    let lm_head = if tied {
+        Linear::tied(&embed)?
+    } else {
+        w.linear("lm_head", vocab, hidden, false)?
+    };
+    Ok(Llama {
+        config: cfg,
+        embed,
+        blocks,
+        norm,
+        lm_head,
+        device: device.clone(),
+    })
 }

@@ -2,32 +2,42 @@
 //!
 //! A neuron's activation is the MLP hidden value after the non-linearity, i.e. the input
 //! of the down/out projection (TransformerLens `mlp.hook_post`):
-//! `silu(gate(x)) * up(x)` for Llama, `gelu_new(c_fc(x))` for GPT-2 and
+//! `silu(gate(x)) * up(x)` for Llama, Mistral, Qwen 2 and Qwen 3,
+//! `gelu_tanh(gate(x)) * up(x)` for Gemma and Gemma 2, `gelu_new(c_fc(x))` for GPT-2 and
 //! `gelu(dense_h_to_4h(x))` for GPT-NeoX.
 //!
-//! Supported inputs: GGUF files of the Llama family (the default SmolLM2-135M-Instruct)
-//! and Hugging Face folders (`config.json`, `*.safetensors`, `tokenizer.json`) of the
-//! `llama`, `gpt2` and `gpt_neox` architectures. A forward pass runs only up to the
-//! highest requested layer and never computes the LM head unless asked.
+//! Supported inputs: GGUF files of the Llama (the default SmolLM2-135M-Instruct), Gemma,
+//! Gemma 2, Qwen 2 and Qwen 3 families, and Hugging Face folders (`config.json`, `*.safetensors` or shards listed by
+//! `model.safetensors.index.json`, `tokenizer.json`) of the architectures in
+//! [`SUPPORTED_ARCHITECTURES`]. Weights stored as bf16 or f16 stay so in memory and
+//! are computed with in f32. A forward pass runs only up to the highest requested
+//! layer and never computes the LM head unless asked.
 
 mod allocator;
+mod device;
+mod gemma;
+mod gemma2;
 mod gguf;
 mod gpt2;
 mod gpt_neox;
 mod hf;
 mod linear;
 mod llama;
+mod mistral;
 mod ops;
 mod prefix;
+mod qwen2;
+mod qwen3;
+mod safetensors;
 mod tokenizer;
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, Result};
 pub use allocator::keep_freed_memory;
+pub use device::DeviceSpec;
 pub(crate) use ops::top_k;
 pub use prefix::{PackedRow, PrefixPacking};
 pub use tokenizer::{TextTokenizer, TokenizedText};
@@ -36,8 +46,8 @@ pub use tokenizer::{TextTokenizer, TokenizedText};
 pub const DEFAULT_MODEL_PATH: &str = "data/models/SmolLM2-135M-Instruct.Q4_1.gguf";
 
 /// Architectures the runtime can run, as named in a Hugging Face `config.json`.
-pub const SUPPORTED_ARCHITECTURES: &str =
-    "llama (GGUF file or Hugging Face folder), gpt2, gpt_neox (Hugging Face folders)";
+pub const SUPPORTED_ARCHITECTURES: &str = "llama, gemma, gemma2, qwen2, qwen3 \
+     (GGUF file or Hugging Face folder), mistral, gpt2, gpt_neox (Hugging Face folders)";
 
 /// A transformer architecture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -49,6 +59,16 @@ pub enum Architecture {
     Gpt2,
     /// GPT-NeoX / Pythia (GELU MLP, LayerNorm, partial RoPE, parallel residual).
     GptNeox,
+    /// Mistral (Llama with a sliding window).
+    Mistral,
+    /// Gemma (GELU-tanh gated MLP, `1 + w` RMSNorm, scaled embeddings).
+    Gemma,
+    /// Gemma 2 (Gemma with sandwich norms, soft-capping, alternating sliding window).
+    Gemma2,
+    /// Qwen 2 and 2.5 (Llama with q/k/v biases).
+    Qwen2,
+    /// Qwen 3 (Llama with per-head q/k RMSNorm).
+    Qwen3,
 }
 
 impl std::fmt::Display for Architecture {
@@ -57,69 +77,11 @@ impl std::fmt::Display for Architecture {
             Architecture::Llama => "llama",
             Architecture::Gpt2 => "gpt2",
             Architecture::GptNeox => "gpt_neox",
-        })
-    }
-}
-
-/// Where tensors live: `cpu`, `cuda:N` (cargo feature `cuda`) or `metal:N` (feature `metal`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum DeviceSpec {
-    /// The CPU (default).
-    #[default]
-    Cpu,
-    /// An NVIDIA GPU by ordinal.
-    Cuda(usize),
-    /// An Apple GPU by ordinal.
-    Metal(usize),
-}
-
-impl FromStr for DeviceSpec {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        let (kind, ordinal) = match s.split_once(':') {
-            Some((k, n)) => {
-                let n = n.parse::<usize>().map_err(|_| {
-                    Error::InvalidRequest(format!("--device {s}: `{n}` is not a device number"))
-                })?;
-                (k, n)
-            }
-            None => (s, 0),
-        };
-        match kind {
-            "cpu" => Ok(DeviceSpec::Cpu),
-            "cuda" => Ok(DeviceSpec::Cuda(ordinal)),
-            "metal" => Ok(DeviceSpec::Metal(ordinal)),
-            _ => Err(Error::InvalidRequest(format!(
-                "--device {s}: expected cpu, cuda:N or metal:N"
-            ))),
-        }
-    }
-}
-
-impl std::fmt::Display for DeviceSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DeviceSpec::Cpu => f.write_str("cpu"),
-            DeviceSpec::Cuda(n) => write!(f, "cuda:{n}"),
-            DeviceSpec::Metal(n) => write!(f, "metal:{n}"),
-        }
-    }
-}
-
-impl DeviceSpec {
-    /// Opens the device; a GPU device fails clearly when the binary lacks its feature.
-    pub fn open(self) -> Result<Device> {
-        let missing = |feature: &str| {
-            Error::InvalidRequest(format!(
-                "device {self}: this build has no GPU support (cargo feature `{feature}`)"
-            ))
-        };
-        Ok(match self {
-            DeviceSpec::Cpu => Device::Cpu,
-            DeviceSpec::Cuda(_) if !cfg!(feature = "cuda") => return Err(missing("cuda")),
-            DeviceSpec::Metal(_) if !cfg!(feature = "metal") => return Err(missing("metal")),
-            DeviceSpec::Cuda(n) => Device::new_cuda(n)?,
-            DeviceSpec::Metal(n) => Device::new_metal(n)?,
+            Architecture::Mistral => "mistral",
+            Architecture::Gemma => "gemma",
+            Architecture::Gemma2 => "gemma2",
+            Architecture::Qwen2 => "qwen2",
+            Architecture::Qwen3 => "qwen3",
         })
     }
 }
@@ -222,11 +184,25 @@ pub struct Model {
     device: Device,
 }
 
-/// The per-architecture networks.
+/// The per-architecture networks (Mistral and Qwen run as Llama variants, Gemma 2 as
+/// a Gemma variant).
 enum Network {
     Llama(llama::Llama),
+    Gemma(gemma::Gemma),
     Gpt2(gpt2::Gpt2),
     GptNeox(gpt_neox::GptNeox),
+}
+
+impl Network {
+    /// `(layers, neurons per layer, hidden size, vocabulary)`.
+    fn shape(&self) -> (usize, usize, usize, usize) {
+        match self {
+            Network::Llama(n) => n.shape(),
+            Network::Gemma(n) => n.shape(),
+            Network::Gpt2(n) => n.shape(),
+            Network::GptNeox(n) => n.shape(),
+        }
+    }
 }
 
 /// What one forward pass should produce.
@@ -275,8 +251,7 @@ impl Model {
         let (info, mut tokenizer, network) = if path.is_dir() {
             hf::load_folder(path, &device)?
         } else {
-            let (info, tokenizer, net) = gguf::load_gguf(path, &device, options.quantized)?;
-            (info, tokenizer, Network::Llama(net))
+            gguf::load_gguf(path, &device, options.quantized)?
         };
         if let Some(tok) = &options.tokenizer {
             tokenizer = TextTokenizer::from_file(tok, info.bos_id)?;
@@ -459,10 +434,12 @@ impl Model {
             .collect())
     }
 
-    /// The token embedding matrix, `[vocab, hidden]` f32.
+    /// The token embedding matrix, `[vocab, hidden]`: f32, or the checkpoint's bf16 or
+    /// f16 (unscaled: Gemma multiplies it by `sqrt(hidden)` in the forward pass).
     pub fn embedding_matrix(&self) -> &Tensor {
         match &self.network {
             Network::Llama(n) => &n.embed,
+            Network::Gemma(n) => &n.embed,
             Network::Gpt2(n) => n.embedding(),
             Network::GptNeox(n) => n.embedding(),
         }
@@ -512,6 +489,7 @@ impl Model {
     fn forward(&self, ids: &Tensor, request: &ForwardRequest) -> Result<ForwardOutput> {
         match &self.network {
             Network::Llama(n) => n.forward(ids, request),
+            Network::Gemma(n) => n.forward(ids, request),
             Network::Gpt2(n) => n.forward(ids, request),
             Network::GptNeox(n) => n.forward(ids, request),
         }
@@ -563,23 +541,4 @@ pub fn model_sha256(path: &Path) -> Result<String> {
         }
     }
     Ok(format!("{:x}", hasher.finalize()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn devices_parse_print_and_name_the_missing_feature() {
-        for s in ["cpu", "cuda:0", "cuda:3", "metal:1"] {
-            assert_eq!(s.parse::<DeviceSpec>().unwrap().to_string(), s);
-        }
-        assert_eq!("cuda".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(0));
-        assert!("cuda:x".parse::<DeviceSpec>().is_err());
-        assert!("tpu".parse::<DeviceSpec>().is_err());
-        if !cfg!(feature = "cuda") {
-            let err = DeviceSpec::Cuda(0).open().unwrap_err().to_string();
-            assert!(err.contains("cargo feature `cuda`"), "{err}");
-        }
-    }
 }

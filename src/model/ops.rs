@@ -106,6 +106,78 @@ pub(crate) fn llama3_rope_divisors(
         .collect()
 }
 
+/// The attention mask of a layer that sees only keys less than `window` positions
+/// back (`0 <= pos(query) - pos(key) < window`, Hugging Face's sliding window),
+/// measured by position: for prefix-tree rows, the tree's ancestor mask restricted to
+/// ancestors at most `window - 1` positions before the token, whatever their columns.
+pub(crate) fn pass_window_mask(
+    (b, t): (usize, usize),
+    tree: Option<&TreeLayout>,
+    window: usize,
+    device: &Device,
+) -> Result<Tensor> {
+    match tree {
+        None => {
+            let mask: Vec<f32> = (0..t)
+                .flat_map(|i| {
+                    (0..t).map(move |j| {
+                        if j > i || i - j >= window {
+                            f32::NEG_INFINITY
+                        } else {
+                            0.0
+                        }
+                    })
+                })
+                .collect();
+            Ok(Tensor::from_vec(mask, (t, t), device)?)
+        }
+        Some(l) => {
+            let pos = l.positions.to_dtype(DType::F32)?.reshape((b, t))?;
+            // distance[r, i, j] = pos(i) - pos(j).
+            let distance = pos.unsqueeze(2)?.broadcast_sub(&pos.unsqueeze(1)?)?;
+            let far = distance.ge(window as f64)?;
+            let blocked = Tensor::full(f32::NEG_INFINITY, (b, t, t), device)?;
+            let mask = far.where_cond(&blocked, &l.mask.reshape((b, t, t))?)?;
+            Ok(mask.reshape((b, 1, t, t))?)
+        }
+    }
+}
+
+/// The masks of one pass: causal (or the tree's), and one per sliding-window size the
+/// layers use.
+pub(crate) struct PassMasks {
+    full: Tensor,
+    windowed: Vec<(usize, Tensor)>,
+}
+
+impl PassMasks {
+    /// Masks for ids of shape `(b, t)` and layers with these windows (`None`: full).
+    pub fn new(
+        (b, t): (usize, usize),
+        tree: Option<&TreeLayout>,
+        windows: &[Option<usize>],
+        device: &Device,
+    ) -> Result<PassMasks> {
+        let mut windowed: Vec<(usize, Tensor)> = Vec::new();
+        for &w in windows.iter().flatten() {
+            if !windowed.iter().any(|(x, _)| *x == w) {
+                windowed.push((w, pass_window_mask((b, t), tree, w, device)?));
+            }
+        }
+        Ok(PassMasks {
+            full: pass_mask(t, tree, device)?,
+            windowed,
+        })
+    }
+
+    /// The mask of a layer with this window.
+    pub fn get(&self, window: Option<usize>) -> &Tensor {
+        window
+            .and_then(|w| self.windowed.iter().find(|(x, _)| *x == w))
+            .map_or(&self.full, |(_, m)| m)
+    }
+}
+
 /// Scaled dot-product causal attention with grouped KV heads.
 ///
 /// `q`: `[b, n_heads, t, d]`, `k`/`v`: `[b, n_kv, t, d]`, `mask` `[t, t]` or
@@ -119,11 +191,29 @@ pub(crate) fn attention(
     mask: &Tensor,
     scale: f64,
 ) -> Result<Tensor> {
+    capped_attention(q, k, v, mask, scale, None)
+}
+
+/// [`attention`] with the scores soft-capped before the mask (Gemma 2:
+/// `cap * tanh(scores / cap)`) when `softcap` is given.
+pub(crate) fn capped_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    scale: f64,
+    softcap: Option<f64>,
+) -> Result<Tensor> {
     let (b, n_heads, t, d) = q.dims4()?;
     let n_kv = k.dim(1)?;
     let rep = n_heads / n_kv;
     let q = q.contiguous()?.reshape((b, n_kv, rep * t, d))?;
-    let scores = (matmul(&q, &k.t()?)? * scale)?.reshape((b, n_kv, rep, t, t))?;
+    let scores = (matmul(&q, &k.t()?)? * scale)?;
+    let scores = match softcap {
+        Some(cap) => soft_cap(&scores, cap)?,
+        None => scores,
+    };
+    let scores = scores.reshape((b, n_kv, rep, t, t))?;
     // [t, t] broadcasts as it is; [b, 1, t, t] needs a unit axis for the group.
     let mask = if mask.rank() == 4 {
         mask.unsqueeze(2)?
@@ -134,6 +224,11 @@ pub(crate) fn attention(
     let probs = candle_nn::ops::softmax_last_dim(&scores)?.reshape((b, n_kv, rep * t, t))?;
     let y = matmul(&probs, &v.contiguous()?)?.reshape((b, n_heads, t, d))?;
     Ok(y.transpose(1, 2)?.reshape((b, t, n_heads * d))?)
+}
+
+/// `cap * tanh(x / cap)`: Gemma 2's soft-capping of attention scores and logits.
+pub(crate) fn soft_cap(x: &Tensor, cap: f64) -> Result<Tensor> {
+    Ok(((x / cap)?.tanh()? * cap)?)
 }
 
 /// Splits `[b, t, heads * d]` into `[b, heads, t, d]` (contiguous).

@@ -205,6 +205,39 @@ mod tests {
     }
 
     #[test]
+    fn a_sliding_window_counts_positions_not_columns() {
+        // Row: 1 2 3 4 5 (positions 0..4), then 9 at position 2 after 1 2 (column 5).
+        let rows = PrefixPacking::pack(&[&[1, 2, 3, 4, 5], &[1, 2, 9]], 10).rows;
+        assert_eq!(rows[0].ids, vec![1, 2, 3, 4, 5, 9]);
+        let layout = tree_layout(&[&rows[0]], 6, &Device::Cpu).unwrap();
+        let mask =
+            super::super::ops::pass_window_mask((1, 6), Some(&layout), 2, &Device::Cpu).unwrap();
+        let m = mask.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let seen: Vec<Vec<usize>> = (0..6)
+            .map(|i| (0..6).filter(|&j| m[i * 6 + j] == 0.0).collect())
+            .collect();
+        // Each token sees itself and the ancestor one position back, whatever its column.
+        assert_eq!(
+            seen,
+            vec![
+                vec![0],
+                vec![0, 1],
+                vec![1, 2],
+                vec![2, 3],
+                vec![3, 4],
+                vec![1, 5]
+            ]
+        );
+        // A plain causal pass: the same rule by position.
+        let plain = super::super::ops::pass_window_mask((1, 4), None, 2, &Device::Cpu).unwrap();
+        let p = plain.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let seen: Vec<Vec<usize>> = (0..4)
+            .map(|i| (0..4).filter(|&j| p[i * 4 + j] == 0.0).collect())
+            .collect();
+        assert_eq!(seen, vec![vec![0], vec![0, 1], vec![1, 2], vec![2, 3]]);
+    }
+
+    #[test]
     fn the_mask_lets_a_token_see_exactly_its_ancestors() {
         let rows = PrefixPacking::pack(&[&[1, 2, 3], &[1, 4]], 10).rows;
         let layout = tree_layout(&[&rows[0]], 5, &Device::Cpu).unwrap();

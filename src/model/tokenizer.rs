@@ -24,12 +24,16 @@ use crate::error::{Error, Result};
 
 /// The GGUF pre-tokenizer names (`tokenizer.ggml.pre`) that are rebuilt here.
 pub const SUPPORTED_GGUF_PRE_TOKENIZERS: &str =
-    "smollm, starcoder, refact, codeshell (digits split one by one), llama-bpe (Llama 3), gpt-2, default";
+    "smollm, starcoder, refact, codeshell (digits split one by one), llama-bpe (Llama 3), qwen2 (Qwen 2/2.5/3), gpt-2, default";
 
 /// Llama 3's split pattern (llama.cpp's `llama-bpe`, Hugging Face's Llama 3
 /// `tokenizer.json`): contractions, words with one leading non-letter, numbers of up to
 /// three digits, punctuation runs, newlines, whitespace not before a word.
 const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// Qwen 2's split pattern (llama.cpp's `qwen2`, Qwen 2/2.5/3's `tokenizer.json`):
+/// Llama 3's with digits one by one.
+const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// The pre-tokenizer (as `tokenizer.json` writes it) of a byte-level BPE GGUF's
 /// `tokenizer.ggml.pre`; `None` when not supported.
@@ -47,6 +51,13 @@ fn byte_level_pre_tokenizer(pre: &str) -> Option<serde_json::Value> {
             "type": "Sequence",
             "pretokenizers": [
                 {"type": "Split", "pattern": {"Regex": LLAMA3_SPLIT}, "behavior": "Isolated",
+                 "invert": false},
+                byte_level(false)],
+        }),
+        "qwen2" => json!({
+            "type": "Sequence",
+            "pretokenizers": [
+                {"type": "Split", "pattern": {"Regex": QWEN2_SPLIT}, "behavior": "Isolated",
                  "invert": false},
                 byte_level(false)],
         }),
