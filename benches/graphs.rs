@@ -7,7 +7,7 @@
 //! the speed-up over their way. Prints all and the ratios. The default trains each
 //! graph on 20 windows (half the top 20 and the 10 ranked after them); the batched run
 //! is repeated with the authors' training size (half the top 20 only) for the per-neuron
-//! figures the issue compares with.
+//! figures compared with the authors' PyTorch run (benches/RESULTS.md).
 //!
 //! Each line also gives the time per neuron without the fixed set-up (the substitute
 //! index and the layer's random-window sample), which a whole layer's 1,536 neurons share

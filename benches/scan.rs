@@ -1,6 +1,7 @@
 //! Scan throughput against the bare forward pass, measured in the same run on the same
 //! batches: the scan's bookkeeping (top-k, statistics, checkpoints) should cost almost
-//! nothing next to the forward pass (goal: scan >= 90% of bare forward tokens/s).
+//! nothing next to the forward pass (the scan should keep at least 90% of the bare
+//! forward pass's tokens/s).
 //!
 //! `cargo bench --bench scan` (needs `scripts/setup`). Layers 0..=2, all 1536 neurons of
 //! each, on a fixed slice of the default corpus.

@@ -130,6 +130,21 @@ fn continuing_with_other_options_is_refused() {
     let mut other = build_args(&index);
     other[6] = "0-127".into(); // --neurons
     assert_refused(bin().args(&other), &["--neurons", "cannot be continued"]);
+    let mut literal = args.clone();
+    literal.push("--literal-special".into());
+    assert_refused(
+        bin().args(&literal),
+        &[
+            "--literal-special: stored false, now true",
+            "cannot be continued",
+        ],
+    );
+    let info = run_ok(bin().args(["info", "--index"]).arg(&index));
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        info.contains("special tokens in the text as their ids"),
+        "{info}"
+    );
 }
 
 #[test]
@@ -277,7 +292,7 @@ fn authors_flag_is_the_papers_settings_spelled_out() {
     let tmp = tempfile::tempdir().unwrap();
     let preset = tmp.path().join("preset");
     run_ok(&mut small_build(&preset, &["--authors"]));
-    // The paper's values (../shared/n2g-algorithm.md), written out by hand.
+    // The paper's values (docs/N2G.md, parameters table), written out by hand.
     let spelled = tmp.path().join("spelled");
     run_ok(&mut small_build(
         &spelled,

@@ -101,6 +101,20 @@ fn json_outputs_conform_to_their_schemas() {
     assert_eq!(info["layers"][0]["neurons"], 16, "{info}");
     assert_eq!(info["graphs"], 16, "{info}");
 
+    // The text faces of the same calls.
+    let none = run(&["query", "token:zzzqqq"], Some(&index));
+    assert!(none.contains("no neuron matches"), "{none}");
+    let bad = bin()
+        .args(["query", "tokn:x", "--index"])
+        .arg(&index)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        !bad.status.success() && err.contains("known fields") && err.contains('^'),
+        "{err}"
+    );
+
     // The schemas have teeth: an object without its neuron id is refused.
     let mut broken = show.clone();
     broken.as_object_mut().unwrap().remove("neuron");

@@ -268,16 +268,23 @@ fn smollm2_prefix_shared_rows_match_float64_reference() {
     );
 }
 
+/// llama.cpp's ids (`special = false`): those of literal special tokens, and of the
+/// default on every text without a special token.
 #[test]
 fn smollm2_tokenizer_matches_llama_cpp() {
     let model = default_model(&LoadOptions::default());
+    let literal = model.tokenizer().clone().with_literal_special(true);
     let cases = fixture("fixtures/reference/smollm2_tokenizer.json");
     let cases = cases.as_array().unwrap();
     assert!(cases.len() >= 10);
     for case in cases {
         let text = case["text"].as_str().unwrap();
-        let ours = model.tokenizer().encode(text, false).unwrap();
-        assert_eq!(ours.ids, ids(&case["ids"]), "ids of {text:?}");
+        let ours = literal.encode(text, false).unwrap();
+        assert_eq!(ours.ids, ids(&case["ids"]), "literal ids of {text:?}");
+        if !text.contains("<|im_start|>") {
+            let default = model.tokenizer().encode(text, false).unwrap();
+            assert_eq!(default, ours, "ids of {text:?}");
+        }
         // Offsets cover the text and the token strings put it back together.
         let joined: Vec<u8> = ours
             .ids
@@ -394,14 +401,14 @@ fn quantized_path_stays_close() {
 
 fn tiny(arch: &str) {
     let dir = format!("fixtures/tiny/{arch}");
-    tiny_model(&dir, &dir, arch);
+    tiny_model(&dir, &dir, arch, &LoadOptions::default());
 }
 
-/// Loads `model` (a folder or file under the repository) and checks its tokenizer and
-/// every neuron of every layer against the reference of `fixture_dir`.
-fn tiny_model(model: &str, fixture_dir: &str, arch: &str) {
+/// Loads `model` (a folder or file under the repository) with `options` and checks its
+/// tokenizer and every neuron of every layer against the reference of `fixture_dir`.
+fn tiny_model(model: &str, fixture_dir: &str, arch: &str, options: &LoadOptions) {
     let path = root().join(model);
-    let model = Model::load(&path, &LoadOptions::default()).unwrap();
+    let model = Model::load(&path, options).unwrap();
     assert_eq!(model.info().architecture.to_string(), arch);
     let reference = fixture(&format!("{fixture_dir}/reference.json"));
     let texts = reference["texts"].as_array().unwrap();
@@ -430,13 +437,19 @@ fn tiny_llama_matches_reference() {
 /// A Llama GGUF of the Llama 2 / 3.1 kind, written by the `gguf` package
 /// (`scripts/reference/tiny_gguf.py`): SentencePiece tokenizer (ids from the
 /// `sentencepiece` library), Llama 3.1 RoPE divisors in `rope_freqs.weight`, a head size
-/// other than hidden / heads, Q8_0 weights.
+/// other than hidden / heads, Q8_0 weights. `sentencepiece` reads `<s>` in a text as
+/// its characters, so the tokenizer runs with literal special tokens.
 #[test]
 fn tiny_gguf_sentencepiece_llama31_matches_reference() {
+    let literal = LoadOptions {
+        literal_special: true,
+        ..LoadOptions::default()
+    };
     tiny_model(
         "fixtures/tiny/gguf/model.gguf",
         "fixtures/tiny/gguf",
         "llama",
+        &literal,
     );
     shows_leading_spaces("fixtures/tiny/gguf/model.gguf");
 }
@@ -451,6 +464,7 @@ fn tiny_gguf_of_many_weight_types_matches_reference() {
         "fixtures/tiny/gguf_types/model.gguf",
         "fixtures/tiny/gguf_types",
         "llama",
+        &LoadOptions::default(),
     );
 }
 
@@ -470,7 +484,12 @@ fn shows_leading_spaces(model: &str) {
 /// SentencePiece model: the same reference.
 #[test]
 fn tiny_hf_llama31_matches_reference() {
-    tiny_model("fixtures/tiny/llama31_hf", "fixtures/tiny/gguf", "llama");
+    tiny_model(
+        "fixtures/tiny/llama31_hf",
+        "fixtures/tiny/gguf",
+        "llama",
+        &LoadOptions::default(),
+    );
     shows_leading_spaces("fixtures/tiny/llama31_hf");
 }
 

@@ -1,8 +1,6 @@
 //! Search index life cycle: build, reopen, format check, build lock, reading while a new
 //! generation is built, and the CLI's JSON output.
 
-use std::process::Command;
-
 use n2g_index::search::{NeuronPaths, SearchError, SearchIndex, SearchPath};
 use n2g_index::NeuronId;
 
@@ -140,25 +138,12 @@ fn duplicate_neurons_are_refused() {
 }
 
 #[test]
-fn cli_json() {
+fn views_serialise_as_the_cli_prints_them() {
+    // `query --json` and `similar --json` print these types with serde: the neuron as
+    // "L:N", the relation by name.
     let dir = tempfile::tempdir().unwrap();
-    SearchIndex::build(&dir.path().join("search"), sample()).unwrap();
-    let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_n2g-index"))
-            .args(args)
-            .arg("--index")
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8(out.stdout).unwrap(),
-            String::from_utf8(out.stderr).unwrap(),
-        )
-    };
-    let (code, out, _) = run(&["query", "token:Paris", "--json"]);
-    assert_eq!(code, Some(0));
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let index = SearchIndex::build(&dir.path().join("search"), sample()).unwrap();
+    let v = serde_json::to_value(index.query("token:Paris", 20).unwrap()).unwrap();
     assert_eq!(v[0]["neuron"], "3:1042");
     assert_eq!(v[0]["layer"], 3);
     assert_eq!(v[0]["index"], 1042);
@@ -166,23 +151,13 @@ fn cli_json() {
         v[0]["paths"][0],
         serde_json::json!(["capital", "*", "paris"])
     );
-    let (code, out, _) = run(&["query", "token:nothing"]);
-    assert_eq!(code, Some(0));
-    assert!(out.contains("no neuron matches"), "{out}");
-    let (code, out, _) = run(&["query", "token:paris"]);
-    assert_eq!(code, Some(0));
-    assert!(out.contains("capital … paris"), "{out}");
-    let (code, _, err) = run(&["query", "tokn:x"]);
-    assert_eq!(code, Some(1));
+    assert!(index.query("token:nothing", 20).unwrap().is_empty());
+    let err = index.query("tokn:x", 20).unwrap_err().to_string();
     assert!(err.contains("known fields") && err.contains('^'), "{err}");
-    let (code, out, _) = run(&["similar", "3:1042", "--json"]);
-    assert_eq!(code, Some(0));
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let v = serde_json::to_value(index.similar(NeuronId::new(3, 1042), 10).unwrap()).unwrap();
     assert_eq!(v[0]["neuron"], "1:7");
     assert_eq!(v[0]["activating"], 0.5);
     assert_eq!(v[0]["relation"], "overlap");
-    let (code, out, _) = run(&["similar", "--all", "--threshold", "0.5", "--json"]);
-    assert_eq!(code, Some(0));
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert!(v.as_array().unwrap().is_empty(), "{out}");
+    let v = serde_json::to_value(index.similar_all(0.5).unwrap()).unwrap();
+    assert!(v.as_array().unwrap().is_empty(), "{v}");
 }

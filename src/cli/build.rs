@@ -74,7 +74,7 @@ pub struct BuildArgs {
     #[arg(long, default_value_t = 0.5)]
     pub activation_threshold: f32,
     /// Graph stage: a context token is kept above this importance (the authors: 0.75;
-    /// 0.9 measured better firing F1 on the default model, see the README).
+    /// 0.9 measured better firing F1 on the default model, see docs/N2G.md).
     #[arg(long, default_value_t = 0.9)]
     pub importance_threshold: f32,
     /// Evaluation: a token fires at or above this normalised activation.

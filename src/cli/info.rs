@@ -98,6 +98,14 @@ fn print_info(info: &InfoView) {
         scan.bos
     );
     println!(
+        "tokenizer    special tokens in the text {}",
+        if scan.literal_special {
+            "as their characters (--literal-special)"
+        } else {
+            "as their ids, as the model's own tokenizer"
+        }
+    );
+    println!(
         "layers       {:?} · {} neurons per layer · {} neurons",
         scan.layers,
         scan.neurons.len(),

@@ -75,6 +75,10 @@ pub struct ModelArgs {
     /// Keep GGUF weights quantized (less memory, slower on CPU, not exact).
     #[arg(long)]
     pub quantized: bool,
+    /// Tokenize special tokens written in a text (`<|im_start|>`) as their characters,
+    /// not as their one id (the model's own tokenizer maps each to its id).
+    #[arg(long)]
+    pub literal_special: bool,
 }
 
 impl ModelArgs {
@@ -84,6 +88,7 @@ impl ModelArgs {
             device: self.device,
             quantized: self.quantized,
             tokenizer: self.tokenizer.clone(),
+            literal_special: self.literal_special,
         }
     }
 

@@ -104,3 +104,18 @@ fn table(hits: &[Hit]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_read_in_text_order_with_ignore_runs_as_one_ellipsis() {
+        let path = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            draw_path(&path(&["capital", "*", "paris"])),
+            "capital … paris"
+        );
+        assert_eq!(draw_path(&path(&["*", "*", " of", "x"])), "… \" of\" x");
+    }
+}

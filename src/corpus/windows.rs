@@ -101,3 +101,53 @@ pub fn tokenize_windows(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::corpus::{CorpusFormat, CorpusSpec};
+
+    /// A special token written in a corpus document is its one id, and its characters'
+    /// ids with literal special tokens: the ids of Hugging Face `tokenizers` in
+    /// `fixtures/reference/added_token_flags.json`.
+    #[test]
+    fn special_tokens_in_documents_are_their_ids() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let cases: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(root.join("fixtures/reference/added_token_flags.json"))
+                .unwrap(),
+        )
+        .unwrap();
+        let text = "<|endoftext|>The cat";
+        let case = cases
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["text"] == text)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("chat.txt");
+        std::fs::write(&file, text).unwrap();
+        let mut spec = CorpusSpec::new(vec![file]);
+        spec.format = CorpusFormat::Text;
+        let corpus = Corpus::read(&spec).unwrap();
+        let path = root.join("fixtures/reference/added_token_flags/tokenizer.json");
+        let tok = TextTokenizer::from_file(&path, Some(0)).unwrap();
+        for (tok, key) in [
+            (tok.clone(), "ids"),
+            (tok.with_literal_special(true), "literal_ids"),
+        ] {
+            let windows = tokenize_windows(&corpus, &tok, 64, true).unwrap();
+            let want: Vec<u32> = std::iter::once(0)
+                .chain(
+                    case[key]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.as_u64().unwrap() as u32),
+                )
+                .collect();
+            assert_eq!(windows.get(0).ids, want, "{key}");
+        }
+    }
+}

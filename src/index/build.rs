@@ -272,6 +272,7 @@ pub(crate) fn build(options: &BuildOptions, progress: &mut dyn Progress) -> Resu
             window: options.window as u32,
             batch_size: options.batch_size as u32,
             bos: windows.has_bos(),
+            literal_special: model.tokenizer().literal_special(),
         },
     };
     store.check_or_set_run(&run)?;

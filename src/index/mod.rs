@@ -263,7 +263,14 @@ impl Index {
             )));
         };
         let max = self.store.neuron_scan(neuron)?.map_or(0.0, |s| s.stats.max);
-        let tokenized = model.tokenizer().encode(text, self.run.scan.bos)?;
+        // Special tokens in the text are read as the index's windows read them.
+        let literal = self.run.scan.literal_special;
+        let tokenized = if model.tokenizer().literal_special() == literal {
+            model.tokenizer().encode(text, self.run.scan.bos)?
+        } else {
+            let tokenizer = model.tokenizer().clone().with_literal_special(literal);
+            tokenizer.encode(text, self.run.scan.bos)?
+        };
         if tokenized.ids.is_empty() {
             return Err(Error::InvalidRequest("the text has no tokens".into()));
         }

@@ -134,6 +134,10 @@ pub struct LoadOptions {
     pub quantized: bool,
     /// A `tokenizer.json` to use instead of the model's own tokenizer.
     pub tokenizer: Option<PathBuf>,
+    /// Tokenize special tokens written in a text (`<|im_start|>`) as their characters
+    /// rather than as their one id (see [`TextTokenizer::with_literal_special`]).
+    /// Default: false, as the model's reference tokenizer does.
+    pub literal_special: bool,
 }
 
 impl Default for LoadOptions {
@@ -142,6 +146,7 @@ impl Default for LoadOptions {
             device: DeviceSpec::Cpu,
             quantized: false,
             tokenizer: None,
+            literal_special: false,
         }
     }
 }
@@ -274,6 +279,7 @@ impl Model {
         if let Some(tok) = &options.tokenizer {
             tokenizer = TextTokenizer::from_file(tok, info.bos_id)?;
         }
+        let tokenizer = tokenizer.with_literal_special(options.literal_special);
         Ok(Model {
             info,
             tokenizer,
@@ -566,7 +572,7 @@ mod tests {
         assert!("tpu".parse::<DeviceSpec>().is_err());
         if !cfg!(feature = "cuda") {
             let err = DeviceSpec::Cuda(0).open().unwrap_err().to_string();
-            assert!(err.contains("--features cuda"), "{err}");
+            assert!(err.contains("cargo feature `cuda`"), "{err}");
         }
     }
 }

@@ -2,9 +2,13 @@
 //! byte-level BPE (`tokenizer.ggml.tokens`, `merges`, `token_type`, `pre`) or a
 //! SentencePiece BPE (`tokens`, `scores`, `token_type`: Llama 2, Mistral, TinyLlama).
 //!
-//! Text is always tokenized as text: a corpus line that contains `<|im_start|>` gets the
-//! ordinary tokens of those characters, never the control token (llama.cpp's
-//! `special = false`). BOS is prepended by [`TextTokenizer::encode`] when asked, as
+//! Added special tokens written in a text become their one id, as the model's reference
+//! tokenizer does (`tokenizer.encode(text, add_special_tokens=False)` of Hugging Face
+//! `tokenizers`, which TransformerLens uses): `<|im_start|>` in a corpus line is id 1 of
+//! SmolLM2, not the pieces `<`, `|`, `im`, .... With literal special tokens
+//! ([`TextTokenizer::with_literal_special`]) they are cut into the tokens of their
+//! characters instead (llama.cpp's `special = false`); added tokens that are not special
+//! match in both modes. BOS is prepended by [`TextTokenizer::encode`] when asked, as
 //! TransformerLens does by default.
 
 use std::path::Path;
@@ -99,6 +103,25 @@ fn sentencepiece_merges(
         .collect()
 }
 
+/// The added tokens (as `tokenizer.json` writes them) of a GGUF vocabulary, as Hugging
+/// Face's GGUF converter and llama.cpp's `parse_special` take them: control and unknown
+/// tokens are special, user-defined ones plain added tokens; all matched whole, as
+/// written (not normalized, no stripping).
+fn added_tokens(tokens: &[&str], type_of: &dyn Fn(usize) -> i64) -> Vec<serde_json::Value> {
+    tokens
+        .iter()
+        .enumerate()
+        .filter_map(|(id, tok)| {
+            let ty = type_of(id);
+            matches!(ty, TOKEN_CONTROL | TOKEN_USER_DEFINED | TOKEN_UNKNOWN).then(|| {
+                json!({"id": id, "content": tok, "single_word": false, "lstrip": false,
+                       "rstrip": false, "normalized": false,
+                       "special": ty != TOKEN_USER_DEFINED})
+            })
+        })
+        .collect()
+}
+
 /// `decoder` without the steps that drop the space a text's first token starts with.
 fn keeping_leading_space(decoder: DecoderWrapper) -> DecoderWrapper {
     match decoder {
@@ -119,9 +142,12 @@ fn keeping_leading_space(decoder: DecoderWrapper) -> DecoderWrapper {
 }
 
 /// A tokenizer with display strings for every token id.
+#[derive(Clone)]
 pub struct TextTokenizer {
     inner: Tokenizer,
     bos_id: Option<u32>,
+    /// Whether special tokens written in a text are cut into ordinary tokens.
+    literal_special: bool,
     /// Display string of every id (the token's bytes decoded as UTF-8, lossy).
     display: Vec<String>,
 }
@@ -170,17 +196,10 @@ impl TextTokenizer {
         }
         let type_of = |id: usize| types.as_ref().map_or(TOKEN_NORMAL, |t| t[id]);
         let mut vocab = serde_json::Map::with_capacity(tokens.len());
-        let mut added = Vec::new();
         for (id, tok) in tokens.iter().enumerate() {
             vocab.insert((*tok).to_string(), json!(id));
-            // token_type 3 = control, 4 = user defined: matched as whole tokens.
-            let ty = type_of(id);
-            if ty == TOKEN_CONTROL || ty == TOKEN_USER_DEFINED {
-                added.push(json!({"id": id, "content": tok, "single_word": false,
-                    "lstrip": false, "rstrip": false, "normalized": false,
-                    "special": ty == TOKEN_CONTROL}));
-            }
         }
+        let added = added_tokens(&tokens, &type_of);
         if vocab.len() != tokens.len() {
             return Err(Error::bad_model(
                 path,
@@ -261,7 +280,7 @@ impl TextTokenizer {
     }
 
     fn new(mut inner: Tokenizer, bos_id: Option<u32>) -> Self {
-        inner.set_encode_special_tokens(true);
+        inner.set_encode_special_tokens(false);
         let n = inner.get_vocab_size(true);
         // A token's display string keeps its leading space: SentencePiece decoders drop
         // the space of the first token of a text (a `Strip` step, or `Metaspace`'s
@@ -276,8 +295,25 @@ impl TextTokenizer {
         TextTokenizer {
             inner,
             bos_id,
+            literal_special: false,
             display,
         }
+    }
+
+    /// The same tokenizer, cutting special tokens written in a text into the ordinary
+    /// tokens of their characters when `literal` is true (llama.cpp's `special =
+    /// false`), or mapping each to its one id when false (the default, as Hugging Face
+    /// `tokenizers` does). Added tokens that are not special match in both modes.
+    pub fn with_literal_special(mut self, literal: bool) -> Self {
+        self.inner.set_encode_special_tokens(literal);
+        self.literal_special = literal;
+        self
+    }
+
+    /// Whether special tokens in a text are tokenized as their characters (see
+    /// [`with_literal_special`](Self::with_literal_special)).
+    pub fn literal_special(&self) -> bool {
+        self.literal_special
     }
 
     /// The same tokenizer with another BOS id.

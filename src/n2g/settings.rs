@@ -6,7 +6,7 @@ use super::eval::Scores;
 use super::graph::{EndActivation, Graph};
 
 /// Every parameter of graph building. The defaults are the authors' except where the
-/// README ("N2G as implemented") lists a measured improvement; [`GraphSettings::authors`]
+/// `docs/N2G.md` lists a measured improvement; [`GraphSettings::authors`]
 /// is the paper's configuration. Stored in the index; continuing a build with other
 /// settings is refused.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -80,7 +80,7 @@ impl Default for GraphSettings {
 }
 
 impl GraphSettings {
-    /// The authors' configuration (`../shared/n2g-algorithm.md`): importance threshold
+    /// The paper's configuration: importance threshold
     /// 0.75, the max token of each training example only, no context-free check, only
     /// context words substituted, an END keeping its first line's activation (and never
     /// quieted on the training windows), and the top-k split in halves with no extra

@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::NeuronId;
 
 /// The store's on-disk format version; opening another version is refused.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 /// The database file name inside an index folder.
 pub const STORE_FILE: &str = "store.redb";
@@ -540,6 +540,11 @@ fn run_differences(a: &RunMeta, b: &RunMeta) -> Vec<String> {
         b.scan.batch_size.to_string(),
     );
     check("BOS", a.scan.bos.to_string(), b.scan.bos.to_string());
+    check(
+        "--literal-special",
+        a.scan.literal_special.to_string(),
+        b.scan.literal_special.to_string(),
+    );
     d
 }
 

@@ -57,6 +57,9 @@ pub struct ScanSettings {
     pub batch_size: u32,
     /// Whether windows start with BOS.
     pub bos: bool,
+    /// Whether special tokens written in the corpus (`<|im_start|>`) were tokenized as
+    /// their characters rather than as their one id.
+    pub literal_special: bool,
 }
 
 /// What a store is: format, model, corpus and scan settings.

@@ -1,5 +1,5 @@
 //! Quieting the END nodes of a graph that its own training windows show to over-fire
-//! (not in the paper; `--end-min-firing`, see the README).
+//! (not in the paper; `--end-min-firing`, see `docs/N2G.md`).
 //!
 //! Lines are made only where the neuron fired, so every END predicts firing, and a
 //! short pattern (an activating token with little or no context) predicts it wherever

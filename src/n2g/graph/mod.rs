@@ -8,43 +8,10 @@
 //! there, its END activation. Tokens are ids of the index's
 //! [`TokenDictionary`](super::TokenDictionary), so a serialised graph holds no strings.
 //!
-//! # IGNORE merging and what it means for prediction
-//!
-//! The notes say: at every node that has an IGNORE child, copy the paths of each sibling
-//! (minus the sibling itself) under the IGNORE child, and drop the sibling unless it ends
-//! a line itself. Read literally, as the authors' code does it, for a node `N` with
-//! IGNORE child `I` and a token child `S`:
-//!
-//! * every path below `S` (`S → x → … → END`) is added below `I` as `I → x → … → END`
-//!   (sharing nodes already there; importance is the max, END activations combine as
-//!   [`EndActivation`] says). The one-element remainder `[END]` of a path `S → END` is
-//!   *not* copied: it would make `I` an end, i.e. a line ending in IGNORE, which lines
-//!   never do (they are cut after their last kept element).
-//! * `S` is then removed from `N` unless `S` has an END itself. Merging is breadth-first
-//!   from ROOT, so the copies below `I` are merged in turn when `I` is visited.
-//!
-//! Prediction walks greedily: the exact token child, else the IGNORE child, else stop.
-//! Consequences:
-//!
-//! * **Dropped sibling.** A text with `S`'s token at that position finds no exact child any
-//!   more and falls through to `I`, where `S`'s continuations now live; so every text that
-//!   matched a path through `S` before still reaches an END at the same depth. Texts with
-//!   *any other* token there match the same continuations too: that generalisation is the
-//!   purpose of the merge. With [`EndActivation::Max`] the activation found is never lower
-//!   than before the merge.
-//! * **Kept sibling** (it ends a line). The exact match is preferred, so a text with `S`'s
-//!   token walks into `S` and reaches `S`'s END and `S`'s own continuations (they stay under
-//!   `S`, and copies exist under `I`). It can *not* reach paths that exist only under `I`
-//!   (lines that had IGNORE at that position): the walk never backtracks. With lines
-//!   `[B, A]` and `[B, *, C]`, the text `C A B` is predicted at `B` with `[B, A]`'s
-//!   activation although `[B, *, C]` is longer. "Longest match" means the longest along the
-//!   greedy walk. This is the authors' behaviour, kept on purpose.
-//! * Depth is preserved: a copy lands at the same depth as its original, so a text is always
-//!   predicted with the END of some line of the same length and the same activating token.
-//!
-//! Depth-0 nodes (the children of ROOT) are exactly the activators: a line's element 0 is
-//! always a token, and nothing else is ever inserted at depth 0. The activator check of
-//! step 7 is therefore "the token at `k` has a ROOT child"; IGNORE never matches at step 0.
+//! IGNORE branches are merged as the authors' code does it, and prediction walks the trie
+//! greedily (the exact token child, else the IGNORE child, else stop): what that means
+//! for which texts a graph matches is set out in `docs/N2G.md` (step 9, "Trie and IGNORE merging"). Depth-0
+//! nodes (the children of ROOT) are exactly the activating tokens.
 
 use std::collections::{BTreeMap, VecDeque};
 
