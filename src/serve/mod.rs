@@ -161,15 +161,22 @@ where
     F: FnOnce(&App) -> std::result::Result<T, ApiError> + Send + 'static,
 {
     let deadline = app.limits.deadline;
+    let started = std::time::Instant::now();
     let app = app.clone();
     let task = tokio::task::spawn_blocking(move || work(&app));
-    match tokio::time::timeout(deadline, task).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(_)) => Err(ApiError::internal("the request failed inside the server")),
-        Err(_) => Err(ApiError::unavailable(format!(
+    let late = || {
+        ApiError::unavailable(format!(
             "the request took longer than the server's limit of {:.1} s and was cut",
             deadline.as_secs_f64()
-        ))),
+        ))
+    };
+    match tokio::time::timeout(deadline, task).await {
+        // The timer ticks in milliseconds: an answer that came after the deadline is
+        // cut too.
+        Ok(Ok(_)) if started.elapsed() > deadline => Err(late()),
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err(ApiError::internal("the request failed inside the server")),
+        Err(_) => Err(late()),
     }
 }
 

@@ -93,12 +93,13 @@ pub async fn home(State(app): State<Arc<App>>) -> Response {
     let mut body = String::new();
     let _ = write!(
         body,
-        "<section class=\"intro\"><h1>{}</h1><p class=\"facts\">{} neurons in layers {:?} · {} with a graph · corpus {} · {:.1} MB on disk</p>",
+        "<section class=\"intro\"><h1>{}</h1><p class=\"facts\">{} neurons in layers {:?} · {} with a graph · corpus {} ({} documents) · {:.1} MB on disk</p>",
         esc(&info.model.name),
         thousands(info.neurons as u64),
         info.scan.layers,
         thousands(info.graphs as u64),
-        esc(&info.corpus.name),
+        esc(&info.corpus.paths.join(", ")),
+        thousands(info.corpus.documents),
         info.size_bytes as f64 / 1e6,
     );
     body.push_str(
@@ -192,9 +193,12 @@ pub async fn search(State(app): State<Arc<App>>, p: Params) -> Response {
         );
     }
     let max_page = app.limits.page_size.div_ceil(PAGE).max(1);
+    let page = match count(&p, "page", 1, max_page) {
+        Ok(page) => page,
+        Err(e) => return error_page(&e),
+    };
     let run = async {
         let q = query_text(&p, &app.limits)?;
-        let page = count(&p, "page", 1, max_page)?;
         let limit = (page * PAGE + 1).min(app.limits.page_size);
         let hits = blocking(&app, move |app| Ok(app.index.query(&q, limit)?)).await?;
         Ok::<_, ApiError>((page, hits))
@@ -204,6 +208,7 @@ pub async fn search(State(app): State<Arc<App>>, p: Params) -> Response {
             StatusCode::OK,
             frame(&app, &raw, &raw, &results(&raw, page, &hits)),
         ),
+        Err(e) if e.status != StatusCode::BAD_REQUEST => error_page(&e),
         Err(e) => {
             let body = query_error(&raw, &e);
             html(e.status, frame(&app, "query error", &raw, &body))
