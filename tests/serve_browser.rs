@@ -3,10 +3,11 @@
 //! neuron page of a small index and checks that its SVG graph holds the graph's
 //! activating tokens, types a query into the search box and follows a result, and (with
 //! the default model) runs a prompt in the prompt box. Screenshots go to
-//! `target/serve-screenshots/`.
+//! `target/serve-screenshots/` (or the folder `N2G_SCREENSHOTS` names).
 //!
-//! Without Chromium the test is skipped with a message, except under CI (`CI` set),
-//! where a missing browser fails it.
+//! Without Chromium the test fails under `scripts/test` (which sets
+//! `N2G_REQUIRE_BROWSER`) and under CI (`CI` set); run alone elsewhere, it is skipped
+//! with a loud message.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -139,7 +140,9 @@ impl Browser {
             .decode(png.as_str().unwrap())
             .unwrap();
         assert_eq!(&bytes[1..4], b"PNG");
-        let dir = common::root().join("target/serve-screenshots");
+        let dir = std::env::var_os("N2G_SCREENSHOTS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| common::root().join("target/serve-screenshots"));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(name);
         std::fs::write(&path, bytes).unwrap();
@@ -163,11 +166,17 @@ fn browser_present() -> bool {
     if Path::new(CHROMIUM).exists() && Path::new(DRIVER).exists() {
         return true;
     }
+    let required = ["CI", "N2G_REQUIRE_BROWSER"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some());
     assert!(
-        std::env::var_os("CI").is_none(),
+        !required,
         "{CHROMIUM} or {DRIVER} is missing: scripts/setup installs chromium and chromium-driver"
     );
-    eprintln!("skipped: no {CHROMIUM} or {DRIVER} (apt-get install chromium chromium-driver)");
+    eprintln!(
+        "\n*** SKIPPED the browser test: no {CHROMIUM} or {DRIVER} \
+         (apt-get install chromium chromium-driver; scripts/test requires them) ***\n"
+    );
     false
 }
 
@@ -184,9 +193,15 @@ fn a_browser_reads_a_neuron_searches_and_follows_a_result() {
     if !browser_present() {
         return;
     }
+    // Layer 3: its graphs have context tokens as well as activating ones.
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("index");
-    let out = common::small_build(&dir, "0-15", &[]).output().unwrap();
+    let out = common::bin()
+        .args(["build", "--corpus", common::SMALL_CORPUS])
+        .args(["--layers", "3", "--neurons", "0-15", "--quiet", "--index"])
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -201,23 +216,28 @@ fn a_browser_reads_a_neuron_searches_and_follows_a_result() {
     let server = Server::start(app, "127.0.0.1:0".parse().unwrap(), false).unwrap();
     let base = format!("http://{}", server.addr());
 
-    // The neuron with the most activating tokens, from the API.
-    let (neuron, tokens) = (0..16)
+    // The neuron with the most activating and context tokens, from the API.
+    let tokens_of = |v: &Value, kind: &str| -> Vec<String> {
+        v["graph"][kind]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|t| t["token"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (neuron, tokens, context) = (0..16)
         .map(|n| {
-            let v = http::get(server.addr(), &format!("/api/neuron/0:{n}")).json();
-            let tokens: Vec<String> = v["graph"]["activating"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|t| t["token"].as_str().unwrap().to_string())
-                        .collect()
-                })
-                .unwrap_or_default();
-            (format!("0:{n}"), tokens)
+            let v = http::get(server.addr(), &format!("/api/neuron/3:{n}")).json();
+            let tokens = tokens_of(&v, "activating");
+            let context = tokens_of(&v, "context");
+            (format!("3:{n}"), tokens, context)
         })
-        .max_by_key(|(_, t)| t.len())
+        .max_by_key(|(_, t, c)| t.len().min(40) + c.len())
         .unwrap();
     assert!(!tokens.is_empty(), "some neuron has a graph");
+    assert!(!context.is_empty(), "some neuron has context");
 
     let browser = Browser::start();
     browser.go(&format!("{base}/neuron/{neuron}"));
@@ -231,8 +251,17 @@ fn a_browser_reads_a_neuron_searches_and_follows_a_result() {
     expected.sort();
     got.sort();
     assert_eq!(got, expected, "the picture's activating tokens");
+    // Every context token of the graph is drawn (once per distance), and nothing else.
+    let drawn = browser.script(
+        "return Array.from(document.querySelectorAll('svg.n2g-graph g.node.context text')).map(t => t.textContent);",
+    );
+    let drawn: std::collections::BTreeSet<String> = serde_json::from_value(drawn).unwrap();
+    let context: std::collections::BTreeSet<String> = context.iter().map(|t| label(t)).collect();
+    assert_eq!(drawn, context, "the picture's context tokens");
     let shot = browser.screenshot("neuron.png");
     eprintln!("screenshot: {}", shot.display());
+    browser.script("document.getElementById('examples').scrollIntoView();");
+    browser.screenshot("neuron-examples.png");
 
     if with_model {
         let text = browser.find("#predict textarea");
@@ -247,6 +276,7 @@ fn a_browser_reads_a_neuron_searches_and_follows_a_result() {
         let rows =
             browser.script("return document.querySelectorAll('#prediction tbody tr').length;");
         assert!(rows.as_u64().unwrap() >= 8, "one row per token: {rows}");
+        browser.script("document.getElementById('prompt').scrollIntoView();");
         browser.screenshot("prompt.png");
     }
 
@@ -255,14 +285,14 @@ fn a_browser_reads_a_neuron_searches_and_follows_a_result() {
     browser.session(
         "POST",
         &format!("/element/{input}/value"),
-        Some(json!({"text": "layer:0"})),
+        Some(json!({"text": "layer:3"})),
     );
     browser.screenshot("home.png");
     let submit = browser.find("form.search.big button");
     browser.session("POST", &format!("/element/{submit}/click"), Some(json!({})));
     let first = browser.find("table.results a.neuron");
     assert!(
-        browser.url().contains("/search?q=layer%3A0"),
+        browser.url().contains("/search?q=layer%3A3"),
         "{}",
         browser.url()
     );

@@ -26,7 +26,19 @@ const ROW_GAP: f32 = 8.0;
 const COL_GAP: f32 = 40.0;
 const PAD: f32 = 12.0;
 const TITLE_H: f32 = 26.0;
-const LEGEND_H: f32 = 28.0;
+/// Two legend lines.
+const LEGEND_H: f32 = 44.0;
+/// Rows of a column of activating tokens when a graph has no context.
+const GRID_ROWS: usize = 10;
+/// Gap between the columns of such a graph.
+const GRID_GAP: f32 = 14.0;
+/// The legend's lines: what the colours, borders and `*` mean.
+const LEGEND: [&str; 2] = [
+    "read left to right · red: activating token by activation · blue: context by importance",
+    "bold border: a pattern ends · dashed: quiet pattern · *: any token",
+];
+/// Width of one character of the 11.5 px legend font.
+const LEGEND_CHAR_W: f32 = 6.9;
 /// Labels longer than this many characters are cut (the tooltip has the whole token).
 const MAX_LABEL: usize = 24;
 const FONT: &str = "ui-monospace, SFMono-Regular, Menlo, Consolas, 'DejaVu Sans Mono', monospace";
@@ -122,6 +134,9 @@ fn collapse(graph: &Graph, dict: &TokenDictionary) -> Collapsed {
 /// the column allows. Returns the picture's width and the bottom of the lowest node.
 fn layout(c: &mut Collapsed) -> (f32, f32) {
     let max_depth = c.nodes.keys().map(|k| k.0).max().unwrap_or(0) as usize;
+    if max_depth == 0 {
+        return grid(c);
+    }
     let mut columns: Vec<Vec<Key>> = vec![Vec::new(); max_depth + 1];
     for k in c.nodes.keys() {
         columns[k.0 as usize].push(*k);
@@ -177,6 +192,29 @@ fn layout(c: &mut Collapsed) -> (f32, f32) {
         x += width + COL_GAP;
     }
     (x - COL_GAP + PAD, bottom)
+}
+
+/// Places the activating tokens of a graph without context: strongest first, in
+/// columns of [`GRID_ROWS`] read top to bottom, then left to right.
+fn grid(c: &mut Collapsed) -> (f32, f32) {
+    let mut keys: Vec<Key> = c.nodes.keys().copied().collect();
+    keys.sort_by(|a, b| c.nodes[b].weight.total_cmp(&c.nodes[a].weight).then(a.cmp(b)));
+    let top = PAD + TITLE_H;
+    let (mut x, mut bottom) = (PAD, top);
+    for column in keys.chunks(GRID_ROWS) {
+        let width = column
+            .iter()
+            .map(|k| c.nodes[k].width())
+            .fold(0.0, f32::max);
+        for (row, k) in column.iter().enumerate() {
+            let node = c.nodes.get_mut(k).expect("grid keys are nodes");
+            node.x = x + (width - node.width()) / 2.0;
+            node.y = top + row as f32 * (NODE_H + ROW_GAP);
+            bottom = bottom.max(node.y + NODE_H);
+        }
+        x += width + GRID_GAP;
+    }
+    (x - GRID_GAP + PAD, bottom)
 }
 
 /// The tooltip of a node.
@@ -260,7 +298,8 @@ pub fn graph_svg(
 ) -> String {
     let mut c = collapse(graph, dict);
     let (mut width, bottom) = layout(&mut c);
-    width = width.max(560.0);
+    let legend = LEGEND[0].chars().count() as f32 * LEGEND_CHAR_W + 2.0 * PAD;
+    width = width.max(legend);
     let empty = c.nodes.is_empty();
     let height = if empty {
         PAD + TITLE_H + NODE_H + PAD
@@ -307,8 +346,12 @@ pub fn graph_svg(
     };
     let _ = writeln!(
         out,
-        "<text class=\"legend\" x=\"{PAD}\" y=\"{:.0}\" font-size=\"11.5\" fill=\"#4b5563\">read left to right · red: activating token by activation · blue: context by importance · bold: a pattern ends · dashed: quiet pattern · *: any token{}</text>",
+        "<text class=\"legend\" x=\"{PAD}\" y=\"{:.0}\" font-size=\"11.5\" fill=\"#4b5563\">{}</text>\n\
+         <text class=\"legend\" x=\"{PAD}\" y=\"{:.0}\" font-size=\"11.5\" fill=\"#4b5563\">{}{}</text>",
+        height - PAD - 16.0,
+        LEGEND[0],
         height - PAD,
+        LEGEND[1],
         xml_escape(&more)
     );
     out.push_str("</svg>\n");

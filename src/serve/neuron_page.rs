@@ -124,7 +124,7 @@ fn page(app: &App, id: NeuronId, parts: &Parts) -> String {
         thousands(v.tokens),
         histogram_svg(&v.histogram),
     );
-    b.push_str("<section class=\"graph\"><h2>Graph</h2>");
+    b.push_str("<section class=\"graph\" id=\"graph\"><h2>Graph</h2>");
     match &parts.graph {
         Some(svg) => {
             let _ = write!(b, "<div class=\"picture\">{svg}</div>");
@@ -140,7 +140,7 @@ fn page(app: &App, id: NeuronId, parts: &Parts) -> String {
     if app.has_model() && v.graph.is_some() {
         let _ = write!(
             b,
-            "<section class=\"prompt\"><h2>Test a prompt</h2>\
+            "<section class=\"prompt\" id=\"prompt\"><h2>Test a prompt</h2>\
              <form id=\"predict\" data-neuron=\"{id}\"><textarea name=\"text\" rows=\"3\" placeholder=\"Type a text: the model runs it, and each token shows the neuron's real activation beside the graph's prediction.\"></textarea>\
              <button type=\"submit\">Run</button></form><div id=\"prediction\" aria-live=\"polite\"></div></section>\
              <script src=\"/assets/app.js\" defer></script>"
@@ -183,7 +183,7 @@ fn eval_table(e: &NeuronEval) -> String {
 
 /// The top examples as token strips; held-out ones marked.
 fn examples(v: &NeuronView, bos: bool) -> String {
-    let mut b = String::from("<section class=\"examples\"><h2>Top examples</h2>");
+    let mut b = String::from("<section class=\"examples\" id=\"examples\"><h2>Top examples</h2>");
     if v.examples.is_empty() {
         b.push_str("<p class=\"note\">No examples kept.</p></section>");
         return b;
@@ -217,7 +217,7 @@ fn examples(v: &NeuronView, bos: bool) -> String {
 
 /// The similar neurons as links.
 fn similar(hits: &Result<Vec<SimilarHit>, String>) -> String {
-    let mut b = String::from("<section class=\"similar\"><h2>Similar neurons</h2>");
+    let mut b = String::from("<section class=\"similar\" id=\"similar\"><h2>Similar neurons</h2>");
     match hits {
         Err(e) => {
             let _ = write!(b, "<p class=\"note\">Not available: {}</p>", esc(e));

@@ -60,9 +60,20 @@ pub fn request(
         // A server may answer (413) before reading all of a large body.
         let _ = s.write_all(b);
     }
+    // Read until the response is complete (a peer may keep the connection open).
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    parse(&raw).ok_or_else(|| std::io::Error::other("malformed or truncated response"))
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            return parse(&raw, true)
+                .ok_or_else(|| std::io::Error::other("malformed or truncated response"));
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if let Some(r) = parse(&raw, false) {
+            return Ok(r);
+        }
+    }
 }
 
 /// `GET path`, panicking on a transport error.
@@ -75,7 +86,8 @@ pub fn post(addr: SocketAddr, path: &str, body: &[u8]) -> Response {
     request(addr, "POST", path, Some(body)).unwrap_or_else(|e| panic!("POST {path}: {e}"))
 }
 
-fn parse(raw: &[u8]) -> Option<Response> {
+/// The response in `raw`, once complete; a body without a length ends at `eof`.
+fn parse(raw: &[u8], eof: bool) -> Option<Response> {
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&raw[..split]).ok()?;
     let mut lines = head.split("\r\n");
@@ -94,8 +106,10 @@ fn parse(raw: &[u8]) -> Option<Response> {
             return None;
         }
         rest[..len].to_vec()
-    } else {
+    } else if eof {
         rest.to_vec()
+    } else {
+        return None;
     };
     Some(Response {
         status,
