@@ -24,6 +24,7 @@ const COMMON: &[&str] = &[
 pub struct Rng(pub u64);
 
 impl Rng {
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
@@ -45,6 +46,7 @@ pub struct Synth {
 }
 
 impl Synth {
+    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         let tokens = (0..VOCAB)
             .map(|r| match r {

@@ -28,7 +28,6 @@ use n2g_index::store::{
 };
 use n2g_index::{BuildOptions, Index, NeuronId, NoProgress};
 
-#[allow(dead_code)]
 #[path = "../tests/common/http.rs"]
 mod http;
 #[allow(dead_code)]
@@ -173,6 +172,7 @@ fn build(dir: &Path, n: u64, synth: &Synth) {
                 window: WINDOW as u32,
                 batch_size: 1,
                 bos: false,
+                literal_special: false,
             },
         })
         .expect("run");
@@ -329,6 +329,69 @@ fn load(addr: SocketAddr, n: u64, synth: &Synth) {
     }
 }
 
+/// The requests that the CLI and the server both answer: 12 queries and 12 neurons.
+fn same_requests(n: u64, synth: &Synth) -> Vec<(Vec<String>, String)> {
+    let per_layer = n.div_ceil(LAYERS);
+    let mut rng = Rng(17);
+    let queries = search::shapes(synth, &mut rng);
+    let mut out: Vec<(Vec<String>, String)> = queries
+        .iter()
+        .step_by(2)
+        .take(12)
+        .map(|q| {
+            let args = vec!["query".into(), q.clone(), "--limit".into(), "20".into()];
+            (args, format!("/api/query?q={}&limit=20", url_encode(q)))
+        })
+        .collect();
+    for _ in 0..12 {
+        let i = rng.below(n);
+        let id = format!("{}:{}", i / per_layer, i % per_layer);
+        out.push((vec!["show".into(), id.clone()], format!("/api/neuron/{id}")));
+    }
+    out
+}
+
+/// Median wall time of `n2g-index ARGS --json` (a process that opens the index for one
+/// answer), per kind (query, show).
+fn cli_times(dir: &Path, requests: &[(Vec<String>, String)]) -> [f64; 2] {
+    let mut ms: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for (args, _) in requests {
+        let t = Instant::now();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_n2g-index"))
+            .args(args)
+            .arg("--json")
+            .arg("--index")
+            .arg(dir)
+            .output()
+            .expect("the CLI runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ms[usize::from(args[0] == "show")].push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    ms.map(|mut v| {
+        v.sort_by(f64::total_cmp);
+        percentile(&v, 0.5)
+    })
+}
+
+/// Median latency of the same requests to the server, one client, one at a time.
+fn server_times(addr: SocketAddr, requests: &[(Vec<String>, String)]) -> [f64; 2] {
+    let mut ms: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for (args, path) in requests {
+        let t = Instant::now();
+        let r = http::get(addr, path);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        ms[usize::from(args[0] == "show")].push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    ms.map(|mut v| {
+        v.sort_by(f64::total_cmp);
+        percentile(&v, 0.5)
+    })
+}
+
 fn page_sizes(addr: SocketAddr, n: u64) {
     let per_layer = n.div_ceil(LAYERS);
     let mut rng = Rng(5);
@@ -404,12 +467,24 @@ fn main() {
     let t = Instant::now();
     build(&dir, n, &synth);
     println!("synthetic index: {:.1} s", t.elapsed().as_secs_f64());
+    // The same answers from the CLI (one process each) and, below, from the server.
+    let same = same_requests(n, &synth);
+    let cli = cli_times(&dir, &same);
     let app = App::new(Index::open(&dir).expect("open"), None, Limits::default()).expect("app");
     let server = Server::start(app, "127.0.0.1:0".parse().unwrap(), false).expect("server");
     let addr = server.addr();
     // Warm up: open the search index, touch the store.
     http::get(addr, "/api/query?q=token%3Athe");
     http::get(addr, "/api/neuron/0:0");
+    let served = server_times(addr, &same);
+    for (kind, i) in [("query", 0), ("neuron", 1)] {
+        println!(
+            "same {kind} requests, median: server {:.2} ms, CLI process {:.1} ms ({:.0}× the server)",
+            served[i],
+            cli[i],
+            cli[i] / served[i].max(1e-9)
+        );
+    }
     load(addr, n, &synth);
     page_sizes(addr, n);
     server.stop().unwrap();

@@ -198,7 +198,12 @@ fn layout(c: &mut Collapsed) -> (f32, f32) {
 /// columns of [`GRID_ROWS`] read top to bottom, then left to right.
 fn grid(c: &mut Collapsed) -> (f32, f32) {
     let mut keys: Vec<Key> = c.nodes.keys().copied().collect();
-    keys.sort_by(|a, b| c.nodes[b].weight.total_cmp(&c.nodes[a].weight).then(a.cmp(b)));
+    keys.sort_by(|a, b| {
+        c.nodes[b]
+            .weight
+            .total_cmp(&c.nodes[a].weight)
+            .then(a.cmp(b))
+    });
     let top = PAD + TITLE_H;
     let (mut x, mut bottom) = (PAD, top);
     for column in keys.chunks(GRID_ROWS) {
@@ -266,12 +271,12 @@ fn write_node(out: &mut String, key: Key, node: &Node, fire_threshold: f32) {
     };
     let (r, g, b) = fill;
     let w = node.width();
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<g class=\"node {class}{extra}\"><title>{}</title>\
          <rect x=\"{:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{NODE_H}\" rx=\"5\" \
          fill=\"#{r:02x}{g:02x}{b:02x}\" stroke=\"{stroke}\" stroke-width=\"{width}\"{dash}/>\
-         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"{ink}\"{}>{}</text></g>\n",
+         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"{ink}\"{}>{}</text></g>",
         xml_escape(&tooltip(key, node, fire_threshold)),
         node.x,
         node.y,
@@ -287,7 +292,7 @@ fn write_node(out: &mut String, key: Key, node: &Node, fire_threshold: f32) {
 }
 
 /// A neuron's graph as a standalone SVG document (see the module docs): `title` on top,
-/// a one-line legend below, patterns whose END activation is below `fire_threshold`
+/// a two-line legend below, patterns whose END activation is below `fire_threshold`
 /// marked quiet. At most [`MAX_ACTIVATORS`] activating tokens are drawn; the caption
 /// says how many more there are. An empty graph gives a small picture saying so.
 pub fn graph_svg(

@@ -25,7 +25,6 @@ mod error;
 mod neuron_page;
 mod pages;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -259,33 +258,28 @@ impl Drop for Server {
 
 /// Resolves when `stopped` fires (or its sender is dropped), or on Ctrl-C / SIGTERM when
 /// `signals`.
-fn shutdown(
-    stopped: tokio::sync::oneshot::Receiver<()>,
-    signals: bool,
-) -> impl Future<Output = ()> + Send {
-    async move {
-        if !signals {
-            let _ = stopped.await;
-            return;
-        }
-        let ctrl_c = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        #[cfg(unix)]
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
+async fn shutdown(stopped: tokio::sync::oneshot::Receiver<()>, signals: bool) {
+    if !signals {
+        let _ = stopped.await;
+        return;
+    }
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
             }
-        };
-        #[cfg(not(unix))]
-        let term = std::future::pending::<()>();
-        tokio::select! {
-            _ = stopped => {}
-            _ = ctrl_c => {}
-            _ = term => {}
+            Err(_) => std::future::pending::<()>().await,
         }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = stopped => {}
+        _ = ctrl_c => {}
+        _ = term => {}
     }
 }
