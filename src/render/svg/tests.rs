@@ -146,6 +146,28 @@ fn an_empty_graph_says_so_and_many_activators_are_capped() {
     assert!(drawn.contains_key("t99") && drawn.contains_key("t60"));
     assert!(!drawn.contains_key("t59"));
     assert!(svg.contains("60 more activating tokens not drawn"));
+    // Without context, columns of GRID_ROWS read top to bottom, strongest first: t99
+    // heads the first column, t89 the second (its x further right, its y the same).
+    let y_of = |g: roxmltree::Node| -> f32 { rect(g).attribute("y").unwrap().parse().unwrap() };
+    let at = |t: &str| (x_of(drawn[t]), y_of(drawn[t]));
+    assert_eq!(GRID_ROWS, 10);
+    assert_eq!(at("t99").1, at("t89").1);
+    assert!(at("t99").0 < at("t89").0 && at("t89").0 < at("t79").0);
+    assert!(at("t99").1 < at("t98").1 && at("t98").0 == at("t99").0);
+    let rows: BTreeSet<i32> = drawn.values().map(|g| y_of(*g) as i32).collect();
+    assert_eq!(rows.len(), GRID_ROWS);
+    // Everything, the legend included, lies inside the picture.
+    let width: f32 = doc
+        .root_element()
+        .attribute("width")
+        .unwrap()
+        .parse()
+        .unwrap();
+    for g in drawn.values() {
+        let w: f32 = rect(*g).attribute("width").unwrap().parse().unwrap();
+        assert!(x_of(*g) >= 0.0 && x_of(*g) + w <= width);
+    }
+    assert!(LEGEND[0].chars().count() as f32 * LEGEND_CHAR_W <= width);
 }
 
 #[test]
