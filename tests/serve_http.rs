@@ -463,3 +463,50 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// `n2g-index serve` as a process: it says where it listens, answers, and on SIGTERM
+/// finishes the request in flight and exits with success.
+#[cfg(unix)]
+#[test]
+fn the_serve_command_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("index");
+    copy_dir(index_dir(), &copy);
+    let mut child = common::bin()
+        .args(["serve", "--bind", "127.0.0.1:0", "--index"])
+        .arg(&copy)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let addr: SocketAddr = loop {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "no address printed");
+        if let Some(rest) = line.split("http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    assert!(addr.ip().is_loopback());
+    assert_eq!(get(addr, "/api/info").json()["neurons"], 16);
+    // A request in flight when the signal comes is answered.
+    let slow = std::thread::spawn(move || request(addr, "GET", "/api/neuron/0:3", None));
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let t = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "serve did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    if let Ok(r) = slow.join().unwrap() {
+        assert_eq!(r.status, 200);
+    }
+    assert!(request(addr, "GET", "/api/info", None).is_err());
+}
