@@ -56,11 +56,13 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
-    /// Another process holds the index open for writing.
-    #[error("{path}: the index is in use by another process (a build running into the same folder?); wait for it or choose another --index")]
+    /// Another process writes the index (only one writer at a time).
+    #[error("{path}: the index is in use by another process ({holder}); wait for it to finish or choose another --index")]
     Locked {
-        /// The database file.
+        /// The lock or database file.
         path: PathBuf,
+        /// What holds it (e.g. `n2g-index build, pid 1234`).
+        holder: String,
     },
     /// An index written by another format version or another run configuration.
     #[error("{path}: {message}")]

@@ -107,7 +107,11 @@ fn killed_build_resumes_to_the_same_store() {
         checkpoints == 2
     });
     assert_eq!(checkpoints, 2);
-    let progress = Store::open(&killed).unwrap().scan_progress().unwrap();
+    // A writer opens it (a reader would refuse a store killed mid-write; this repairs).
+    let progress = Store::open_or_create(&killed)
+        .unwrap()
+        .scan_progress()
+        .unwrap();
     assert!(!progress.complete && progress.batches_done >= 16);
 
     run_ok(bin().args(build_args(&killed)));
@@ -215,6 +219,7 @@ fn second_build_into_a_busy_index_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("in use by another process"), "{err}");
+    assert!(err.contains("n2g-index build, pid"), "{err}");
 }
 
 /// Graph-stage arguments: two layers of a few neurons, small chunks.
@@ -253,8 +258,27 @@ fn killed_graph_stage_resumes_without_recomputing() {
     run_until_killed(graph_args(&killed), |line| {
         line.contains("graph chunk committed")
     });
-    let built = Store::open(&killed).unwrap().graph_keys().unwrap().len();
+    let built = Store::open_or_create(&killed)
+        .unwrap()
+        .graph_keys()
+        .unwrap()
+        .len();
     assert!((8..96).contains(&built), "{built} graphs at the kill");
+    // The batch layout decides the results' last digits: another is refused.
+    let mut other_chunk = graph_args(&killed);
+    let at = other_chunk
+        .iter()
+        .position(|a| a == "--graph-chunk")
+        .unwrap();
+    other_chunk[at + 1] = "16".into();
+    assert_refused(
+        bin().args(other_chunk),
+        &[
+            "another batch layout",
+            "8 neurons a chunk",
+            "16 neurons a chunk",
+        ],
+    );
 
     run_ok(bin().args(graph_args(&killed)));
     assert_eq!(export(&killed), export(&full));

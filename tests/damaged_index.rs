@@ -106,7 +106,7 @@ fn damaged_files_are_refused_by_name() {
         let db = redb::Database::open(store(&dir)).unwrap();
         let txn = db.begin_write().unwrap();
         {
-            let def: redb::TableDefinition<u32, &[u8]> = redb::TableDefinition::new("neurons");
+            let def: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("neurons");
             let mut t = txn.open_table(def).unwrap();
             assert!(t.remove(3).unwrap().is_some(), "neuron 0:3 is key 3");
         }

@@ -42,6 +42,9 @@ pub struct BuildArgs {
     /// The index folder to build into (resumed when it holds an unfinished build).
     #[arg(long, default_value = "index")]
     pub index: PathBuf,
+    /// Build into a non-empty folder that is not an index (its files are kept).
+    #[arg(long)]
+    pub force: bool,
     /// Layers: numbers and ranges (`0-2`, `5`, `0,5`, `0-2,7`, `all`).
     #[arg(long, default_value = DEFAULT_LAYERS)]
     pub layers: String,
@@ -208,12 +211,13 @@ fn build_options(args: &BuildArgs) -> BuildOptions {
         BatchConfig::unbatched()
     } else {
         BatchConfig {
-            chunk_neurons: args.graph_chunk.max(1),
+            chunk_neurons: args.graph_chunk,
             prefix_row_tokens: args.prefix_row_tokens,
             ..BatchConfig::default()
         }
     };
     o.scan_only = args.scan_only;
+    o.force = args.force;
     o.max_batches = args.max_batches;
     o
 }

@@ -157,7 +157,13 @@ fn error_message(e: &anyhow::Error) -> String {
 fn with_flag_names(e: Error) -> anyhow::Error {
     match e {
         Error::InvalidOption { field, message } => {
-            anyhow::anyhow!("--{} {message}", field.replace('_', "-"))
+            let flag = match field {
+                "seed" => "split-seed".to_string(),
+                "chunk_neurons" => "graph-chunk".to_string(),
+                "neurons_per_layer" => "neurons".to_string(),
+                f => f.replace('_', "-"),
+            };
+            anyhow::anyhow!("--{flag} {message}")
         }
         e => e.into(),
     }

@@ -8,6 +8,7 @@
 //!   has a line holding only `%`, else plain text (one document a file).
 //! - Invalid UTF-8 is replaced (U+FFFD) and counted.
 
+mod pieces;
 mod windows;
 
 use std::io::{BufRead, BufReader, Read};
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use pieces::{encode_in_pieces, encode_with_pieces, piece_cuts, PIECE_BYTES};
 pub use windows::{tokenize_windows, Window, Windows};
 
 use crate::error::{Error, Result};
@@ -90,6 +92,9 @@ pub struct Corpus {
     pub fingerprint: String,
     /// Total bytes read.
     pub bytes: u64,
+    /// Folder entries skipped with a warning: links to nothing, FIFOs, devices, sockets
+    /// and links back into a folder already read.
+    pub skipped_entries: Vec<PathBuf>,
 }
 
 impl Corpus {
@@ -98,10 +103,11 @@ impl Corpus {
         if spec.paths.is_empty() {
             return Err(Error::InvalidRequest("no corpus path given".into()));
         }
-        let mut files = Vec::new();
+        let mut listing = Listing::default();
         for path in &spec.paths {
-            collect_files(path, &mut files)?;
+            collect_path(path, &mut listing)?;
         }
+        let Listing { files, skipped, .. } = listing;
         let mut hasher = Sha256::new();
         hasher.update(format!("{:?}|{}|", spec.format, spec.text_field).as_bytes());
         let mut corpus = Corpus {
@@ -111,6 +117,7 @@ impl Corpus {
             skipped_lines: 0,
             fingerprint: String::new(),
             bytes: 0,
+            skipped_entries: skipped,
         };
         for (i, file) in files.iter().enumerate() {
             let bytes = read_file(file)?;
@@ -163,6 +170,12 @@ impl Corpus {
                 corpus.files.len()
             )));
         }
+        if !corpus.skipped_entries.is_empty() {
+            tracing::warn!(
+                "{} corpus folder entries skipped (links to nothing, FIFOs, devices, link loops)",
+                corpus.skipped_entries.len()
+            );
+        }
         corpus.fingerprint = format!("{:x}", hasher.finalize());
         Ok(corpus)
     }
@@ -173,12 +186,42 @@ impl Corpus {
     }
 }
 
-/// Appends the files under `path` (itself if a file), sorted, to `out`.
-fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+/// What was left out while listing the corpus files.
+#[derive(Debug, Default)]
+struct Listing {
+    /// The files, in order.
+    files: Vec<PathBuf>,
+    /// Entries of folders skipped (dangling links, FIFOs, devices, sockets, loops).
+    skipped: Vec<PathBuf>,
+    /// Folders already listed (canonical), so that a link loop is listed once.
+    seen: std::collections::HashSet<PathBuf>,
+}
+
+/// A path given as corpus: a regular file or a folder, else an error naming it.
+fn collect_path(path: &Path, out: &mut Listing) -> Result<()> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.is_file() {
-        out.push(path.to_path_buf());
+        out.files.push(path.to_path_buf());
         return Ok(());
+    }
+    if !meta.is_dir() {
+        return Err(Error::InvalidRequest(format!(
+            "{}: not a corpus file or folder (a device, FIFO or socket); give text, .jsonl or fortune files, or folders of them",
+            path.display()
+        )));
+    }
+    collect_dir(path, out)
+}
+
+/// Appends the files under the folder `path`, sorted, to `out`; entries that are not
+/// files or folders (or whose link leads nowhere) are skipped with a warning.
+fn collect_dir(path: &Path, out: &mut Listing) -> Result<()> {
+    if let Ok(canonical) = path.canonicalize() {
+        if !out.seen.insert(canonical) {
+            tracing::warn!("{}: skipped (a link back into the corpus)", path.display());
+            out.skipped.push(path.to_path_buf());
+            return Ok(());
+        }
     }
     let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
         .map_err(|e| Error::io(path, e))?
@@ -190,7 +233,19 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         if name.is_some_and(|n| n.starts_with('.')) {
             continue;
         }
-        collect_files(&entry, out)?;
+        match std::fs::metadata(&entry) {
+            Ok(m) if m.is_file() => out.files.push(entry),
+            Ok(m) if m.is_dir() => collect_dir(&entry, out)?,
+            Ok(_) => {
+                tracing::warn!("{}: skipped (not a file or folder)", entry.display());
+                out.skipped.push(entry);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!("{}: skipped (a link to nothing)", entry.display());
+                out.skipped.push(entry);
+            }
+            Err(e) => return Err(Error::io(&entry, e)),
+        }
     }
     Ok(())
 }

@@ -68,7 +68,8 @@ impl Windows {
 
 /// Tokenizes every document (in parallel, order kept) and cuts it into windows of
 /// `window` tokens; with `bos`, the tokenizer's BOS is prepended to every window. A
-/// window never spans two documents; a document's last, shorter window is kept.
+/// window never spans two documents; a document's last, shorter window is kept. Long
+/// documents are tokenized in pieces (`pieces`), with the same tokens as whole.
 pub fn tokenize_windows(
     corpus: &Corpus,
     tokenizer: &TextTokenizer,
@@ -79,7 +80,7 @@ pub fn tokenize_windows(
     let encoded: Vec<Vec<u32>> = corpus
         .documents
         .par_iter()
-        .map(|d| tokenizer.encode(&d.text, false).map(|t| t.ids))
+        .map(|d| super::pieces::encode_in_pieces(tokenizer, &d.text))
         .collect::<Result<_>>()?;
     let bos_id = if bos { tokenizer.bos_id() } else { None };
     let mut out = Windows {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::corpus::{tokenize_windows, Corpus, CorpusFormat, CorpusSpec, DEFAULT_CORPUS_PATH};
 use crate::error::{Error, Result};
 use crate::model::{model_sha256, LoadOptions, Model, DEFAULT_MODEL_PATH};
-use crate::n2g::{build_graphs, BatchConfig, GraphReport, GraphSettings};
+use crate::n2g::{build_graphs, check_count, BatchConfig, GraphReport, GraphSettings, InvalidSetting};
 use crate::progress::{Progress, Stage};
 use crate::scan::{parse_selection, run_scan, ScanOptions, ScanReport};
 use crate::store::{
@@ -61,6 +61,8 @@ pub struct BuildOptions {
     pub scan_only: bool,
     /// Stop the scan after this many batches of this run (testing resumption).
     pub max_batches: Option<usize>,
+    /// Build into a non-empty folder that is not an index (its files are kept).
+    pub force: bool,
 }
 
 impl BuildOptions {
@@ -88,58 +90,28 @@ impl BuildOptions {
             batch: BatchConfig::default(),
             scan_only: false,
             max_batches: None,
+            force: false,
         }
     }
 
-    /// Refuses option values that cannot work, naming the field.
+    /// Refuses option values that cannot work (out of range, NaN, infinite), naming
+    /// the field as this struct, [`GraphSettings`] or [`BatchConfig`] names it.
     pub fn validate(&self) -> Result<()> {
-        let bad =
-            |field: &'static str, message: String| Err(Error::InvalidOption { field, message });
-        for (field, v) in [
-            ("top_k", self.top_k),
-            ("window", self.window),
-            ("batch_size", self.batch_size),
-            ("checkpoint_every", self.checkpoint_every),
-        ] {
-            if v == 0 {
-                return bad(field, "must be at least 1".into());
-            }
-        }
-        let s = &self.graph;
-        if s.prune_lengths.is_empty()
-            || s.prune_lengths[0] == 0
-            || !s.prune_lengths.windows(2).all(|w| w[0] < w[1])
-        {
-            return bad(
-                "prune_lengths",
-                format!(
-                    "must be increasing lengths of at least 1 (got {:?})",
-                    s.prune_lengths
-                ),
-            );
-        }
-        if !(0.0..1.0).contains(&s.prune_tolerance) {
-            return bad(
-                "prune_tolerance",
-                format!("must be in [0, 1) (got {})", s.prune_tolerance),
-            );
-        }
-        if !(s.train_fraction > 0.0 && s.train_fraction < 1.0) {
-            return bad(
-                "train_fraction",
-                format!(
-                    "must be between 0 and 1, exclusive (got {})",
-                    s.train_fraction
-                ),
-            );
-        }
-        if !(0.0..=1.0).contains(&s.end_min_firing) {
-            return bad(
-                "end_min_firing",
-                format!("must be a share in [0, 1] (got {})", s.end_min_firing),
-            );
-        }
-        Ok(())
+        let invalid = |e: InvalidSetting| Error::InvalidOption {
+            field: e.field,
+            message: e.message,
+        };
+        check_count("window", self.window, 1, 1 << 16).map_err(invalid)?;
+        check_count("top_k", self.top_k, 1, 1 << 16).map_err(invalid)?;
+        self.graph.validate().map_err(invalid)?;
+        self.batch.validate().map_err(invalid)?;
+        let scan = ScanOptions {
+            top_k: self.top_k + self.graph.extra_train,
+            batch_size: self.batch_size,
+            checkpoint_every: self.checkpoint_every,
+            ..ScanOptions::new(Vec::new(), Vec::new(), 1)
+        };
+        scan.validate().map_err(invalid)
     }
 
     fn model_path(&self) -> Result<PathBuf> {
@@ -221,6 +193,8 @@ fn default_data_path(rel: &str, what: &'static str) -> Result<PathBuf> {
 /// Runs (or resumes) a build; see [`crate::Index::build`].
 pub(crate) fn build(options: &BuildOptions, progress: &mut dyn Progress) -> Result<BuildReport> {
     options.validate()?;
+    // The folder is checked (and its writer lock taken) before the slow loads.
+    let store = Store::open_for_build(&options.index, options.force)?;
     let model_path = options.model_path()?;
     let corpus_paths = options.corpus_paths()?;
     let model = Model::load(&model_path, &options.load)?;
@@ -235,7 +209,6 @@ pub(crate) fn build(options: &BuildOptions, progress: &mut dyn Progress) -> Resu
     };
     let corpus = Corpus::read(&spec)?;
     let windows = tokenize_windows(&corpus, model.tokenizer(), options.window, options.bos)?;
-    let store = Store::open_or_create(&options.index)?;
     let run = RunMeta {
         format_version: FORMAT_VERSION,
         model: ModelRecord {
@@ -269,6 +242,7 @@ pub(crate) fn build(options: &BuildOptions, progress: &mut dyn Progress) -> Resu
             // The top-k (split into train and held-out) and the windows after it that
             // only train.
             top_k: (options.top_k + options.graph.extra_train) as u32,
+            extra_train: options.graph.extra_train as u32,
             window: options.window as u32,
             batch_size: options.batch_size as u32,
             bos: windows.has_bos(),

@@ -60,8 +60,7 @@ impl Index {
     /// Rebuilds the search index of the index folder `dir` from its stored graphs, into
     /// a new generation that readers switch to atomically. Returns the neurons indexed.
     pub fn reindex(dir: &Path) -> Result<usize> {
-        let store = Store::open(dir)?;
-        crate::search::reindex(&store, dir)
+        crate::search::reindex_folder(dir)
     }
 
     /// Opens the index folder `dir`.

@@ -314,6 +314,7 @@ pub(crate) fn load_gguf(
         pad_id: meta
             .opt_usize("tokenizer.ggml.padding_token_id")?
             .map(|x| x as u32),
+        context_length: meta.opt_usize("llama.context_length").ok().flatten(),
     };
     config.vocab_size = vocab;
     let tokenizer = tokenizer.with_bos(bos_id);

@@ -258,6 +258,9 @@ pub(crate) fn load_folder(
         bos_id,
         eos_id: config.token_id("eos_token_id"),
         pad_id: config.token_id("pad_token_id"),
+        context_length: ["max_position_embeddings", "n_positions", "n_ctx"]
+            .into_iter()
+            .find_map(|k| config.opt_usize(k).ok().flatten()),
     };
     Ok((info, tokenizer, network))
 }

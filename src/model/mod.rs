@@ -174,6 +174,8 @@ pub struct ModelInfo {
     pub eos_id: Option<u32>,
     /// The padding token declared by the model, if any.
     pub pad_id: Option<u32>,
+    /// The longest sequence (tokens) the model reads in one pass, when its file says.
+    pub context_length: Option<usize>,
 }
 
 /// The activations of one layer for a batch, `[batch, seq_len, n_neurons]` row-major.
@@ -480,6 +482,11 @@ impl Model {
         let max_len = batch.iter().map(|s| s.as_ref().len()).max().unwrap_or(0);
         if max_len == 0 {
             return Err(Error::InvalidRequest("empty sequence in batch".into()));
+        }
+        if let Some(context) = self.info.context_length.filter(|&c| max_len > c) {
+            return Err(Error::InvalidRequest(format!(
+                "a sequence of {max_len} tokens is longer than the model's context of {context} tokens: shorten the text (or use a smaller --window)"
+            )));
         }
         let vocab = self.info.vocab_size as u32;
         let pad = self.info.eos_id.unwrap_or(0).min(vocab - 1);

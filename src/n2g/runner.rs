@@ -10,8 +10,10 @@ use std::collections::HashMap;
 use crate::error::Result;
 use crate::model::{Model, PrefixPacking};
 
-/// How the graph stage batches its forward passes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How the graph stage batches its forward passes. The batches decide the order of
+/// floating-point reductions, so the last digits of the results depend on it: an index
+/// records it and continues a graph stage only with the same (see `build_graphs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BatchConfig {
     /// Neurons processed together (their requests share batches and deduplication).
     pub chunk_neurons: usize,
@@ -37,6 +39,16 @@ impl Default for BatchConfig {
 }
 
 impl BatchConfig {
+    /// Checks every field's range: the first that cannot work, named.
+    pub fn validate(&self) -> Result<(), super::settings::InvalidSetting> {
+        use super::settings::check_count;
+        check_count("chunk_neurons", self.chunk_neurons, 1, 1 << 20)?;
+        if self.batched {
+            check_count("max_batch_tokens", self.max_batch_tokens, 1, 1 << 24)?;
+        }
+        check_count("prefix_row_tokens", self.prefix_row_tokens, 0, 1 << 16)
+    }
+
     /// One neuron at a time, one sequence per forward pass.
     pub fn unbatched() -> Self {
         BatchConfig {

@@ -100,6 +100,123 @@ impl GraphSettings {
     }
 }
 
+/// A setting whose value cannot work: the field (as named in the struct) and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InvalidSetting {
+    /// The field, as the struct names it (`activation_threshold`, `chunk_neurons`, ...).
+    pub field: &'static str,
+    /// What is wrong, with the value and the accepted range.
+    pub message: String,
+}
+
+impl InvalidSetting {
+    /// An error for `field`.
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        InvalidSetting {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// Checks that `x` is finite and in `lo..=hi` (`lo..hi` when `hi_open`; `lo` excluded
+/// when `lo_open`).
+pub fn check_range(
+    field: &'static str,
+    x: f32,
+    (lo, lo_open): (f32, bool),
+    (hi, hi_open): (f32, bool),
+) -> Result<(), InvalidSetting> {
+    let above = if lo_open { x > lo } else { x >= lo };
+    let below = if hi_open { x < hi } else { x <= hi };
+    if x.is_finite() && above && below {
+        return Ok(());
+    }
+    Err(InvalidSetting::new(
+        field,
+        format!(
+            "must be a number in {}{lo}, {hi}{} (got {x})",
+            if lo_open { "(" } else { "[" },
+            if hi_open { ")" } else { "]" }
+        ),
+    ))
+}
+
+/// Checks that `n` is in `lo..=hi`.
+pub fn check_count(
+    field: &'static str,
+    n: usize,
+    lo: usize,
+    hi: usize,
+) -> Result<(), InvalidSetting> {
+    if (lo..=hi).contains(&n) {
+        return Ok(());
+    }
+    Err(InvalidSetting::new(
+        field,
+        format!("must be a whole number from {lo} to {hi} (got {n})"),
+    ))
+}
+
+/// The longest prune candidate and post-context accepted (tokens).
+pub const MAX_CONTEXT_TOKENS: usize = 1 << 16;
+
+impl GraphSettings {
+    /// Checks every field for range and finiteness before anything runs: the first
+    /// field whose value cannot work, named. Normalised activations and importances lie
+    /// in [0, 1], so thresholds outside it (or NaN, infinite) would silently make every
+    /// graph empty or every score perfect.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        let unit = (0.0, false);
+        check_range(
+            "activation_threshold",
+            self.activation_threshold,
+            unit,
+            (1.0, true),
+        )?;
+        check_range(
+            "importance_threshold",
+            self.importance_threshold,
+            unit,
+            (1.0, false),
+        )?;
+        check_range(
+            "fire_threshold",
+            self.fire_threshold,
+            (0.0, true),
+            (1.0, false),
+        )?;
+        check_count("seeds_per_example", self.seeds_per_example, 1, 1024)?;
+        check_count("augment", self.augment, 0, 1024)?;
+        if self.prune_lengths.is_empty()
+            || self.prune_lengths[0] == 0
+            || self.prune_lengths.windows(2).any(|w| w[0] >= w[1])
+            || self.prune_lengths.iter().any(|&l| l > MAX_CONTEXT_TOKENS)
+        {
+            return Err(InvalidSetting::new(
+                "prune_lengths",
+                format!(
+                    "must be increasing lengths from 1 to {MAX_CONTEXT_TOKENS} (got {:?})",
+                    self.prune_lengths
+                ),
+            ));
+        }
+        check_range("prune_tolerance", self.prune_tolerance, unit, (1.0, true))?;
+        check_count("post_context", self.post_context, 0, MAX_CONTEXT_TOKENS)?;
+        check_range(
+            "train_fraction",
+            self.train_fraction,
+            (0.0, true),
+            (1.0, true),
+        )?;
+        check_count("extra_train", self.extra_train, 0, 1 << 20)?;
+        check_range("end_min_firing", self.end_min_firing, unit, (1.0, false))?;
+        check_count("random_windows", self.random_windows, 0, 1 << 20)?;
+        Ok(())
+    }
+}
+
 /// The evaluation of one neuron's graph (N2G step 8) beside the per-token baseline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NeuronEval {

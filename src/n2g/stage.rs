@@ -48,8 +48,38 @@ pub fn vocabulary_dictionary(vocab: &[String]) -> (TokenDictionary, Vec<u32>) {
     (dict, ids)
 }
 
+/// Meta key of the batch layout of the graph stage ([`BatchConfig`]).
+pub const KEY_GRAPH_BATCH: &str = "graph_batch";
+
+/// Records the batch layout of the graph stage, or (when some graphs are stored
+/// already: `started`) checks that it equals the recorded one. The layout decides the
+/// order of floating-point reductions, so graphs built with another would differ from
+/// the stored ones in their last digits.
+fn check_or_set_batch(store: &Store, batch: &BatchConfig, started: bool) -> Result<()> {
+    match store.meta::<BatchConfig>(KEY_GRAPH_BATCH)? {
+        Some(stored) if started && stored != *batch => Err(Error::Incompatible {
+            path: store.path().into(),
+            message: format!(
+                "graphs in this index were started with another batch layout (stored: {} neurons a chunk, {} tokens a batch, prefix rows of {} tokens{}; now: {} neurons a chunk, {} tokens a batch, prefix rows of {} tokens{}); it changes the last digits of the results, so continue with the original layout (neurons a chunk, prefix row tokens, batching), or use a new index folder",
+                stored.chunk_neurons,
+                stored.max_batch_tokens,
+                stored.prefix_row_tokens,
+                if stored.batched { "" } else { ", unbatched" },
+                batch.chunk_neurons,
+                batch.max_batch_tokens,
+                batch.prefix_row_tokens,
+                if batch.batched { "" } else { ", unbatched" },
+            ),
+        }),
+        Some(stored) if stored == *batch => Ok(()),
+        _ => store.put_meta(KEY_GRAPH_BATCH, batch),
+    }
+}
+
 /// Builds the graphs of every scanned neuron of `store` that has none yet, reporting
 /// neurons to `progress`; stops after the next committed chunk when `progress` asks.
+/// Refuses settings out of range (naming the field) before anything runs, and a batch
+/// layout other than the one the stored graphs were built with.
 pub fn build_graphs(
     model: &Model,
     store: &Store,
@@ -59,6 +89,9 @@ pub fn build_graphs(
     progress: &mut dyn Progress,
 ) -> Result<GraphReport> {
     let start = Instant::now();
+    for check in [settings.validate(), batch.validate()] {
+        check.map_err(|e| Error::InvalidRequest(format!("graph settings: {e}")))?;
+    }
     match store.meta::<GraphSettings>(KEY_GRAPH_SETTINGS)? {
         Some(stored) if &stored != settings => {
             return Err(Error::Incompatible {
@@ -82,6 +115,9 @@ pub fn build_graphs(
     let done: std::collections::HashSet<NeuronId> = store.graph_keys()?.into_iter().collect();
     let scans = store.neuron_scans()?;
     let todo: Vec<_> = scans.iter().filter(|(id, _)| !done.contains(id)).collect();
+    if !todo.is_empty() {
+        check_or_set_batch(store, &batch, !done.is_empty())?;
+    }
     let mut report = GraphReport {
         skipped: scans.len() - todo.len(),
         ..GraphReport::default()

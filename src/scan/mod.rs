@@ -91,6 +91,17 @@ impl ScanOptions {
     }
 }
 
+impl ScanOptions {
+    /// Checks the numeric options' ranges: the first that cannot work, named by its
+    /// field (`top_k`, `batch_size`, `checkpoint_every`).
+    pub fn validate(&self) -> std::result::Result<(), crate::n2g::InvalidSetting> {
+        use crate::n2g::check_count;
+        check_count("top_k", self.top_k, 1, 1 << 16)?;
+        check_count("batch_size", self.batch_size, 1, 1 << 16)?;
+        check_count("checkpoint_every", self.checkpoint_every, 1, 1 << 30)
+    }
+}
+
 /// What a scan run did.
 #[derive(Clone, Debug)]
 pub struct ScanReport {
@@ -131,6 +142,9 @@ pub fn run_scan(
     report: &mut dyn Progress,
 ) -> Result<ScanReport> {
     let start = Instant::now();
+    options
+        .validate()
+        .map_err(|e| Error::InvalidRequest(format!("scan options: {e}")))?;
     let plan = batch_plan(windows, options.batch_size);
     let mut progress = store.scan_progress()?;
     let mut states: Vec<LayerState> = options

@@ -199,6 +199,23 @@ fn write_generation(
     drop(db);
     let format = tmp.join("FORMAT");
     fs::write(&format, format!("{FORMAT}\n")).map_err(|e| SearchError::io(&format, e))?;
+    share_like(&format, &tmp.join("tantivy"))
+}
+
+/// Gives every file of `dir` the permissions of `model` (a file created the ordinary
+/// way): tantivy writes `meta.json` and `.managed.json` through temporary files, which
+/// are created readable by their owner only, so other users could not read the index.
+fn share_like(model: &Path, dir: &Path) -> Result<()> {
+    let permissions = fs::metadata(model)
+        .map_err(|e| SearchError::io(model, e))?
+        .permissions();
+    for entry in fs::read_dir(dir).map_err(|e| SearchError::io(dir, e))? {
+        let path = entry.map_err(|e| SearchError::io(dir, e))?.path();
+        if path.is_file() {
+            fs::set_permissions(&path, permissions.clone())
+                .map_err(|e| SearchError::io(&path, e))?;
+        }
+    }
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::{NeuronPaths, SearchIndex, SearchPath};
 use crate::n2g::{GraphSettings, NeuronGraph, TokenDictionary};
-use crate::store::Store;
+use crate::store::{Store, WriterLock};
 use crate::{Error, NeuronId, Result};
 
 /// The search folder of an index folder.
@@ -42,7 +42,17 @@ pub fn neuron_paths(
     }
 }
 
-/// Rebuilds the search index of `index_dir` from the graphs in its store; returns the
+/// Rebuilds the search index of the index folder `index_dir` from its stored graphs (as
+/// `n2g-index reindex`); returns the number of neurons indexed. Reads the store
+/// read-only, so readers of the index are never blocked, and holds the folder's writer
+/// lock meanwhile: a build or another reindex running there is refused, naming it.
+pub fn reindex_folder(index_dir: &Path) -> Result<usize> {
+    let store = Store::open_read_only(index_dir)?;
+    let _lock = WriterLock::acquire(index_dir, "reindex")?;
+    reindex(&store, index_dir)
+}
+
+/// Rebuilds the search index of `index_dir` from the graphs in `store`; returns the
 /// number of neurons indexed.
 pub fn reindex(store: &Store, index_dir: &Path) -> Result<usize> {
     let strings: Vec<String> =

@@ -13,6 +13,7 @@ use super::collect::{top_neurons, MatchedDocs};
 use super::columns::Columns;
 use super::compile::Compiler;
 use super::query::{parse, Expr};
+use super::read_only::ReadOnlyDirectory;
 use super::runs::DEFAULT_CHUNK_PATHS;
 use super::schema::{self, Fields};
 use super::store::Store;
@@ -73,24 +74,35 @@ impl SearchIndex {
         Self::open(dir)
     }
 
-    /// Opens the live generation of the search folder `dir`.
+    /// Opens the live generation of the search folder `dir`, read-only: nothing in
+    /// the folder is written or locked, so any number of readers open it at once,
+    /// beside a build of a new generation, on a read-only file system too.
     pub fn open(dir: &Path) -> Result<Self> {
-        match Self::open_once(dir) {
-            // A build may have replaced the generation between reading CURRENT and
-            // opening it: read CURRENT again.
-            Err(SearchError::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {
-                Self::open_once(dir)
+        let mut attempts = 0;
+        loop {
+            let generation = GenerationPaths::current(dir)?;
+            match Self::open_once(dir, &generation) {
+                Ok(index) => return Ok(index),
+                // A build may have replaced (and removed) the generation while it was
+                // being opened: then CURRENT names another one; open that.
+                Err(e) => {
+                    attempts += 1;
+                    let moved = GenerationPaths::current(dir)
+                        .map(|g| g.root != generation.root)
+                        .unwrap_or(false);
+                    if !moved || attempts >= 50 {
+                        return Err(e);
+                    }
+                }
             }
-            r => r,
         }
     }
 
-    fn open_once(dir: &Path) -> Result<Self> {
-        let generation = GenerationPaths::current(dir)?;
+    fn open_once(dir: &Path, generation: &GenerationPaths) -> Result<Self> {
         generation.check_format()?;
         let tantivy_dir = generation.root.join("tantivy");
         catch_panics(
-            || Self::open_generation(dir, &generation, &tantivy_dir),
+            || Self::open_generation(dir, generation, &tantivy_dir),
             |m| SearchError::unreadable(&tantivy_dir, format!("panic while reading: {m}")),
         )
     }
@@ -104,7 +116,9 @@ impl SearchIndex {
         let tv = |e: tantivy::TantivyError| {
             SearchError::unreadable(&tantivy_dir, format!("tantivy: {e}"))
         };
-        let index = Index::open_in_dir(&tantivy_dir).map_err(tv)?;
+        let index = ReadOnlyDirectory::open(&tantivy_dir)
+            .and_then(Index::open)
+            .map_err(tv)?;
         let fields = schema::fields(&index.schema()).map_err(|m| SearchError::Tantivy {
             path: tantivy_dir.clone(),
             message: m,
@@ -136,18 +150,36 @@ impl SearchIndex {
         let index = searcher.index();
         let files = catch_panics(
             || {
-                let bad = index.validate_checksum().map_err(|e| {
+                let tv = |e: &dyn std::fmt::Display| {
                     SearchError::unreadable(&self.tantivy_dir, format!("tantivy: {e}"))
-                })?;
-                if let Some(first) = bad.iter().min() {
-                    return Err(SearchError::unreadable(
-                        self.tantivy_dir.join(first),
-                        "the file fails its checksum",
-                    ));
-                }
-                Ok(index
+                };
+                // Every file of the segments (not only those `.managed.json` lists,
+                // which readers do not rely on), in name order.
+                let mut files: Vec<std::path::PathBuf> = index
                     .searchable_segment_metas()
-                    .map_or(0, |m| m.iter().map(|s| s.list_files().len()).sum()))
+                    .map_err(|e| tv(&e))?
+                    .iter()
+                    .flat_map(|s| s.list_files())
+                    .collect();
+                files.sort();
+                files.dedup();
+                let directory = index.directory();
+                let mut checked = 0;
+                for file in &files {
+                    if !tantivy::directory::Directory::exists(directory, file)
+                        .map_err(|e| tv(&e))?
+                    {
+                        continue; // a segment component this index does not have
+                    }
+                    if !directory.validate_checksum(file).map_err(|e| tv(&e))? {
+                        return Err(SearchError::unreadable(
+                            self.tantivy_dir.join(file),
+                            "the file fails its checksum",
+                        ));
+                    }
+                    checked += 1;
+                }
+                Ok(checked)
             },
             |m| SearchError::unreadable(&self.tantivy_dir, format!("panic while reading: {m}")),
         )?;

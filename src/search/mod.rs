@@ -19,6 +19,7 @@ mod postings;
 mod predicate;
 mod print;
 pub mod query;
+mod read_only;
 mod runs;
 mod schema;
 pub mod similar;
@@ -26,7 +27,7 @@ mod store;
 
 pub use classes::Class;
 pub use error::SearchError;
-pub use from_graphs::{neuron_paths, reindex, search_dir};
+pub use from_graphs::{neuron_paths, reindex, reindex_folder, search_dir};
 pub use index::{Hit, SearchIndex};
 pub use query::{parse, Expr, ParseError};
 pub use similar::{Relation, SimilarHit, SimilarPair};

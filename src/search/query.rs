@@ -167,9 +167,18 @@ fn known_classes() -> String {
     Class::ALL.map(|c| c.to_string()).join(", ")
 }
 
+/// The deepest nesting of `(` and `NOT` / `-` a query may have: deeper queries are
+/// refused with an error at the `(` or `NOT` that goes too deep (so parsing, running
+/// and printing a query never exhaust the stack).
+pub const MAX_DEPTH: usize = 100;
+
 /// Parses a query.
 pub fn parse(query: &str) -> Result<Expr, ParseError> {
-    let mut p = Parser { s: query, pos: 0 };
+    let mut p = Parser {
+        s: query,
+        pos: 0,
+        depth: 0,
+    };
     let e = p.or()?;
     p.skip_ws();
     if p.pos < query.len() {
@@ -181,6 +190,8 @@ pub fn parse(query: &str) -> Result<Expr, ParseError> {
 struct Parser<'a> {
     s: &'a str,
     pos: usize,
+    /// Levels of `(` and `NOT` around the current position.
+    depth: usize,
 }
 
 fn ends_value(c: char) -> bool {
@@ -266,24 +277,19 @@ impl<'a> Parser<'a> {
         })
     }
 
+    /// `unary`: a run of `NOT` / `-` prefixes (read in a loop), then a group or a term.
     fn unary(&mut self) -> Result<Expr, ParseError> {
-        self.skip_ws();
-        let start = self.pos;
-        if self.keyword("NOT") {
-            self.pos += 3;
+        let mut nots = 0;
+        loop {
             self.skip_ws();
-            if self.at_end_of_group() {
-                return Err(self.err_at(self.pos, "expected a term after `NOT`"));
-            }
-            return Ok(Expr::Not(Box::new(self.unary()?)));
-        }
-        if self.keyword("OR") || self.keyword("AND") {
-            return Err(self.err_at(start, "expected a term before this operator"));
-        }
-        match self.peek() {
-            None => Err(self.err_at(start, "expected a term such as token:Paris")),
-            Some(')') => Err(self.err_at(start, "expected a term before `)`")),
-            Some('-') => {
+            let at = self.pos;
+            if self.keyword("NOT") {
+                self.pos += 3;
+                self.skip_ws();
+                if self.at_end_of_group() {
+                    return Err(self.err_at(self.pos, "expected a term after `NOT`"));
+                }
+            } else if self.peek() == Some('-') {
                 self.pos += 1;
                 if self.peek().is_none_or(|c| c.is_whitespace() || c == ')') {
                     return Err(self.err_at(
@@ -291,25 +297,51 @@ impl<'a> Parser<'a> {
                         "expected a term right after `-` (write \"-\" to search for a hyphen)",
                     ));
                 }
-                Ok(Expr::Not(Box::new(self.unary()?)))
+            } else {
+                break;
             }
+            nots += 1;
+            self.enter(at)?;
+        }
+        let inner = self.primary();
+        self.depth -= nots;
+        let mut e = inner?;
+        for _ in 0..nots {
+            e = Expr::Not(Box::new(e));
+        }
+        Ok(e)
+    }
+
+    /// One more level of nesting (a `NOT` or a `(` at `at`), refused past
+    /// [`MAX_DEPTH`].
+    fn enter(&mut self, at: usize) -> Result<(), ParseError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.err_at(
+                at,
+                format!(
+                    "the query nests deeper than {MAX_DEPTH} levels of `(` and `NOT`: simplify it"
+                ),
+            ));
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    /// A parenthesised group or a term.
+    fn primary(&mut self) -> Result<Expr, ParseError> {
+        self.skip_ws();
+        let start = self.pos;
+        if self.keyword("OR") || self.keyword("AND") {
+            return Err(self.err_at(start, "expected a term before this operator"));
+        }
+        match self.peek() {
+            None => Err(self.err_at(start, "expected a term such as token:Paris")),
+            Some(')') => Err(self.err_at(start, "expected a term before `)`")),
             Some('(') => {
-                self.pos += 1;
-                self.skip_ws();
-                if self.peek() == Some(')') {
-                    return Err(self.err_at(self.pos, "expected a term inside `( )`"));
-                }
-                let e = self.or()?;
-                self.skip_ws();
-                if self.peek() != Some(')') {
-                    let column = self.s[..start].chars().count() + 1;
-                    return Err(self.err_at(
-                        self.pos,
-                        format!("expected `)` to close the `(` at column {column}"),
-                    ));
-                }
-                self.pos += 1;
-                Ok(e)
+                self.enter(start)?;
+                let group = self.group(start);
+                self.depth -= 1;
+                group
             }
             Some(_) => {
                 let e = self.term()?;
@@ -322,6 +354,26 @@ impl<'a> Parser<'a> {
                 Ok(e)
             }
         }
+    }
+
+    /// `( or )`, the `(` at `start`.
+    fn group(&mut self, start: usize) -> Result<Expr, ParseError> {
+        self.pos += 1;
+        self.skip_ws();
+        if self.peek() == Some(')') {
+            return Err(self.err_at(self.pos, "expected a term inside `( )`"));
+        }
+        let e = self.or()?;
+        self.skip_ws();
+        if self.peek() != Some(')') {
+            let column = self.s[..start].chars().count() + 1;
+            return Err(self.err_at(
+                self.pos,
+                format!("expected `)` to close the `(` at column {column}"),
+            ));
+        }
+        self.pos += 1;
+        Ok(e)
     }
 
     fn term(&mut self) -> Result<Expr, ParseError> {

@@ -10,14 +10,21 @@
 //! is refused with an error naming it and the record, never half-read.
 
 mod integrity;
+mod lock;
+mod open;
 pub mod records;
+mod run_check;
 
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+use redb::{
+    ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
+    TableHandle, WriteTransaction,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use lock::{WriterLock, GATE_FILE, WRITER_LOCK_FILE};
 pub use records::{
     CorpusRecord, Example, ModelRecord, NeuronScan, NeuronStats, RunMeta, ScanProgress,
     ScanSettings, WindowRecord,
@@ -27,6 +34,7 @@ pub(crate) use integrity::{catch_panics, seal, unseal, CHECKSUM_BYTES};
 
 use crate::error::{Error, Result};
 use crate::NeuronId;
+use run_check::run_differences;
 
 /// The store's on-disk format version; opening another version is refused.
 pub const FORMAT_VERSION: u32 = 5;
@@ -40,8 +48,8 @@ const NEURONS_NAME: &str = "neurons";
 const GRAPHS_NAME: &str = "graphs";
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new(META_NAME);
 const WINDOWS: TableDefinition<u32, &[u8]> = TableDefinition::new(WINDOWS_NAME);
-const NEURONS: TableDefinition<u32, &[u8]> = TableDefinition::new(NEURONS_NAME);
-const GRAPHS: TableDefinition<u32, &[u8]> = TableDefinition::new(GRAPHS_NAME);
+const NEURONS: TableDefinition<u64, &[u8]> = TableDefinition::new(NEURONS_NAME);
+const GRAPHS: TableDefinition<u64, &[u8]> = TableDefinition::new(GRAPHS_NAME);
 
 /// Meta key of the display string of every model token id (`Vec<String>`).
 pub const KEY_VOCABULARY: &str = "vocabulary";
@@ -50,22 +58,65 @@ const KEY_FORMAT: &str = "format_version";
 const KEY_RUN: &str = "run";
 const KEY_PROGRESS: &str = "scan_progress";
 
-/// The key of a neuron in the `neurons` and `graphs` tables: `layer << 20 | index`.
-pub fn neuron_key(n: NeuronId) -> u32 {
-    ((n.layer as u32) << 20) | n.index
+/// The key of a neuron in the `neurons` and `graphs` tables: `layer << 32 | index`.
+/// Every [`NeuronId`] has its own key (no two ids share one).
+pub fn neuron_key(n: NeuronId) -> u64 {
+    ((n.layer as u64) << 32) | n.index as u64
 }
 
 /// The inverse of [`neuron_key`].
-pub fn key_neuron(key: u32) -> NeuronId {
+pub fn key_neuron(key: u64) -> NeuronId {
     NeuronId {
-        layer: (key >> 20) as u16,
-        index: key & 0xF_FFFF,
+        layer: (key >> 32) as u16,
+        index: key as u32,
     }
+}
+
+/// A key type of the row tables (`u32` window ids, `u64` neuron keys).
+trait RowKey:
+    redb::Key + for<'a> redb::Value<SelfType<'a> = Self> + Copy + std::fmt::Debug + 'static
+{
+    /// The key's bytes in checksums: little-endian.
+    fn key_bytes(self) -> Vec<u8>;
+    /// The key as a u64 (for messages).
+    fn wide(self) -> u64;
+}
+
+impl RowKey for u32 {
+    fn key_bytes(self) -> Vec<u8> {
+        self.to_le_bytes().to_vec()
+    }
+    fn wide(self) -> u64 {
+        self as u64
+    }
+}
+
+impl RowKey for u64 {
+    fn key_bytes(self) -> Vec<u8> {
+        self.to_le_bytes().to_vec()
+    }
+    fn wide(self) -> u64 {
+        self
+    }
+}
+
+/// How a store is open.
+enum Access {
+    /// Read-only: the database open with a shared lock for the store's lifetime (a
+    /// consistent view; a writer's next commit waits until it is dropped).
+    Read(ReadOnlyDatabase),
+    /// The writer: the writer lock held; the database opened for each transaction
+    /// under the exclusive gate, so readers can open it between transactions.
+    Write {
+        /// Held for the store's lifetime.
+        _lock: WriterLock,
+    },
 }
 
 /// An open store.
 pub struct Store {
-    db: Database,
+    access: Access,
+    dir: PathBuf,
     path: PathBuf,
 }
 
@@ -83,42 +134,44 @@ pub struct Checkpoint<'a> {
 }
 
 impl Store {
-    /// Opens the store of `index_dir` for writing, creating the folder and database when
-    /// missing. Refuses a database of another format version and one locked by another
-    /// process.
-    pub fn open_or_create(index_dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(index_dir).map_err(|e| Error::io(index_dir, e))?;
-        let path = index_dir.join(STORE_FILE);
-        let db = catch_panics(
-            || Database::create(&path).map_err(|e| db_error(&path, e)),
-            |m| damaged(&path, &m),
-        )?;
-        let store = Store { db, path };
-        store.guarded(|| store.init_or_check_format())?;
-        Ok(store)
+    /// Whether this store was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        matches!(self.access, Access::Read(_))
     }
 
-    /// Opens an existing store (read access; fails clearly when the folder has none).
-    pub fn open(index_dir: &Path) -> Result<Store> {
-        let path = index_dir.join(STORE_FILE);
-        if !path.exists() {
-            return Err(Error::Store {
-                path,
-                message: "no index here: build one with `n2g-index build --index DIR`".into(),
-            });
-        }
-        let db = catch_panics(
-            || Database::open(&path).map_err(|e| db_error(&path, e)),
-            |m| damaged(&path, &m),
-        )?;
-        let store = Store { db, path };
-        match store.get_meta::<u32>(KEY_FORMAT)? {
-            Some(v) if v == FORMAT_VERSION => Ok(store),
-            Some(v) => Err(store.incompatible(format!(
-                "written by format version {v}; this n2g-index reads version {FORMAT_VERSION}: rebuild the index"
-            ))),
-            None => Err(store.incompatible("not an n2g-index store (no format version)".into())),
-        }
+    /// The index folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Runs `f` in a read transaction.
+    fn read<T>(&self, f: impl FnOnce(&ReadTransaction) -> Result<T>) -> Result<T> {
+        self.guarded(|| match &self.access {
+            Access::Read(db) => f(&db.begin_read().map_err(|e| self.err(e))?),
+            Access::Write { .. } => {
+                let (gate, db) = self.open_writer()?;
+                let r = f(&db.begin_read().map_err(|e| self.err(e))?);
+                drop(db);
+                drop(gate);
+                r
+            }
+        })
+    }
+
+    /// Runs `f` in a write transaction and commits it (writers only).
+    fn write(&self, f: impl FnOnce(&WriteTransaction) -> Result<()>) -> Result<()> {
+        self.guarded(|| match &self.access {
+            Access::Read(_) => Err(self.err("the store is open read-only")),
+            Access::Write { .. } => {
+                let (gate, db) = self.open_writer()?;
+                let txn = db.begin_write().map_err(|e| self.err(e))?;
+                f(&txn)?;
+                txn.commit().map_err(|e| self.err(e))?;
+                drop(db);
+                drop(gate);
+                Ok(())
+            }
+        })
     }
 
     /// The database file.
@@ -151,25 +204,21 @@ impl Store {
             Some(v) => Err(self.incompatible(format!(
                 "written by format version {v}; this n2g-index writes version {FORMAT_VERSION}: use a new --index folder"
             ))),
-            None => self.guarded(|| {
-                let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-                {
-                    let mut t = txn.open_table(META).map_err(|e| self.err(e))?;
-                    t.insert(KEY_FORMAT, meta_value(KEY_FORMAT, &FORMAT_VERSION).as_slice())
-                        .map_err(|e| self.err(e))?;
-                    // Create the other tables so readers find them.
-                    txn.open_table(WINDOWS).map_err(|e| self.err(e))?;
-                    txn.open_table(NEURONS).map_err(|e| self.err(e))?;
-                    txn.open_table(GRAPHS).map_err(|e| self.err(e))?;
-                }
-                txn.commit().map_err(|e| self.err(e))
+            None => self.write(|txn| {
+                let mut t = txn.open_table(META).map_err(|e| self.err(e))?;
+                t.insert(KEY_FORMAT, meta_value(KEY_FORMAT, &FORMAT_VERSION).as_slice())
+                    .map_err(|e| self.err(e))?;
+                // Create the other tables so readers find them.
+                txn.open_table(WINDOWS).map_err(|e| self.err(e))?;
+                txn.open_table(NEURONS).map_err(|e| self.err(e))?;
+                txn.open_table(GRAPHS).map_err(|e| self.err(e))?;
+                Ok(())
             }),
         }
     }
 
     fn get_meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        self.guarded(|| {
-            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        self.read(|txn| {
             let table = match txn.open_table(META) {
                 Ok(t) => t,
                 Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -236,32 +285,29 @@ impl Store {
 
     /// Commits one checkpoint in a single transaction.
     pub fn commit(&self, c: &Checkpoint) -> Result<()> {
-        self.guarded(|| {
-            let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-            {
-                let mut neurons = txn.open_table(NEURONS).map_err(|e| self.err(e))?;
-                for (id, scan) in &c.neurons {
-                    let key = neuron_key(*id);
-                    neurons
-                        .insert(key, row_value(NEURONS_NAME, key, *scan).as_slice())
-                        .map_err(|e| self.err(e))?;
-                }
-                let mut windows = txn.open_table(WINDOWS).map_err(|e| self.err(e))?;
-                for (id, w) in &c.windows {
-                    windows
-                        .insert(*id, row_value(WINDOWS_NAME, *id, w).as_slice())
-                        .map_err(|e| self.err(e))?;
-                }
-                for id in &c.drop_windows {
-                    windows.remove(*id).map_err(|e| self.err(e))?;
-                }
-                if let Some(p) = c.progress {
-                    let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
-                    meta.insert(KEY_PROGRESS, meta_value(KEY_PROGRESS, p).as_slice())
-                        .map_err(|e| self.err(e))?;
-                }
+        self.write(|txn| {
+            let mut neurons = txn.open_table(NEURONS).map_err(|e| self.err(e))?;
+            for (id, scan) in &c.neurons {
+                let key = neuron_key(*id);
+                neurons
+                    .insert(key, row_value(NEURONS_NAME, key, *scan).as_slice())
+                    .map_err(|e| self.err(e))?;
             }
-            txn.commit().map_err(|e| self.err(e))
+            let mut windows = txn.open_table(WINDOWS).map_err(|e| self.err(e))?;
+            for (id, w) in &c.windows {
+                windows
+                    .insert(*id, row_value(WINDOWS_NAME, *id, w).as_slice())
+                    .map_err(|e| self.err(e))?;
+            }
+            for id in &c.drop_windows {
+                windows.remove(*id).map_err(|e| self.err(e))?;
+            }
+            if let Some(p) = c.progress {
+                let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
+                meta.insert(KEY_PROGRESS, meta_value(KEY_PROGRESS, p).as_slice())
+                    .map_err(|e| self.err(e))?;
+            }
+            Ok(())
         })
     }
 
@@ -271,7 +317,7 @@ impl Store {
             .map(|rows| rows.into_iter().map(|(k, v)| (key_neuron(k), v)).collect())
     }
 
-    /// One neuron's scan.
+    /// One neuron's scan (`None` for a neuron the index does not cover).
     pub fn neuron_scan(&self, n: NeuronId) -> Result<Option<NeuronScan>> {
         self.get_row(NEURONS, neuron_key(n))
     }
@@ -293,17 +339,14 @@ impl Store {
 
     /// Writes graph records (any serialisable value) for neurons, in one transaction.
     pub fn put_graphs<T: Serialize>(&self, graphs: &[(NeuronId, T)]) -> Result<()> {
-        self.guarded(|| {
-            let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-            {
-                let mut t = txn.open_table(GRAPHS).map_err(|e| self.err(e))?;
-                for (id, g) in graphs {
-                    let key = neuron_key(*id);
-                    t.insert(key, row_value(GRAPHS_NAME, key, g).as_slice())
-                        .map_err(|e| self.err(e))?;
-                }
+        self.write(|txn| {
+            let mut t = txn.open_table(GRAPHS).map_err(|e| self.err(e))?;
+            for (id, g) in graphs {
+                let key = neuron_key(*id);
+                t.insert(key, row_value(GRAPHS_NAME, key, g).as_slice())
+                    .map_err(|e| self.err(e))?;
             }
-            txn.commit().map_err(|e| self.err(e))
+            Ok(())
         })
     }
 
@@ -325,14 +368,11 @@ impl Store {
 
     /// Stores a meta value (dictionary, graph settings, ...).
     pub fn put_meta<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
-        self.guarded(|| {
-            let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-            {
-                let mut t = txn.open_table(META).map_err(|e| self.err(e))?;
-                t.insert(key, meta_value(key, value).as_slice())
-                    .map_err(|e| self.err(e))?;
-            }
-            txn.commit().map_err(|e| self.err(e))
+        self.write(|txn| {
+            let mut t = txn.open_table(META).map_err(|e| self.err(e))?;
+            t.insert(key, meta_value(key, value).as_slice())
+                .map_err(|e| self.err(e))?;
+            Ok(())
         })
     }
 
@@ -341,9 +381,8 @@ impl Store {
         self.get_meta(key)
     }
 
-    fn keys(&self, table: TableDefinition<u32, &[u8]>) -> Result<Vec<u32>> {
-        self.guarded(|| {
-            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+    fn keys<K: RowKey>(&self, table: TableDefinition<K, &[u8]>) -> Result<Vec<K>> {
+        self.read(|txn| {
             let t = txn.open_table(table).map_err(|e| self.err(e))?;
             let mut out = Vec::new();
             for row in t.iter().map_err(|e| self.err(e))? {
@@ -353,13 +392,12 @@ impl Store {
         })
     }
 
-    fn get_row<T: DeserializeOwned>(
+    fn get_row<K: RowKey, T: DeserializeOwned>(
         &self,
-        table: TableDefinition<u32, &[u8]>,
-        key: u32,
+        table: TableDefinition<K, &[u8]>,
+        key: K,
     ) -> Result<Option<T>> {
-        self.guarded(|| {
-            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        self.read(|txn| {
             let t = txn.open_table(table).map_err(|e| self.err(e))?;
             match t.get(key).map_err(|e| self.err(e))? {
                 Some(v) => Ok(Some(self.decode_row(table.name(), key, v.value())?)),
@@ -368,12 +406,11 @@ impl Store {
         })
     }
 
-    fn scan_table<T: DeserializeOwned>(
+    fn scan_table<K: RowKey, T: DeserializeOwned>(
         &self,
-        table: TableDefinition<u32, &[u8]>,
-    ) -> Result<Vec<(u32, T)>> {
-        self.guarded(|| {
-            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        table: TableDefinition<K, &[u8]>,
+    ) -> Result<Vec<(K, T)>> {
+        self.read(|txn| {
             let t = txn.open_table(table).map_err(|e| self.err(e))?;
             let mut out = Vec::new();
             for row in t.iter().map_err(|e| self.err(e))? {
@@ -385,45 +422,69 @@ impl Store {
         })
     }
 
-    fn decode_row<T: DeserializeOwned>(&self, table: &str, key: u32, bytes: &[u8]) -> Result<T> {
-        self.decode(table, &key.to_le_bytes(), &describe_row(table, key), bytes)
+    fn decode_row<K: RowKey, T: DeserializeOwned>(
+        &self,
+        table: &str,
+        key: K,
+        bytes: &[u8],
+    ) -> Result<T> {
+        self.decode(
+            table,
+            &key.key_bytes(),
+            &describe_row(table, key.wide()),
+            bytes,
+        )
+    }
+
+    /// Checks the checksum of every value of a row table: how many there are.
+    fn verify_table<K: RowKey>(
+        &self,
+        txn: &ReadTransaction,
+        table: TableDefinition<K, &[u8]>,
+    ) -> Result<u64> {
+        let name = table.name();
+        let t = txn.open_table(table).map_err(|e| self.err(e))?;
+        let mut n = 0;
+        for row in t.iter().map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            let key = k.value();
+            unseal(name, &key.key_bytes(), v.value()).ok_or_else(|| {
+                damaged(
+                    &self.path,
+                    &format!(
+                        "record {} fails its checksum",
+                        describe_row(name, key.wide())
+                    ),
+                )
+            })?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Reads every value of every table and checks its checksum (`info --check`): the
     /// number of values per table, or an error naming the first record that fails.
     pub fn verify(&self) -> Result<Vec<(&'static str, u64)>> {
-        let fails =
-            |what: String| damaged(&self.path, &format!("record {what} fails its checksum"));
-        self.guarded(|| {
-            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-            let mut counts = Vec::new();
+        self.read(|txn| {
             let meta = txn.open_table(META).map_err(|e| self.err(e))?;
             let mut n = 0;
             for row in meta.iter().map_err(|e| self.err(e))? {
                 let (k, v) = row.map_err(|e| self.err(e))?;
                 let key = k.value();
-                unseal(META_NAME, key.as_bytes(), v.value())
-                    .ok_or_else(|| fails(format!("meta `{key}`")))?;
+                unseal(META_NAME, key.as_bytes(), v.value()).ok_or_else(|| {
+                    damaged(
+                        &self.path,
+                        &format!("record meta `{key}` fails its checksum"),
+                    )
+                })?;
                 n += 1;
             }
-            counts.push((META_NAME, n));
-            for (table, name) in [
-                (WINDOWS, WINDOWS_NAME),
-                (NEURONS, NEURONS_NAME),
-                (GRAPHS, GRAPHS_NAME),
-            ] {
-                let t = txn.open_table(table).map_err(|e| self.err(e))?;
-                let mut n = 0;
-                for row in t.iter().map_err(|e| self.err(e))? {
-                    let (k, v) = row.map_err(|e| self.err(e))?;
-                    let key = k.value();
-                    unseal(name, &key.to_le_bytes(), v.value())
-                        .ok_or_else(|| fails(describe_row(name, key)))?;
-                    n += 1;
-                }
-                counts.push((name, n));
-            }
-            Ok(counts)
+            Ok(vec![
+                (META_NAME, n),
+                (WINDOWS_NAME, self.verify_table(txn, WINDOWS)?),
+                (NEURONS_NAME, self.verify_table(txn, NEURONS)?),
+                (GRAPHS_NAME, self.verify_table(txn, GRAPHS)?),
+            ])
         })
     }
 
@@ -455,13 +516,13 @@ fn meta_value<T: Serialize + ?Sized>(key: &str, value: &T) -> Vec<u8> {
     seal(META_NAME, key.as_bytes(), encode(value))
 }
 
-/// The stored bytes of a row of a `u32`-keyed table: postcard, then the checksum.
-fn row_value<T: Serialize + ?Sized>(table: &str, key: u32, value: &T) -> Vec<u8> {
-    seal(table, &key.to_le_bytes(), encode(value))
+/// The stored bytes of a row of a row table: postcard, then the checksum.
+fn row_value<K: RowKey, T: Serialize + ?Sized>(table: &str, key: K, value: &T) -> Vec<u8> {
+    seal(table, &key.key_bytes(), encode(value))
 }
 
-/// How errors name a row of a `u32`-keyed table.
-fn describe_row(table: &str, key: u32) -> String {
+/// How errors name a row of a row table.
+fn describe_row(table: &str, key: u64) -> String {
     match table {
         WINDOWS_NAME => format!("window {key}"),
         NEURONS_NAME => format!("neuron {}", key_neuron(key)),
@@ -476,81 +537,5 @@ fn damaged(path: &Path, detail: &str) -> Error {
         message: format!(
             "the store is damaged ({detail}); build the index again into a new --index folder"
         ),
-    }
-}
-
-fn db_error(path: &Path, e: redb::DatabaseError) -> Error {
-    use redb::{DatabaseError, StorageError};
-    match e {
-        DatabaseError::DatabaseAlreadyOpen => Error::Locked { path: path.into() },
-        DatabaseError::Storage(StorageError::Corrupted(m)) => damaged(path, &m),
-        DatabaseError::Storage(StorageError::Io(io))
-            if io.kind() == std::io::ErrorKind::InvalidData =>
-        {
-            damaged(path, "its header is not a valid redb header")
-        }
-        other => Error::Store {
-            path: path.into(),
-            message: format!("cannot open the store: {other}"),
-        },
-    }
-}
-
-/// The fields of two run descriptions that differ, named.
-fn run_differences(a: &RunMeta, b: &RunMeta) -> Vec<String> {
-    let mut d = Vec::new();
-    let mut check = |name: &str, x: String, y: String| {
-        if x != y {
-            d.push(format!("{name}: stored {x}, now {y}"));
-        }
-    };
-    check(
-        "model sha256",
-        a.model.sha256.clone(),
-        b.model.sha256.clone(),
-    );
-    check(
-        "corpus fingerprint",
-        a.corpus.fingerprint.clone(),
-        b.corpus.fingerprint.clone(),
-    );
-    check(
-        "--layers",
-        format!("{:?}", a.scan.layers),
-        format!("{:?}", b.scan.layers),
-    );
-    check(
-        "--neurons",
-        summarize(&a.scan.neurons),
-        summarize(&b.scan.neurons),
-    );
-    check(
-        "--top-k",
-        a.scan.top_k.to_string(),
-        b.scan.top_k.to_string(),
-    );
-    check(
-        "--window",
-        a.scan.window.to_string(),
-        b.scan.window.to_string(),
-    );
-    check(
-        "--batch-size",
-        a.scan.batch_size.to_string(),
-        b.scan.batch_size.to_string(),
-    );
-    check("BOS", a.scan.bos.to_string(), b.scan.bos.to_string());
-    check(
-        "--literal-special",
-        a.scan.literal_special.to_string(),
-        b.scan.literal_special.to_string(),
-    );
-    d
-}
-
-fn summarize(xs: &[u32]) -> String {
-    match (xs.first(), xs.last()) {
-        (Some(f), Some(l)) => format!("{} neurons {f}..={l}", xs.len()),
-        _ => "none".into(),
     }
 }

@@ -49,8 +49,10 @@ pub struct ScanSettings {
     pub layers: Vec<u32>,
     /// Selected neuron indices (the same in every selected layer), ascending.
     pub neurons: Vec<u32>,
-    /// Examples kept per neuron.
+    /// Examples kept per neuron: the top-k plus `extra_train`.
     pub top_k: u32,
+    /// Of `top_k`, the examples ranked after the top-k that only train graphs.
+    pub extra_train: u32,
     /// Tokens per window, BOS not counted.
     pub window: u32,
     /// Windows per forward batch.
