@@ -484,7 +484,10 @@ fn the_serve_command_stops_on_sigterm() {
     let mut line = String::new();
     let addr: SocketAddr = loop {
         line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "no address printed");
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "no address printed"
+        );
         if let Some(rest) = line.split("http://").nth(1) {
             break rest.split_whitespace().next().unwrap().parse().unwrap();
         }

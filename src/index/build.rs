@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use crate::corpus::{tokenize_windows, Corpus, CorpusFormat, CorpusSpec, DEFAULT_CORPUS_PATH};
 use crate::error::{Error, Result};
 use crate::model::{model_sha256, LoadOptions, Model, DEFAULT_MODEL_PATH};
-use crate::n2g::{build_graphs, check_count, BatchConfig, GraphReport, GraphSettings, InvalidSetting};
+use crate::n2g::{
+    build_graphs, check_count, BatchConfig, GraphReport, GraphSettings, InvalidSetting,
+};
 use crate::progress::{Progress, Stage};
 use crate::scan::{parse_selection, run_scan, ScanOptions, ScanReport};
 use crate::store::{

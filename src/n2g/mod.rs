@@ -22,9 +22,9 @@ pub use eval::{score, Prf, Scores, TokenBaseline};
 pub use graph::{make_line, ContextToken, Element, EndActivation, Graph, GraphPath, Line};
 pub use pipeline::split_examples;
 pub use runner::BatchConfig;
+pub(crate) use settings::check_count;
 pub use settings::{GraphSettings, InvalidSetting, NeuronEval, NeuronGraph};
 pub use stage::{
     build_graphs, vocabulary_dictionary, GraphReport, KEY_DICTIONARY, KEY_GRAPH_SETTINGS,
 };
 pub use tokens::{normalize, TokenDictionary};
-pub(crate) use settings::check_count;
