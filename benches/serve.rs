@@ -169,6 +169,7 @@ fn build(dir: &Path, n: u64, synth: &Synth) {
                 layers: (0..LAYERS as u32).collect(),
                 neurons: (0..per_layer as u32).collect(),
                 top_k: EXAMPLES as u32,
+                extra_train: 0,
                 window: WINDOW as u32,
                 batch_size: 1,
                 bos: false,
