@@ -44,13 +44,14 @@ pub mod scan;
 pub mod search;
 #[cfg(feature = "serve")]
 pub mod serve;
+mod shard;
 pub mod store;
 pub mod view;
 
 pub use error::{Error, Result};
 pub use index::{
     default_corpus_path, default_model_path, text_activations, BuildOptions, BuildReport, Index,
-    DEFAULT_LAYERS,
+    MergeReport, DEFAULT_LAYERS,
 };
 pub use model::{
     Architecture, DeviceSpec, LayerActivations, LoadOptions, Model, ModelInfo, TextTokenizer,
@@ -58,3 +59,4 @@ pub use model::{
 };
 pub use neuron::NeuronId;
 pub use progress::{NoProgress, Progress, Stage};
+pub use shard::{Shard, MAX_SHARDS};

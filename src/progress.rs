@@ -13,6 +13,8 @@ pub enum Stage {
     Graphs,
     /// The search index; units are neurons.
     Search,
+    /// Copying shards into one index; units are neurons.
+    Merge,
 }
 
 impl Stage {
@@ -22,6 +24,7 @@ impl Stage {
             Stage::Scan => "scan",
             Stage::Graphs => "graphs",
             Stage::Search => "search index",
+            Stage::Merge => "merge",
         }
     }
 
@@ -29,7 +32,7 @@ impl Stage {
     pub fn unit(self) -> &'static str {
         match self {
             Stage::Scan => "tokens",
-            Stage::Graphs | Stage::Search => "neurons",
+            Stage::Graphs | Stage::Search | Stage::Merge => "neurons",
         }
     }
 }

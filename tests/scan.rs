@@ -37,6 +37,7 @@ fn stored_top_k_equals_brute_force() {
             batch_size: 3,
             checkpoint_every: 2,
             max_batches: None,
+            shard: None,
         },
         &mut NoProgress,
     )
@@ -129,6 +130,7 @@ fn same_inputs_give_the_same_store_and_resume_matches() {
         batch_size: 2,
         checkpoint_every: 3,
         max_batches: None,
+        shard: None,
     };
     let dumps: Vec<String> = (0..2)
         .map(|_| {

@@ -9,7 +9,7 @@ use super::ModelArgs;
 use n2g_index::corpus::CorpusFormat;
 use n2g_index::n2g::{BatchConfig, EndActivation, GraphSettings};
 use n2g_index::render::TerminalProgress;
-use n2g_index::{BuildOptions, BuildReport, Index, DEFAULT_LAYERS};
+use n2g_index::{BuildOptions, BuildReport, Index, Shard, DEFAULT_LAYERS};
 
 /// What an END node keeps (see `EndActivation`).
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -45,6 +45,11 @@ pub struct BuildArgs {
     /// Build into a non-empty folder that is not an index (its files are kept).
     #[arg(long)]
     pub force: bool,
+    /// Build shard I of N (from 0) of the selected neurons into this folder, e.g.
+    /// `--shard ${SLURM_ARRAY_TASK_ID}/${SLURM_ARRAY_TASK_COUNT}`; join the shards
+    /// with `n2g-index merge`. Shards are whole graph chunks, balanced by layer depth.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
     /// Layers: numbers and ranges (`0-2`, `5`, `0,5`, `0-2,7`, `all`).
     #[arg(long, default_value = DEFAULT_LAYERS)]
     pub layers: String,
@@ -190,7 +195,7 @@ fn graph_settings(args: &BuildArgs) -> GraphSettings {
 }
 
 /// The library's build options these arguments ask for.
-fn build_options(args: &BuildArgs) -> BuildOptions {
+fn build_options(args: &BuildArgs) -> anyhow::Result<BuildOptions> {
     let mut o = BuildOptions::new(&args.index);
     o.model = args.model.model.clone();
     o.load = args.model.load_options();
@@ -219,12 +224,17 @@ fn build_options(args: &BuildArgs) -> BuildOptions {
     o.scan_only = args.scan_only;
     o.force = args.force;
     o.max_batches = args.max_batches;
-    o
+    if let Some(text) = &args.shard {
+        let shard = Shard::parse(text, o.batch.chunk_neurons)
+            .map_err(|m| anyhow::anyhow!("--shard {m}"))?;
+        o.shard = Some(shard);
+    }
+    Ok(o)
 }
 
 /// Runs the command.
 pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
-    let options = build_options(args);
+    let options = build_options(args)?;
     let bars = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut progress = TerminalProgress::new(bars, args.quiet);
     let (_, report) = Index::build(&options, &mut progress).map_err(super::with_flag_names)?;
@@ -293,11 +303,15 @@ fn print_summary(args: &BuildArgs, report: &BuildReport) {
     let run = &report.run;
     let layers = run.scan.layers.len();
     eprintln!(
-        "covered: layers {} of 0-{}, {} neurons each ({} neurons) in {}",
+        "covered: layers {} of 0-{}, {} neurons each ({} neurons{}) in {}",
         args.layers,
         run.model.n_layers - 1,
         run.scan.neurons.len(),
-        layers * run.scan.neurons.len(),
+        run.scan.neuron_count(),
+        run.scan
+            .shard
+            .map(|s| format!(" in shard {s}"))
+            .unwrap_or_default(),
         args.index.display()
     );
     if layers < run.model.n_layers as usize {

@@ -106,10 +106,13 @@ fn print_info(info: &InfoView) {
         }
     );
     println!(
-        "layers       {:?} · {} neurons per layer · {} neurons",
+        "layers       {:?} · {} neurons per layer · {} neurons{}",
         scan.layers,
         scan.neurons.len(),
-        info.neurons
+        info.neurons,
+        scan.shard
+            .map(|s| format!(" (shard {s}, blocks of {})", s.block))
+            .unwrap_or_default()
     );
     println!(
         "size on disk {:.1} MiB",

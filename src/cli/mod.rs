@@ -4,6 +4,7 @@ mod activations;
 mod build;
 mod export;
 mod info;
+mod merge;
 mod predict;
 mod query;
 mod reindex;
@@ -41,6 +42,8 @@ enum Command {
     Similar(similar::SimilarArgs),
     /// Rebuild the search index from the stored graphs.
     Reindex(reindex::ReindexArgs),
+    /// Join the indexes of a sharded build (build --shard I/N) into one index.
+    Merge(merge::MergeArgs),
     /// A neuron's graph, scores and top examples.
     Show(show::ShowArgs),
     /// Per-token MLP neuron activations of a text, straight from the model.
@@ -199,6 +202,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Query(args) => query::run(&args),
         Command::Similar(args) => similar::run(&args),
         Command::Reindex(args) => reindex::run(&args),
+        Command::Merge(args) => merge::run(&args),
         Command::Show(args) => show::run(&args),
         Command::Info(args) => info::run(&args),
         Command::Export(args) => export::run(&args),

@@ -11,6 +11,7 @@ use crate::n2g::{
 };
 use crate::progress::{Progress, Stage};
 use crate::scan::{parse_selection, run_scan, ScanOptions, ScanReport};
+use crate::shard::Shard;
 use crate::store::{
     CorpusRecord, ModelRecord, RunMeta, ScanSettings, Store, FORMAT_VERSION, KEY_VOCABULARY,
 };
@@ -65,6 +66,9 @@ pub struct BuildOptions {
     pub max_batches: Option<usize>,
     /// Build into a non-empty folder that is not an index (its files are kept).
     pub force: bool,
+    /// Build only this shard of the selected neurons (its `block` must be the graph
+    /// stage's `batch.chunk_neurons`); the shards are joined by [`crate::Index::merge`].
+    pub shard: Option<Shard>,
 }
 
 impl BuildOptions {
@@ -93,6 +97,7 @@ impl BuildOptions {
             scan_only: false,
             max_batches: None,
             force: false,
+            shard: None,
         }
     }
 
@@ -113,7 +118,21 @@ impl BuildOptions {
             checkpoint_every: self.checkpoint_every,
             ..ScanOptions::new(Vec::new(), Vec::new(), 1)
         };
-        scan.validate().map_err(invalid)
+        scan.validate().map_err(invalid)?;
+        match &self.shard {
+            Some(s) if s.block as usize != self.batch.chunk_neurons => Err(Error::InvalidOption {
+                field: "shard",
+                message: format!(
+                    "{s}: blocks of {} neurons, but the graph stage's chunks are {} neurons: cut the shards in blocks of the chunk",
+                    s.block, self.batch.chunk_neurons
+                ),
+            }),
+            Some(s) if s.index >= s.count => Err(Error::InvalidOption {
+                field: "shard",
+                message: format!("{s}: shards are numbered from 0 to {}", s.count - 1),
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn model_path(&self) -> Result<PathBuf> {
@@ -159,7 +178,8 @@ impl BuildReport {
 }
 
 /// Where the default model is: `data/models/...` under `$N2G_DATA` when set, else in
-/// the current folder or beside the executable's repository.
+/// the current folder or one above it (a notebook in a subfolder of the repository), or
+/// beside the executable's repository.
 pub fn default_model_path() -> Result<PathBuf> {
     default_data_path(DEFAULT_MODEL_PATH, "default model")
 }
@@ -170,8 +190,9 @@ pub fn default_corpus_path() -> Result<PathBuf> {
 }
 
 /// Where a default input fetched by `scripts/setup` is: `rel` (which starts with
-/// `data/`) under `$N2G_DATA` when set, else in the current folder or beside the
-/// executable's repository; an error naming `scripts/setup` when it is nowhere.
+/// `data/`) under `$N2G_DATA` when set, else in the current folder or one above it, or
+/// beside the executable's repository; an error naming `scripts/setup` when it is
+/// nowhere.
 fn default_data_path(rel: &str, what: &'static str) -> Result<PathBuf> {
     let rel = PathBuf::from(rel);
     let in_data = rel.strip_prefix("data").unwrap_or(&rel).to_path_buf();
@@ -179,6 +200,9 @@ fn default_data_path(rel: &str, what: &'static str) -> Result<PathBuf> {
         Some(dir) => vec![PathBuf::from(dir).join(&in_data)],
         None => {
             let mut c = vec![rel.clone()];
+            if let Ok(cwd) = std::env::current_dir() {
+                c.extend(cwd.ancestors().skip(1).map(|a| a.join(&rel)));
+            }
             if let Ok(exe) = std::env::current_exe() {
                 c.extend(exe.ancestors().skip(1).map(|a| a.join(&rel)));
             }
@@ -249,8 +273,21 @@ pub(crate) fn build(options: &BuildOptions, progress: &mut dyn Progress) -> Resu
             batch_size: options.batch_size as u32,
             bos: windows.has_bos(),
             literal_special: model.tokenizer().literal_special(),
+            shard: options.shard,
         },
     };
+    if run.scan.neuron_count() == 0 {
+        return Err(Error::InvalidOption {
+            field: "shard",
+            message: format!(
+                "shard {} has no neurons: {} layers × {} neurons in blocks of {} make fewer blocks than shards; use fewer shards",
+                options.shard.map(|s| s.to_string()).unwrap_or_default(),
+                run.scan.layers.len(),
+                run.scan.neurons.len(),
+                options.batch.chunk_neurons
+            ),
+        });
+    }
     store.check_or_set_run(&run)?;
     if store.meta::<Vec<String>>(KEY_VOCABULARY)?.is_none() {
         store.put_meta(KEY_VOCABULARY, &model.tokenizer().token_strs())?;
@@ -278,6 +315,7 @@ pub(crate) fn build(options: &BuildOptions, progress: &mut dyn Progress) -> Resu
         batch_size: options.batch_size,
         checkpoint_every: options.checkpoint_every,
         max_batches: options.max_batches,
+        shard: options.shard,
     };
     let scan = run_scan(&model, &windows, &store, &scan_options, progress)?;
     let mut report = BuildReport {

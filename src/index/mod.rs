@@ -4,6 +4,7 @@
 //! Python package are thin layers over these calls.
 
 mod build;
+mod merge;
 mod views;
 
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use std::sync::{Arc, Mutex};
 pub use build::{
     default_corpus_path, default_model_path, BuildOptions, BuildReport, DEFAULT_LAYERS,
 };
+pub use merge::MergeReport;
 
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -55,6 +57,21 @@ impl Index {
         let report = build::build(options, progress)?;
         let index = Index::open(&options.index)?;
         Ok((index, report))
+    }
+
+    /// Joins the finished indexes `shards` (the shards of one sharded build, or builds
+    /// of disjoint layer / neuron slices) into the index folder `into`, after checking
+    /// that they share the model, corpus and settings, do not overlap and leave no
+    /// neuron of their layers × neurons out (each named when they do); builds the
+    /// search index once over the union. The result equals one build of the union.
+    /// Running it again over a finished or killed merge writes the same index.
+    pub fn merge(
+        shards: &[PathBuf],
+        into: &Path,
+        progress: &mut dyn Progress,
+    ) -> Result<(Index, MergeReport)> {
+        let report = merge::merge(shards, into, progress)?;
+        Ok((Index::open(into)?, report))
     }
 
     /// Rebuilds the search index of the index folder `dir` from its stored graphs, into
@@ -108,18 +125,24 @@ impl Index {
     /// Checks that `neuron` is one the index covers, or says which it covers.
     pub fn check_neuron(&self, neuron: NeuronId) -> Result<()> {
         let scan = &self.run.scan;
-        let covered = scan.layers.contains(&(neuron.layer as u32))
-            && scan.neurons.binary_search(&neuron.index).is_ok();
-        if covered {
+        if scan.covers(neuron) {
             Ok(())
         } else {
             Err(Error::UnknownNeuron {
                 neuron,
-                covered: format!(
-                    "layers {:?}, {} neurons per layer",
-                    scan.layers,
-                    scan.neurons.len()
-                ),
+                covered: match &scan.shard {
+                    None => format!(
+                        "layers {:?}, {} neurons per layer",
+                        scan.layers,
+                        scan.neurons.len()
+                    ),
+                    Some(shard) => format!(
+                        "shard {shard} of layers {:?} × {} neurons: {} neurons",
+                        scan.layers,
+                        scan.neurons.len(),
+                        scan.neuron_count()
+                    ),
+                },
             })
         }
     }
@@ -188,7 +211,7 @@ impl Index {
         let progress = self.store.scan_progress()?;
         let counts = self.store.verify()?;
         let found = counts.iter().find(|c| c.0 == "neurons").map_or(0, |c| c.1);
-        let expected = (self.run.scan.layers.len() * self.run.scan.neurons.len()) as u64;
+        let expected = self.run.scan.neuron_count() as u64;
         if progress.complete && found != expected {
             return Err(Error::Store {
                 path: self.store.path().into(),

@@ -130,7 +130,7 @@ pub fn info_view(index: &Index) -> Result<InfoView> {
         corpus: run.corpus.clone(),
         scan: run.scan.clone(),
         progress: store.scan_progress()?,
-        neurons: run.scan.layers.len() * run.scan.neurons.len(),
+        neurons: run.scan.neuron_count(),
         size_bytes: dir_size(index.dir()),
         graphs: graphs.len(),
         preset: settings.as_ref().map(preset),

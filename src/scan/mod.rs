@@ -18,6 +18,7 @@ use crate::corpus::Windows;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::progress::{Progress, Stage};
+use crate::shard::Shard;
 use crate::store::{Checkpoint, ScanProgress, Store, WindowRecord};
 use crate::NeuronId;
 
@@ -74,6 +75,8 @@ pub struct ScanOptions {
     pub checkpoint_every: usize,
     /// Stop after this many batches of this run (for tests of resumption).
     pub max_batches: Option<usize>,
+    /// Scan only this shard's part of `layers` × `neurons` (`None`: all of it).
+    pub shard: Option<Shard>,
 }
 
 impl ScanOptions {
@@ -87,7 +90,23 @@ impl ScanOptions {
             batch_size: 16,
             checkpoint_every: 200,
             max_batches: None,
+            shard: None,
         }
+    }
+
+    /// The layers with neurons to scan, each with its neurons (ascending): all of
+    /// `neurons` in every layer, or this shard's part.
+    pub fn layer_neurons(&self) -> Vec<(usize, Vec<usize>)> {
+        let per_layer = match &self.shard {
+            None => vec![self.neurons.clone(); self.layers.len()],
+            Some(shard) => shard.select(&self.layers, &self.neurons),
+        };
+        self.layers
+            .iter()
+            .copied()
+            .zip(per_layer)
+            .filter(|(_, n)| !n.is_empty())
+            .collect()
     }
 }
 
@@ -147,16 +166,17 @@ pub fn run_scan(
         .map_err(|e| Error::InvalidRequest(format!("scan options: {e}")))?;
     let plan = batch_plan(windows, options.batch_size);
     let mut progress = store.scan_progress()?;
-    let mut states: Vec<LayerState> = options
-        .layers
-        .iter()
-        .map(|&l| LayerState::new(l, options.neurons.clone(), options.top_k))
+    let selected = options.layer_neurons();
+    let layers: Vec<usize> = selected.iter().map(|(l, _)| *l).collect();
+    let mut states: Vec<LayerState> = selected
+        .into_iter()
+        .map(|(l, neurons)| LayerState::new(l, neurons, options.top_k))
         .collect();
     let resumed_at = progress.batches_done;
     if resumed_at > 0 {
         for (id, scan) in store.neuron_scans()? {
-            let li = options.layers.iter().position(|&l| l == id.layer as usize);
-            let j = options.neurons.binary_search(&(id.index as usize)).ok();
+            let li = layers.iter().position(|&l| l == id.layer as usize);
+            let j = li.and_then(|li| states[li].neurons.binary_search(&(id.index as usize)).ok());
             if let (Some(li), Some(j)) = (li, j) {
                 states[li].restore(j, &scan);
             }
@@ -170,7 +190,6 @@ pub fn run_scan(
     let mut pending: BTreeSet<u32> = BTreeSet::new();
     let mut done_this_run = 0u64;
     let mut tokens_this_run = 0u64;
-    let layers = options.layers.clone();
     // Time in forward, fold, top-k window bookkeeping, checkpoints.
     let mut timing = (
         Duration::ZERO,

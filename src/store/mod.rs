@@ -34,7 +34,7 @@ pub(crate) use integrity::{catch_panics, seal, unseal, CHECKSUM_BYTES};
 
 use crate::error::{Error, Result};
 use crate::NeuronId;
-use run_check::run_differences;
+pub(crate) use run_check::run_differences;
 
 /// The store's on-disk format version; opening another version is refused.
 pub const FORMAT_VERSION: u32 = 5;

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::Architecture;
+use crate::shard::Shard;
+use crate::NeuronId;
 
 /// The model an index was built with.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -62,6 +64,45 @@ pub struct ScanSettings {
     /// Whether special tokens written in the corpus (`<|im_start|>`) were tokenized as
     /// their characters rather than as their one id.
     pub literal_special: bool,
+    /// The part of `layers` × `neurons` this store builds, when the build is one shard
+    /// of several (`None`: all of it).
+    pub shard: Option<Shard>,
+}
+
+impl ScanSettings {
+    /// The neurons this store covers in each of `layers` (same order).
+    pub fn layer_neurons(&self) -> Vec<Vec<u32>> {
+        match &self.shard {
+            None => vec![self.neurons.clone(); self.layers.len()],
+            Some(shard) => {
+                let layers: Vec<usize> = self.layers.iter().map(|&l| l as usize).collect();
+                let neurons: Vec<usize> = self.neurons.iter().map(|&n| n as usize).collect();
+                shard
+                    .select(&layers, &neurons)
+                    .into_iter()
+                    .map(|of_layer| of_layer.into_iter().map(|n| n as u32).collect())
+                    .collect()
+            }
+        }
+    }
+
+    /// Whether `neuron` is one of the neurons this store covers.
+    pub fn covers(&self, neuron: NeuronId) -> bool {
+        let li = self.layers.iter().position(|&l| l == neuron.layer as u32);
+        let pos = self.neurons.binary_search(&neuron.index).ok();
+        let (Some(li), Some(pos)) = (li, pos) else {
+            return false;
+        };
+        self.shard.as_ref().is_none_or(|s| {
+            let layers: Vec<usize> = self.layers.iter().map(|&l| l as usize).collect();
+            s.owner(&layers, self.neurons.len(), li, pos) == s.index
+        })
+    }
+
+    /// How many neurons this store covers.
+    pub fn neuron_count(&self) -> usize {
+        self.layer_neurons().iter().map(Vec::len).sum()
+    }
 }
 
 /// What a store is: format, model, corpus and scan settings.

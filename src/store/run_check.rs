@@ -3,7 +3,7 @@
 use super::RunMeta;
 
 /// The fields of two run descriptions that differ, named.
-pub(super) fn run_differences(a: &RunMeta, b: &RunMeta) -> Vec<String> {
+pub(crate) fn run_differences(a: &RunMeta, b: &RunMeta) -> Vec<String> {
     let mut d = Vec::new();
     let mut check = |name: &str, x: String, y: String| {
         if x != y {
@@ -49,6 +49,11 @@ pub(super) fn run_differences(a: &RunMeta, b: &RunMeta) -> Vec<String> {
         b.scan.batch_size.to_string(),
     );
     check("BOS", a.scan.bos.to_string(), b.scan.bos.to_string());
+    check(
+        "--shard",
+        format!("{:?}", a.scan.shard),
+        format!("{:?}", b.scan.shard),
+    );
     check(
         "--literal-special",
         a.scan.literal_special.to_string(),

@@ -1,0 +1,112 @@
+"""The cost of the Python layer: `Index.query` beside the library's own `Index::query`
+on the same index, and a `query_df` of 10,000 hits.
+
+    python benches/python_layer.py      (with the package installed: pip install ./python)
+
+Environment:
+    N2G_BENCH_INDEX     an index folder to query (default: a small one built with the
+                        `n2g-index` binary into a temporary folder)
+    N2G_BENCH_NEURONS   neurons of layer 0 in that default index (default 64)
+    N2G_BENCH_DF_ROWS   rows of the query_df measurement (default 10,000)
+    N2G_BIN             the binary (default target/release/n2g-index)
+
+The layer's cost is the conversion of each hit to Python objects: it grows with the
+hits a call returns, not with the size of the index. An index with fewer neurons than
+N2G_BENCH_DF_ROWS gives the DataFrame measurement its real hits repeated up to that
+many rows, converted the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, List, Tuple
+
+import n2g_index as n2g
+
+ROOT = Path(__file__).resolve().parents[1]
+QUERIES = ["layer:0", "f1>0.3", "any:/e/", "token:#alpha AND NOT any:/e/", "act>0.9 OR token:hope", "token:the"]
+
+
+def paired(library: Callable[[], float], f: Callable[[], Any], repeats: int) -> Tuple[float, float, float]:
+    """Medians over `repeats` pairs of (the library's own seconds, as `library` reports
+    them; the seconds of one call of `f`; `f`'s seconds less the library's of the same
+    pair). The pairs alternate, so a change of machine load hits both alike."""
+    f()
+    libs, fulls, added = [], [], []
+    for _ in range(repeats):
+        lib = library()
+        t = time.perf_counter()
+        f()
+        full = time.perf_counter() - t
+        libs.append(lib)
+        fulls.append(full)
+        added.append(full - lib)
+    return statistics.median(libs), statistics.median(fulls), statistics.median(added)
+
+
+def cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def index_folder() -> Path:
+    given = os.environ.get("N2G_BENCH_INDEX")
+    if given:
+        return Path(given)
+    neurons = int(os.environ.get("N2G_BENCH_NEURONS", "64"))
+    binary = os.environ.get("N2G_BIN", str(ROOT / "target" / "release" / "n2g-index"))
+    folder = Path(tempfile.mkdtemp()) / "index"
+    corpus = ROOT / "data" / "corpus" / "fortunes" / "wisdom"
+    args = [binary, "build", "--corpus", str(corpus), "--layers", "0", "--neurons", f"0-{neurons - 1}", "--quiet", "--index", str(folder)]
+    subprocess.run(args, check=True, cwd=ROOT)
+    return folder
+
+
+def main() -> None:
+    folder = index_folder()
+    idx = n2g.Index(folder)
+    print(f"# python layer · {time.strftime('%Y-%m-%d')} · {cpu()} · Python {sys.version.split()[0]} · index {folder}")
+    print(f"{'query':<40} {'hits':>5} {'library ms':>11} {'Hit list ms':>12} {'added ms':>9}")
+    added: List[float] = []
+    for q in QUERIES:
+        limit = 20
+        hits = len(idx.query(q, limit))
+        lib, full, more = paired(lambda: idx._native._time_query(q, limit, 1), lambda: idx.query(q, limit), 300)
+        added.append(more)
+        print(f"{q:<40} {hits:>5} {lib * 1e3:>11.4f} {full * 1e3:>12.4f} {more * 1e3:>9.4f}")
+    print(f"added per call (median of paired differences): median {statistics.median(added) * 1e3:.4f} ms, max {max(added) * 1e3:.4f} ms (goal <= 0.1 ms)")
+
+    import pandas as pd
+
+    rows_wanted = int(os.environ.get("N2G_BENCH_DF_ROWS", "10000"))
+    real = idx._native.query("layer:0", rows_wanted)
+    if not real:
+        print("no hits for layer:0: no DataFrame measurement")
+        return
+    _, _, convert = paired(lambda: idx._native._time_query("layer:0", rows_wanted, 1), lambda: idx._native.query("layer:0", rows_wanted), 100)
+    per_hit = max(convert, 0.0) / len(real)
+    rows = [real[i % len(real)] for i in range(rows_wanted)]
+    _, frame, _ = paired(lambda: 0.0, lambda: pd.DataFrame.from_records(rows, columns=["neuron", "layer", "index", "score", "f1", "paths"]), 20)
+    total = per_hit * rows_wanted + frame
+    print(
+        f"query_df of {rows_wanted} hits: conversion {per_hit * 1e6:.2f} µs/hit "
+        f"({per_hit * rows_wanted * 1e3:.2f} ms) + DataFrame {frame * 1e3:.2f} ms = {total * 1e3:.2f} ms (goal <= 50 ms; "
+        f"{len(real)} real hits{' repeated' if len(real) < rows_wanted else ''})"
+    )
+    idx.close()
+
+
+if __name__ == "__main__":
+    main()
