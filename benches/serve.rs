@@ -174,6 +174,7 @@ fn build(dir: &Path, n: u64, synth: &Synth) {
                 batch_size: 1,
                 bos: false,
                 literal_special: false,
+                shard: None,
             },
         })
         .expect("run");
