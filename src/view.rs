@@ -103,7 +103,7 @@ pub struct NeuronView {
     pub eval: Option<EvalView>,
     /// Counts of the activation histogram over the corpus: bin 64 holds zero, bins
     /// below it negative and above it positive values on a log scale
-    /// ([`crate::store::histogram_bin_edges`]).
+    /// ([`crate::store::records::histogram_bin_edges`]).
     #[serde(skip)]
     pub histogram: Vec<u32>,
 }

@@ -27,7 +27,7 @@ from ._errors import (
     NeuronNotFoundError,
     QueryError,
 )
-from ._index import Index, Model, NeuronLike, build, default_model_path
+from ._index import Index, Model, NeuronLike, build, default_model_path, merge
 from ._progress import ProgressCallback
 from ._views import (
     ActivatingToken,
@@ -49,6 +49,7 @@ __all__ = [
     "Index",
     "Model",
     "build",
+    "merge",
     "default_model_path",
     "NeuronLike",
     "ProgressCallback",

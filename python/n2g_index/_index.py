@@ -264,6 +264,7 @@ def build(
     quantized: Optional[bool] = None,
     literal_special: Optional[bool] = None,
     force: Optional[bool] = None,
+    shard: Optional[str] = None,
     progress: Union[bool, ProgressCallback] = True,
 ) -> Index:
     """Builds (or resumes) an index: scan the corpus with the model, build an N2G graph
@@ -290,6 +291,8 @@ def build(
             characters, not as their one id (default False).
         force: build into a non-empty folder that is not an index, keeping its files
             (default False: refused).
+        shard: ``"I/N"``: build only shard I of N (from 0) of the selected neurons;
+            join the shards with :func:`merge` (``docs/SCALE.md``).
         progress: ``True`` shows a bar (tqdm when installed, in a terminal or Jupyter),
             ``False`` nothing; or an object with ``start``/``advance``/``finish``/
             ``note`` methods (:class:`ProgressCallback`).
@@ -320,8 +323,25 @@ def build(
         quantized,
         literal_special,
         force,
+        shard,
         target,
     )
+    return Index._wrap(native)
+
+
+def merge(
+    shards: Sequence[PathLike],
+    into: PathLike,
+    *,
+    progress: Union[bool, ProgressCallback] = True,
+) -> Index:
+    """Joins the finished indexes of a sharded build (``build(..., shard="I/N")``, or
+    builds of disjoint layer / neuron slices) into the new index folder ``into``, and
+    opens it. Refuses shards of other inputs, overlapping or missing ones and unfinished
+    ones, naming them; the result equals one build of the union. Running it again over
+    the same shards writes the same index."""
+    target: Optional[Any] = Bar() if progress is True else (None if progress is False else progress)
+    native = _native.merge([os.fspath(s) for s in shards], os.fspath(into), target)
     return Index._wrap(native)
 
 

@@ -12,7 +12,7 @@ mod progress;
 use std::path::PathBuf;
 use std::sync::RwLock;
 
-use n2g_index::{BuildOptions, Index, LoadOptions, Model, NeuronId};
+use n2g_index::{BuildOptions, Index, LoadOptions, Model, NeuronId, Shard};
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -286,7 +286,7 @@ impl PyModel {
 #[pyo3(signature = (
     index, model=None, corpus=None, layers=None, neurons=None, top_k=None, window=None,
     batch_size=None, checkpoint_every=None, bos=None, scan_only=None, device=None,
-    quantized=None, literal_special=None, force=None, progress=None
+    quantized=None, literal_special=None, force=None, shard=None, progress=None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn build(
@@ -306,6 +306,7 @@ fn build(
     quantized: Option<bool>,
     literal_special: Option<bool>,
     force: Option<bool>,
+    shard: Option<&str>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<PyIndex> {
     let mut o = BuildOptions::new(index);
@@ -347,8 +348,36 @@ fn build(
     if let Some(v) = force {
         o.force = v;
     }
+    if let Some(v) = shard {
+        let shard = Shard::parse(v, o.batch.chunk_neurons).map_err(|message| {
+            to_py(n2g_index::Error::InvalidOption {
+                field: "shard",
+                message,
+            })
+        })?;
+        o.shard = Some(shard);
+    }
     let mut watcher = PyProgress::new(progress);
     let result = py.detach(|| Index::build(&o, &mut watcher));
+    let (index, _report) = result.map_err(to_py)?;
+    if let Some(e) = watcher.into_error() {
+        return Err(e);
+    }
+    Ok(PyIndex::wrap(index))
+}
+
+/// Joins the finished shard indexes `shards` into the index folder `into` and opens it
+/// (see `Index::merge`).
+#[pyfunction]
+#[pyo3(signature = (shards, into, progress=None))]
+fn merge(
+    py: Python<'_>,
+    shards: Vec<PathBuf>,
+    into: PathBuf,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<PyIndex> {
+    let mut watcher = PyProgress::new(progress);
+    let result = py.detach(|| Index::merge(&shards, &into, &mut watcher));
     let (index, _report) = result.map_err(to_py)?;
     if let Some(e) = watcher.into_error() {
         return Err(e);
@@ -369,6 +398,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyIndex>()?;
     m.add_class::<PyModel>()?;
     m.add_function(wrap_pyfunction!(build, m)?)?;
+    m.add_function(wrap_pyfunction!(merge, m)?)?;
     m.add_function(wrap_pyfunction!(default_model_path, m)?)?;
     Ok(())
 }

@@ -151,8 +151,10 @@ pub fn build_graphs(
     progress.start(Stage::Graphs, scans.len() as u64, report.skipped as u64);
     let mut layers: Vec<u16> = todo.iter().map(|(id, _)| id.layer).collect();
     layers.dedup();
+    let mut eta = DepthEta::new(todo.iter().map(|(id, _)| id.layer));
     'layers: for layer in layers {
         let of_layer: Vec<_> = todo.iter().filter(|(id, _)| id.layer == layer).collect();
+        let mut first_chunk_of_layer = true;
         let clock = Instant::now();
         let mut neurons: Vec<usize> = of_layer.iter().map(|(id, _)| id.index as usize).collect();
         neurons.sort_unstable();
@@ -164,6 +166,7 @@ pub fn build_graphs(
             "random sample"
         );
         for chunk in of_layer.chunks(batch.chunk_neurons.max(1)) {
+            let chunk_clock = Instant::now();
             let inputs: Vec<NeuronInput> = chunk
                 .iter()
                 .map(|(id, scan)| {
@@ -205,6 +208,17 @@ pub fn build_graphs(
             report.work.sequence_tokens += work.sequence_tokens;
             report.work.passes += work.passes;
             progress.advance(graphs.len() as u64);
+            eta.chunk_done(layer, graphs.len(), chunk_clock.elapsed());
+            if first_chunk_of_layer {
+                first_chunk_of_layer = false;
+                if let Some(left) = eta.remaining() {
+                    progress.note(&format!(
+                        "graphs: layer {layer} at {:.2} s a neuron; about {} left (weighted by layer depth)",
+                        chunk_clock.elapsed().as_secs_f64() / graphs.len().max(1) as f64,
+                        readable(left)
+                    ));
+                }
+            }
             tracing::info!(layer, built = report.built, "graph chunk committed");
             if progress.should_stop() {
                 report.stopped = true;
@@ -242,4 +256,78 @@ fn random_sample(
         acts,
         neurons,
     })
+}
+
+/// Estimates the graph stage's remaining time from the latest chunk, each neuron
+/// weighted by `layer + 1` (its passes run up to its layer), so a build of many layers
+/// is not promised the speed of its first, shallow ones. (A neuron's cost grows a
+/// little faster than its depth over the first layers, so early estimates are low;
+/// each layer's first chunk refines it.)
+struct DepthEta {
+    remaining_cost: u64,
+    /// Seconds per cost unit of the latest chunk.
+    rate: Option<f64>,
+}
+
+impl DepthEta {
+    /// An estimate for the neurons of `layers` (one entry a neuron) still to build.
+    fn new(layers: impl Iterator<Item = u16>) -> Self {
+        DepthEta {
+            remaining_cost: layers.map(|l| l as u64 + 1).sum(),
+            rate: None,
+        }
+    }
+
+    /// Records that `neurons` of `layer` took `took`.
+    fn chunk_done(&mut self, layer: u16, neurons: usize, took: Duration) {
+        let cost = (layer as u64 + 1) * neurons as u64;
+        self.remaining_cost = self.remaining_cost.saturating_sub(cost);
+        if cost > 0 {
+            self.rate = Some(took.as_secs_f64() / cost as f64);
+        }
+    }
+
+    /// The remaining time at the latest chunk's rate, once something was built.
+    fn remaining(&self) -> Option<Duration> {
+        self.rate
+            .map(|r| Duration::from_secs_f64(r * self.remaining_cost as f64))
+    }
+}
+
+/// A duration as people read it: `40 s`, `12 min`, `3 h 05 min`.
+fn readable(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=99 => format!("{s} s"),
+        100..=5999 => format!("{} min", (s + 30) / 60),
+        _ => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
+#[cfg(test)]
+mod eta_tests {
+    use super::*;
+
+    #[test]
+    fn remaining_time_weights_neurons_by_depth() {
+        // 10 neurons of layer 0 and 10 of layer 9: cost 10 + 100.
+        let mut eta = DepthEta::new((0..10).map(|_| 0).chain((0..10).map(|_| 9)));
+        assert_eq!(eta.remaining(), None);
+        // Layer 0 at 1 s a neuron: layer 9 should take 10 s a neuron, 100 s in all.
+        eta.chunk_done(0, 10, Duration::from_secs(10));
+        assert_eq!(eta.remaining(), Some(Duration::from_secs(100)));
+        // Layer 9 at 20 s a neuron: the rate of the latest chunk counts.
+        eta.chunk_done(9, 5, Duration::from_secs(100));
+        assert_eq!(eta.remaining(), Some(Duration::from_secs(100)));
+    }
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(readable(Duration::from_secs(40)), "40 s");
+        assert_eq!(readable(Duration::from_secs(720)), "12 min");
+        assert_eq!(
+            readable(Duration::from_secs(3 * 3600 + 5 * 60 + 9)),
+            "3 h 05 min"
+        );
+    }
 }

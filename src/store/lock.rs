@@ -34,13 +34,7 @@ impl WriterLock {
     /// holds it.
     pub fn acquire(index_dir: &Path, what: &str) -> Result<WriterLock> {
         let path = index_dir.join(WRITER_LOCK_FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        let mut file = open_lock_file(&path)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -84,14 +78,19 @@ impl Gate {
     /// The exclusive gate of a writer (the file is created when missing).
     pub fn exclusive(index_dir: &Path) -> Result<Gate> {
         let path = index_dir.join(GATE_FILE);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        let file = open_lock_file(&path)?;
         file.lock().map_err(|e| Error::io(&path, e))?;
         Ok(Gate { _file: Some(file) })
     }
+}
+
+/// Opens a lock file for reading and writing, created when missing, its bytes kept.
+fn open_lock_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| Error::io(path, e))
 }
