@@ -12,8 +12,8 @@ use std::time::Instant;
 use n2g_index::search::{NeuronPaths, SearchIndex, SearchPath};
 use n2g_index::NeuronId;
 
-const VOCAB: usize = 50_000;
-const LAYERS: u64 = 12;
+pub const VOCAB: usize = 50_000;
+pub const LAYERS: u64 = 12;
 const COMMON: &[&str] = &[
     "the", ",", ".", "of", "and", "to", "a", "in", "\n", "is", "that", "for", "it", "as", "was",
     "with", "be", "by", "on", "not", "he", "i", "this", "are", "or", "his", "from", "at", "which",
@@ -21,31 +21,33 @@ const COMMON: &[&str] = &[
 ];
 
 /// splitmix64: a small deterministic generator.
-struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
-    fn unit(&mut self) -> f64 {
+    pub fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
-struct Synth {
-    tokens: Vec<String>,
+pub struct Synth {
+    pub tokens: Vec<String>,
     cdf: Vec<f64>,
 }
 
 impl Synth {
-    fn new() -> Self {
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
         let tokens = (0..VOCAB)
             .map(|r| match r {
                 r if r < COMMON.len() => COMMON[r].to_string(),
@@ -70,7 +72,7 @@ impl Synth {
         self.cdf.partition_point(|&c| c < u).min(VOCAB - 1)
     }
 
-    fn neuron(&self, i: u64, per_layer: u64) -> NeuronPaths {
+    pub fn neuron(&self, i: u64, per_layer: u64) -> NeuronPaths {
         let mut rng = Rng(i.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0xfeed);
         let mut acts: Vec<usize> = (0..1 + rng.below(20))
             .map(|_| self.zipf(&mut rng))
@@ -129,7 +131,7 @@ fn percentiles(mut ms: Vec<f64>) -> (f64, f64, f64) {
     (at(0.5), at(0.99), *ms.last().unwrap())
 }
 
-fn shapes(s: &Synth, rng: &mut Rng) -> Vec<String> {
+pub fn shapes(s: &Synth, rng: &mut Rng) -> Vec<String> {
     let q = |t: &str| format!("{t:?}");
     let common = |rng: &mut Rng| q(&s.tokens[rng.below(10) as usize]);
     let mid = |rng: &mut Rng| q(&s.tokens[100 + rng.below(1900) as usize]);

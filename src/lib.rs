@@ -29,7 +29,8 @@
 //!
 //! Data flows one way: [`model`] (a transformer runtime that reads MLP neuron
 //! activations) → [`corpus`] → [`scan`] → [`n2g`] → [`store`] → [`search`], with
-//! [`render`] drawing for people. Lower layers stay public for tools that need them.
+//! [`render`] drawing for people, and `serve` (cargo feature `serve`, on by default) the
+//! web face over an [`Index`]. Lower layers stay public for tools that need them.
 
 pub mod corpus;
 mod error;
@@ -41,6 +42,8 @@ mod progress;
 pub mod render;
 pub mod scan;
 pub mod search;
+#[cfg(feature = "serve")]
+pub mod serve;
 mod shard;
 pub mod store;
 pub mod view;

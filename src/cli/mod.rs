@@ -8,6 +8,8 @@ mod merge;
 mod predict;
 mod query;
 mod reindex;
+#[cfg(feature = "serve")]
+mod serve;
 mod show;
 mod similar;
 
@@ -53,6 +55,11 @@ enum Command {
     /// A neuron's graph on a text: its prediction at each token beside the neuron's
     /// real activation.
     Predict(predict::PredictArgs),
+    /// Serve the index in a browser: search, neuron pages with graph pictures, a
+    /// prompt box, and a JSON API. Listens on 127.0.0.1:8080 (this machine only)
+    /// unless --bind says otherwise.
+    #[cfg(feature = "serve")]
+    Serve(serve::ServeArgs),
 }
 
 /// Model options shared by the commands that load a model.
@@ -201,6 +208,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Info(args) => info::run(&args),
         Command::Export(args) => export::run(&args),
         Command::Predict(args) => predict::run(&args),
+        #[cfg(feature = "serve")]
+        Command::Serve(args) => serve::run(&args),
     }
 }
 

@@ -23,7 +23,8 @@ pub struct ShowArgs {
     /// Print one JSON object (schema/show.schema.json).
     #[arg(long)]
     pub json: bool,
-    /// Output format: text (default), dot (Graphviz, the graph only) or json.
+    /// Output format: text (default), dot (Graphviz, the graph only), svg (the graph as
+    /// the web page draws it) or json.
     #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
     pub format: ShowFormat,
     /// How many examples to print (default: all kept).
@@ -38,6 +39,8 @@ pub enum ShowFormat {
     Text,
     /// Graphviz DOT of the graph.
     Dot,
+    /// The graph as an SVG picture.
+    Svg,
     /// One JSON object.
     Json,
 }
@@ -51,6 +54,13 @@ pub fn run(args: &ShowArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("neuron {neuron} has no graph yet: run `n2g-index build` to the end");
         };
         print!("{}", to_dot(&g.graph, dict, &format!("neuron {neuron}")));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.format == ShowFormat::Svg {
+        let Some(svg) = index.graph_svg(neuron)? else {
+            anyhow::bail!("neuron {neuron} has no graph yet: run `n2g-index build` to the end");
+        };
+        print!("{svg}");
         return Ok(ExitCode::SUCCESS);
     }
     let out = index.neuron(neuron, args.examples)?;

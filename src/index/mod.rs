@@ -41,7 +41,8 @@ pub struct Index {
     run: RunMeta,
     vocabulary: Vec<String>,
     graph_meta: Option<GraphMeta>,
-    search: Mutex<Option<Arc<SearchIndex>>>,
+    /// The search index with the generation name it was opened at.
+    search: Mutex<Option<(String, Arc<SearchIndex>)>>,
 }
 
 impl Index {
@@ -172,6 +173,16 @@ impl Index {
         Ok(self.store.graph(neuron)?.map(|g| (g, &meta.dict)))
     }
 
+    /// The graph of `neuron` as an SVG picture ([`crate::render::svg::graph_svg`], titled
+    /// `neuron L:N`, quiet patterns marked at the build's firing threshold), or `None`
+    /// before the graph stage has reached it.
+    pub fn graph_svg(&self, neuron: NeuronId) -> Result<Option<String>> {
+        let fire = self.graph_settings().map_or(0.5, |s| s.fire_threshold);
+        Ok(self.graph(neuron)?.map(|(g, dict)| {
+            crate::render::svg::graph_svg(&g.graph, dict, fire, &format!("neuron {neuron}"))
+        }))
+    }
+
     /// Every scanned neuron's view in id order, with all its examples when `examples`,
     /// handed to `each` one at a time (memory stays one neuron's).
     pub fn export(
@@ -224,14 +235,21 @@ impl Index {
         })
     }
 
-    /// The search index, opened on first use.
+    /// The search index, opened on first use and opened again when a reindex has
+    /// switched the live generation (the search folder's `CURRENT` names it), so that a
+    /// long-lived reader sees each generation whole. Calls in flight keep the generation
+    /// they started with.
     fn search(&self) -> Result<Arc<SearchIndex>> {
+        let dir = crate::search::search_dir(&self.dir);
+        let live = std::fs::read_to_string(dir.join("CURRENT")).unwrap_or_default();
         let mut slot = self.search.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = slot.as_ref() {
-            return Ok(s.clone());
+        if let Some((generation, s)) = slot.as_ref() {
+            if *generation == live {
+                return Ok(s.clone());
+            }
         }
-        let opened = Arc::new(SearchIndex::open(&crate::search::search_dir(&self.dir))?);
-        *slot = Some(opened.clone());
+        let opened = Arc::new(SearchIndex::open(&dir)?);
+        *slot = Some((live, opened.clone()));
         Ok(opened)
     }
 

@@ -25,7 +25,7 @@ struct Collapsed {
 }
 
 /// The display string of a dictionary id (`⟨#id⟩` for an id outside the dictionary).
-fn token_text(dict: &TokenDictionary, id: u32) -> String {
+pub(crate) fn token_text(dict: &TokenDictionary, id: u32) -> String {
     match dict.strings().get(id as usize) {
         Some(s) => visible(s),
         None => format!("⟨#{id}⟩"),
@@ -33,7 +33,7 @@ fn token_text(dict: &TokenDictionary, id: u32) -> String {
 }
 
 /// White → `full` colour at intensity `x` (clamped to 0..=1).
-fn shade(full: (u8, u8, u8), x: f32) -> (u8, u8, u8) {
+pub(crate) fn shade(full: (u8, u8, u8), x: f32) -> (u8, u8, u8) {
     let x = if x.is_finite() {
         x.clamp(0.0, 1.0)
     } else {
@@ -43,8 +43,10 @@ fn shade(full: (u8, u8, u8), x: f32) -> (u8, u8, u8) {
     (mix(full.0), mix(full.1), mix(full.2))
 }
 
-const RED: (u8, u8, u8) = (230, 0, 0);
-const BLUE: (u8, u8, u8) = (0, 60, 230);
+/// Full colour of an activating token (and of activation in general).
+pub(crate) const RED: (u8, u8, u8) = (230, 0, 0);
+/// Full colour of a context token's importance.
+pub(crate) const BLUE: (u8, u8, u8) = (0, 60, 230);
 
 /// Collapsed nodes keyed by (depth, token) and edges (from, to) → skipped IGNOREs.
 type Collapse = (

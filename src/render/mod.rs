@@ -1,9 +1,12 @@
-//! Rendering for people: N2G graphs (algorithm step 10) as Graphviz DOT and coloured
-//! terminal text, and top examples as token strips coloured by activation.
+//! Rendering for people: N2G graphs (algorithm step 10) as Graphviz DOT, coloured
+//! terminal text and SVG pictures, top examples as token strips coloured by activation
+//! (terminal and HTML), and the activation histogram as SVG.
 
 pub mod examples;
 pub mod graph;
+pub mod html;
 mod progress;
+pub mod svg;
 
 pub use graph::{to_dot, to_text};
 pub use progress::TerminalProgress;
@@ -45,6 +48,26 @@ pub fn dot_escape(s: &str) -> String {
     out
 }
 
+/// A string escaped for XML and HTML text and attribute values: `&`, `<`, `>`, `"` and
+/// `'` become entities, and characters that XML 1.0 forbids (control characters other
+/// than tab, newline and carriage return; U+FFFE, U+FFFF) become U+FFFD.
+pub fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +80,15 @@ mod tests {
         assert_eq!(visible("a\u{1}"), "a\\u{1}");
         assert_eq!(dot_escape(r#"say "hi" \o/"#), r#"say \"hi\" \\o/"#);
         assert_eq!(dot_escape("a\nb"), "a\\nb");
+    }
+
+    #[test]
+    fn xml_text_is_escaped() {
+        assert_eq!(
+            xml_escape(r#"<a href="x">Tom & Jerry's</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;Tom &amp; Jerry&#39;s&lt;/a&gt;"
+        );
+        assert_eq!(xml_escape("a\u{1}b\u{ffff}"), "a\u{fffd}b\u{fffd}");
+        assert_eq!(xml_escape("é\n"), "é\n");
     }
 }
