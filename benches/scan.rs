@@ -64,6 +64,7 @@ fn main() {
                 batch_size,
                 checkpoint_every: 200,
                 max_batches: None,
+                shard: None,
             },
             &mut NoProgress,
         )

@@ -243,11 +243,10 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 /// batch axes to nest and one unit stride per matrix, so on another device a layout
 /// they refuse is made contiguous and the product tried once more.
 fn device_matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let retry = !a.device().is_cpu() && (!a.is_contiguous() || !b.is_contiguous());
     match a.matmul(b) {
         Ok(y) => Ok(y),
-        Err(_) if !a.device().is_cpu() && !(a.is_contiguous() && b.is_contiguous()) => {
-            Ok(a.contiguous()?.matmul(&b.contiguous()?)?)
-        }
+        Err(_) if retry => Ok(a.contiguous()?.matmul(&b.contiguous()?)?),
         Err(e) => Err(e.into()),
     }
 }
