@@ -13,7 +13,8 @@
 //! index and the layer's random-window sample), which a whole layer's 1,536 neurons share
 //! but which these 32 pay alone; ratios use the whole times.
 //!
-//! `cargo bench --bench graphs` (needs `scripts/setup`). The corpus is a fixed slice of
+//! `cargo bench --bench graphs` (needs `scripts/setup`); `-- --device cuda:0` runs it on a GPU
+//! (a `--features cuda` build: `scripts/gpu-check`). The corpus is a fixed slice of
 //! the default corpus so the scan stays short; the scan is not timed.
 
 use std::path::{Path, PathBuf};
@@ -23,8 +24,10 @@ use n2g_index::corpus::{tokenize_windows, Corpus, CorpusSpec, Windows};
 use n2g_index::n2g::{build_graphs, BatchConfig, GraphSettings};
 use n2g_index::scan::{run_scan, ScanOptions};
 use n2g_index::store::Store;
+use n2g_index::Model;
 use n2g_index::NoProgress;
-use n2g_index::{LoadOptions, Model};
+
+mod common;
 
 const NEURONS: usize = 32;
 
@@ -32,8 +35,8 @@ fn main() {
     // As the CLI runs (see `model::keep_freed_memory`).
     n2g_index::model::keep_freed_memory();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let model =
-        Model::load_default(&root, &LoadOptions::default()).expect("run scripts/setup first");
+    let options = common::load_options();
+    let model = Model::load_default(&root, &options).expect("run scripts/setup first");
     let files = ["computers", "cookie"]
         .iter()
         .map(|f| root.join("data/corpus/fortunes").join(f))
@@ -45,10 +48,11 @@ fn main() {
         ..GraphSettings::default()
     };
     println!(
-        "graph stage, {NEURONS} neurons per layer, corpus {} windows / {} tokens, {} threads",
+        "graph stage, {NEURONS} neurons per layer, corpus {} windows / {} tokens, {} threads, device {}",
         windows.len(),
         windows.total_tokens(),
-        rayon::current_num_threads()
+        rayon::current_num_threads(),
+        options.device
     );
     // The authors' training size: the top 20 split in halves, no extra windows.
     let authors_size = GraphSettings {

@@ -3,7 +3,8 @@
 //! nothing next to the forward pass (the scan should keep at least 90% of the bare
 //! forward pass's tokens/s).
 //!
-//! `cargo bench --bench scan` (needs `scripts/setup`). Layers 0..=2, all 1536 neurons of
+//! `cargo bench --bench scan` (needs `scripts/setup`); `-- --device cuda:0` runs it on a GPU
+//! (a `--features cuda` build: `scripts/gpu-check`). Layers 0..=2, all 1536 neurons of
 //! each, on a fixed slice of the default corpus.
 
 use std::path::PathBuf;
@@ -12,15 +13,17 @@ use std::time::Instant;
 use n2g_index::corpus::{tokenize_windows, Corpus, CorpusSpec};
 use n2g_index::scan::{batch_plan, run_scan, ScanOptions};
 use n2g_index::store::Store;
+use n2g_index::Model;
 use n2g_index::NoProgress;
-use n2g_index::{LoadOptions, Model};
+
+mod common;
 
 fn main() {
     // As the CLI runs (see `model::keep_freed_memory`).
     n2g_index::model::keep_freed_memory();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let model =
-        Model::load_default(&root, &LoadOptions::default()).expect("run scripts/setup first");
+    let options = common::load_options();
+    let model = Model::load_default(&root, &options).expect("run scripts/setup first");
     let files = ["wisdom", "science", "work"]
         .iter()
         .map(|f| root.join("data/corpus/fortunes").join(f))
@@ -31,10 +34,11 @@ fn main() {
     let batch_size = 16;
     let tokens = windows.total_tokens() as f64;
     println!(
-        "scan vs bare forward: {} windows, {} tokens, layers 0..=2 x 1536 neurons, batch {batch_size}, {} threads",
+        "scan vs bare forward: {} windows, {} tokens, layers 0..=2 x 1536 neurons, batch {batch_size}, {} threads, device {}",
         windows.len(),
         tokens,
-        rayon::current_num_threads()
+        rayon::current_num_threads(),
+        options.device
     );
     let plan = batch_plan(&windows, batch_size);
     let mut forward = Vec::new();

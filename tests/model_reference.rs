@@ -3,15 +3,30 @@
 //! values copied from this crate's output.
 //!
 //! Needs the default model: `scripts/setup` (the test command runs it first).
+//! `N2G_TEST_DEVICE=cuda:0` runs the models on a GPU (a `--features cuda` build; see
+//! `scripts/gpu-check`).
 
 use std::path::Path;
 
-use n2g_index::{Error, LoadOptions, Model};
+use n2g_index::{DeviceSpec, Error, LoadOptions, Model};
 
 mod common;
 mod model_support;
 use common::root;
 use model_support::{compare_activations, fixture, floats, ids, tiny_model, Run};
+
+/// The load options of every model here: on the device named by `N2G_TEST_DEVICE`
+/// (`cuda:0` on a GPU build, see `scripts/gpu-check`), else on the CPU.
+fn options() -> LoadOptions {
+    let device = std::env::var("N2G_TEST_DEVICE").map_or(DeviceSpec::Cpu, |s| {
+        s.parse()
+            .unwrap_or_else(|e| panic!("N2G_TEST_DEVICE={s}: {e}"))
+    });
+    LoadOptions {
+        device,
+        ..LoadOptions::default()
+    }
+}
 
 fn default_model(options: &LoadOptions) -> Model {
     Model::load_default(root(), options).unwrap_or_else(|e| {
@@ -23,7 +38,7 @@ fn default_model(options: &LoadOptions) -> Model {
 
 #[test]
 fn smollm2_activations_match_float64_reference() {
-    let model = default_model(&LoadOptions::default());
+    let model = default_model(&options());
     let reference = fixture("fixtures/reference/smollm2_activations.json");
     let texts = reference["texts"].as_array().unwrap();
     assert!(texts.len() >= 8);
@@ -41,7 +56,7 @@ fn smollm2_activations_match_float64_reference() {
 
 #[test]
 fn smollm2_prefix_shared_rows_match_float64_reference() {
-    let model = default_model(&LoadOptions::default());
+    let model = default_model(&options());
     let reference = fixture("fixtures/reference/smollm2_activations.json");
     compare_activations(
         &model,
@@ -56,7 +71,7 @@ fn smollm2_prefix_shared_rows_match_float64_reference() {
 /// default on every text without a special token.
 #[test]
 fn smollm2_tokenizer_matches_llama_cpp() {
-    let model = default_model(&LoadOptions::default());
+    let model = default_model(&options());
     let literal = model.tokenizer().clone().with_literal_special(true);
     let cases = fixture("fixtures/reference/smollm2_tokenizer.json");
     let cases = cases.as_array().unwrap();
@@ -86,7 +101,7 @@ fn smollm2_tokenizer_matches_llama_cpp() {
 
 #[test]
 fn smollm2_next_token_matches_reference() {
-    let model = default_model(&LoadOptions::default());
+    let model = default_model(&options());
     let reference = fixture("fixtures/reference/smollm2_next_token.json");
     let seq = ids(&reference["ids"]);
     let top = model
@@ -105,7 +120,7 @@ fn smollm2_next_token_matches_reference() {
 
 #[test]
 fn batch_equals_single_sequences() {
-    let model = default_model(&LoadOptions::default());
+    let model = default_model(&options());
     let texts = [
         "A short one.",
         "A rather longer sentence, so that the others are padded on the right.",
@@ -139,10 +154,10 @@ fn batch_equals_single_sequences() {
 
 #[test]
 fn quantized_path_stays_close() {
-    let exact = default_model(&LoadOptions::default());
+    let exact = default_model(&options());
     let quant = default_model(&LoadOptions {
         quantized: true,
-        ..LoadOptions::default()
+        ..options()
     });
     let seq = exact
         .tokenizer()
@@ -185,7 +200,7 @@ fn quantized_path_stays_close() {
 
 fn tiny(arch: &str) {
     let dir = format!("fixtures/tiny/{arch}");
-    tiny_model(&dir, &dir, arch, &LoadOptions::default());
+    tiny_model(&dir, &dir, arch, &options());
 }
 
 #[test]
@@ -202,7 +217,7 @@ fn tiny_llama_matches_reference() {
 fn tiny_gguf_sentencepiece_llama31_matches_reference() {
     let literal = LoadOptions {
         literal_special: true,
-        ..LoadOptions::default()
+        ..options()
     };
     tiny_model(
         "fixtures/tiny/gguf/model.gguf",
@@ -223,14 +238,14 @@ fn tiny_gguf_of_many_weight_types_matches_reference() {
         "fixtures/tiny/gguf_types/model.gguf",
         "fixtures/tiny/gguf_types",
         "llama",
-        &LoadOptions::default(),
+        &options(),
     );
 }
 
 /// SentencePiece tokens show their leading space (" The"), as byte-level ones do,
 /// though the decoders drop it from a text's first token.
 fn shows_leading_spaces(model: &str) {
-    let model = Model::load(root().join(model), &LoadOptions::default()).unwrap();
+    let model = Model::load(root().join(model), &options()).unwrap();
     let tok = model.tokenizer();
     let ids = tok.encode("The fox ran", false).unwrap().ids;
     let shown: Vec<&str> = ids.iter().map(|&i| tok.token_str(i)).collect();
@@ -247,7 +262,7 @@ fn tiny_hf_llama31_matches_reference() {
         "fixtures/tiny/llama31_hf",
         "fixtures/tiny/gguf",
         "llama",
-        &LoadOptions::default(),
+        &options(),
     );
     shows_leading_spaces("fixtures/tiny/llama31_hf");
 }
@@ -273,7 +288,7 @@ fn tiny_gpt_neox_matches_reference() {
 }
 
 fn expect_bad_model(path: &Path, needle: &str) {
-    match Model::load(path, &LoadOptions::default()) {
+    match Model::load(path, &options()) {
         Ok(_) => panic!("{} loaded but should not", path.display()),
         Err(e) => {
             let msg = e.to_string();
@@ -326,7 +341,7 @@ fn truncated_or_corrupt_files_are_refused() {
     .unwrap();
     expect_bad_model(&bad, "n_embd");
     std::fs::write(bad.join("config.json"), r#"{"model_type": "mamba"}"#).unwrap();
-    match Model::load(&bad, &LoadOptions::default()) {
+    match Model::load(&bad, &options()) {
         Err(Error::UnsupportedArchitecture {
             found, supported, ..
         }) => {
@@ -340,8 +355,6 @@ fn truncated_or_corrupt_files_are_refused() {
 #[test]
 fn missing_default_model_names_the_setup_script() {
     let tmp = tempfile::tempdir().unwrap();
-    let err = Model::load_default(tmp.path(), &LoadOptions::default())
-        .err()
-        .unwrap();
+    let err = Model::load_default(tmp.path(), &options()).err().unwrap();
     assert!(err.to_string().contains("scripts/setup"), "{err}");
 }

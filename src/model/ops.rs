@@ -1,6 +1,6 @@
 //! Small tensor helpers shared by the architectures.
 
-use candle_core::{CpuStorage, DType, Device, Layout, Storage, Tensor, D};
+use candle_core::{CpuStorage, DType, Device, DeviceLocation, Layout, Storage, Tensor, D};
 use rayon::prelude::*;
 
 use super::TreeLayout;
@@ -271,16 +271,41 @@ pub(crate) fn to_f32(t: Tensor, device: &Device) -> Result<Tensor> {
     Ok(t.to_dtype(DType::F32)?.to_device(device)?)
 }
 
+/// How [`matmul`] multiplies two operands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MatmulKernel {
+    /// The `gemm` crate on the tensors' host memory, into an uninitialised output.
+    HostGemm,
+    /// candle's `Tensor::matmul`: the device's own backend (cuBLAS on CUDA, MPS on Metal,
+    /// `gemm` after a zero-fill on the CPU).
+    Candle,
+}
+
+/// The kernel [`matmul`] uses for operands of `dtype` (both) on the device at
+/// `location`: the host `gemm` only for f32 on the CPU; candle everywhere else, since
+/// the memory of a CUDA or Metal tensor cannot be read as a host slice.
+pub(crate) fn matmul_kernel(location: DeviceLocation, dtype: DType) -> MatmulKernel {
+    match (location, dtype) {
+        (DeviceLocation::Cpu, DType::F32) => MatmulKernel::HostGemm,
+        _ => MatmulKernel::Candle,
+    }
+}
+
 /// `a b` over the last two dimensions, `[..., m, k] x [..., k, n]` with the same leading
 /// dimensions. On the CPU, for f32 operands whose matrices are evenly spaced in memory
 /// (any strides within a matrix), it calls the `gemm` crate (candle's own CPU matmul
 /// kernel) straight into an uninitialised output: candle zero-fills every matmul output
 /// first, on one thread, which cost about 5% of a forward pass. Anything else goes
-/// through candle.
+/// through candle (see [`matmul_kernel`]).
 pub(crate) fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let rank = a.rank();
     if rank < 2 || b.rank() != rank || a.dims()[..rank - 2] != b.dims()[..rank - 2] {
         return Ok(a.matmul(b)?);
+    }
+    if a.dtype() != b.dtype()
+        || matmul_kernel(a.device().location(), a.dtype()) != MatmulKernel::HostGemm
+    {
+        return device_matmul(a, b);
     }
     let (m, k, n) = (a.dims()[rank - 2], a.dims()[rank - 1], b.dims()[rank - 1]);
     let batch: usize = a.dims()[..rank - 2].iter().product();
@@ -307,6 +332,18 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let mut dims = a.dims().to_vec();
     dims[rank - 1] = n;
     Ok(Tensor::from_vec(dst, dims, a.device())?)
+}
+
+/// candle's matmul. On a CPU it takes any layout; cuBLAS and MPS need each operand's
+/// batch axes to nest and one unit stride per matrix, so on another device a layout
+/// they refuse is made contiguous and the product tried once more.
+fn device_matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let retry = !a.device().is_cpu() && (!a.is_contiguous() || !b.is_contiguous());
+    match a.matmul(b) {
+        Ok(y) => Ok(y),
+        Err(_) if retry => Ok(a.contiguous()?.matmul(&b.contiguous()?)?),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Where the matrices of a `[..., rows, cols]` layout lie: matrix `i` starts `i * skip`
@@ -462,11 +499,12 @@ mod tests {
         let mut dims = a.dims().to_vec();
         *dims.last_mut().unwrap() = b.dims()[b.rank() - 1];
         assert_eq!(got.dims(), dims.as_slice());
-        let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let got = got.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
+        let got = got.to_vec1::<f64>().unwrap();
         let want = naive(a, b);
         assert_eq!(got.len(), want.len());
         for (g, w) in got.iter().zip(&want) {
-            assert!((*g as f64 - w).abs() < 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
+            assert!((g - w).abs() < 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
         }
     }
 
@@ -476,6 +514,46 @@ mod tests {
             .map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed) % 1000) as f32 / 500.0 - 1.0)
             .collect();
         Tensor::from_vec(v, dims, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn only_f32_on_the_cpu_takes_the_host_gemm() {
+        use DeviceLocation::{Cpu, Cuda, Metal};
+        assert_eq!(matmul_kernel(Cpu, DType::F32), MatmulKernel::HostGemm);
+        for dtype in [DType::F16, DType::BF16, DType::F64] {
+            assert_eq!(matmul_kernel(Cpu, dtype), MatmulKernel::Candle, "{dtype:?}");
+        }
+        for location in [Cuda { gpu_id: 0 }, Cuda { gpu_id: 3 }, Metal { gpu_id: 0 }] {
+            for dtype in [DType::F32, DType::F16, DType::BF16] {
+                let kernel = matmul_kernel(location, dtype);
+                assert_eq!(kernel, MatmulKernel::Candle, "{location:?} {dtype:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_candle_path_matches_the_definition_too() {
+        // f64 on the CPU goes through candle, as every operand on a GPU does.
+        let (a, b) = (values(&[2, 5, 4], 15), values(&[2, 4, 3], 16));
+        let (a, b) = (
+            a.to_dtype(DType::F64).unwrap(),
+            b.to_dtype(DType::F64).unwrap(),
+        );
+        assert_eq!(
+            matmul_kernel(a.device().location(), a.dtype()),
+            MatmulKernel::Candle
+        );
+        check(
+            &a,
+            &b.transpose(1, 2)
+                .unwrap()
+                .contiguous()
+                .unwrap()
+                .t()
+                .unwrap(),
+        );
+        // Mixed types are candle's to refuse, not read as f32 slices.
+        assert!(matmul(&values(&[3, 4], 17), &b.get(0).unwrap()).is_err());
     }
 
     #[test]
