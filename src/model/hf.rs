@@ -1,4 +1,6 @@
-//! Loading Hugging Face folders: `config.json`, `*.safetensors`, `tokenizer.json`.
+//! Reading Hugging Face folders: `config.json` with field access that names the key,
+//! and the weights of the folder's safetensors files. The architectures read their
+//! weights through these; `hf_load` picks the architecture and builds the model.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -6,13 +8,9 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use serde_json::Value;
 
-use super::gguf::file_stem;
 use super::linear::Linear;
-use super::llama::Llama;
+use super::ops;
 use super::safetensors::SafetensorsFile;
-use super::tokenizer::TextTokenizer;
-use super::{gemma, gemma2, gpt2, gpt_neox, mistral, ops, qwen2, qwen3};
-use super::{Architecture, ModelInfo, Network, SUPPORTED_ARCHITECTURES};
 use crate::error::{Error, Result};
 
 /// Size fields of `config.json` that must be at least 1 (a zero would divide by zero).
@@ -37,7 +35,7 @@ pub(crate) struct HfConfig {
 }
 
 impl HfConfig {
-    fn read(path: PathBuf) -> Result<Self> {
+    pub(crate) fn read(path: PathBuf) -> Result<Self> {
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
         let value: Value = serde_json::from_str(&text)
             .map_err(|e| Error::bad_model(&path, format!("not valid JSON: {e}")))?;
@@ -166,7 +164,7 @@ impl HfConfig {
     }
 
     /// A token id field that may be an integer or a list of integers (first taken).
-    fn token_id(&self, key: &str) -> Option<u32> {
+    pub(crate) fn token_id(&self, key: &str) -> Option<u32> {
         match self.value.get(key)? {
             Value::Number(n) => n.as_u64().map(|x| x as u32),
             Value::Array(a) => a.first()?.as_u64().map(|x| x as u32),
@@ -216,7 +214,12 @@ fn index_shards(folder: &Path, index: &Path) -> Result<Vec<PathBuf>> {
 }
 
 impl Weights {
-    fn read(folder: &Path, device: &Device) -> Result<Self> {
+    /// How many tensors the folder's files hold.
+    pub(crate) fn tensor_count(&self) -> usize {
+        self.names.len()
+    }
+
+    pub(crate) fn read(folder: &Path, device: &Device) -> Result<Self> {
         let index = folder.join("model.safetensors.index.json");
         let files: Vec<PathBuf> = if index.exists() {
             index_shards(folder, &index)?
@@ -309,92 +312,4 @@ impl Weights {
             self.get(&format!("{name}.bias"), &[size])?,
         ))
     }
-}
-
-/// The config fields counting layers: each is at most the checkpoint's tensor count.
-const LAYER_FIELDS: [&str; 2] = ["num_hidden_layers", "n_layer"];
-
-/// Loads a Hugging Face model folder of a supported architecture.
-pub(crate) fn load_folder(
-    folder: &Path,
-    device: &Device,
-) -> Result<(ModelInfo, TextTokenizer, Network)> {
-    let config_path = folder.join("config.json");
-    if !config_path.exists() {
-        return Err(Error::bad_model(
-            folder,
-            "not a model: expected a .gguf file or a folder with config.json",
-        ));
-    }
-    let config = HfConfig::read(config_path)?;
-    let model_type = config.opt_str("model_type").unwrap_or("").to_string();
-    let architecture = match model_type.as_str() {
-        "llama" => Architecture::Llama,
-        "gpt2" => Architecture::Gpt2,
-        "gpt_neox" => Architecture::GptNeox,
-        "mistral" => Architecture::Mistral,
-        "gemma" => Architecture::Gemma,
-        "gemma2" => Architecture::Gemma2,
-        "qwen2" => Architecture::Qwen2,
-        "qwen3" => Architecture::Qwen3,
-        other => {
-            return Err(Error::UnsupportedArchitecture {
-                path: folder.into(),
-                found: if other.is_empty() {
-                    "(no model_type)".into()
-                } else {
-                    other.into()
-                },
-                supported: SUPPORTED_ARCHITECTURES,
-            })
-        }
-    };
-    let weights = Weights::read(folder, device)?;
-    for key in LAYER_FIELDS {
-        if let Some(n) = config.opt_usize(key)?.filter(|&n| n > weights.names.len()) {
-            return Err(config.error(format!(
-                "field `{key}`: {n} layers, but the checkpoint holds {} tensors",
-                weights.names.len()
-            )));
-        }
-    }
-    let network = match architecture {
-        Architecture::Llama => Network::Llama(Llama::from_hf(&config, &weights, device)?),
-        Architecture::Mistral => Network::Llama(mistral::load(&config, &weights, device)?),
-        Architecture::Qwen2 => Network::Llama(qwen2::load(&config, &weights, device)?),
-        Architecture::Qwen3 => Network::Llama(qwen3::load(&config, &weights, device)?),
-        Architecture::Gemma => Network::Gemma(gemma::load(&config, &weights, device)?),
-        Architecture::Gemma2 => Network::Gemma(gemma2::load(&config, &weights, device)?),
-        Architecture::Gpt2 => Network::Gpt2(gpt2::Gpt2::load(&config, &weights, device)?),
-        Architecture::GptNeox => {
-            Network::GptNeox(gpt_neox::GptNeox::load(&config, &weights, device)?)
-        }
-    };
-    drop(weights);
-    let (n_layers, n_neurons, hidden, vocab) = network.shape();
-    let bos_id = config.token_id("bos_token_id");
-    let tokenizer_path = folder.join("tokenizer.json");
-    if !tokenizer_path.exists() {
-        return Err(Error::bad_model(
-            folder,
-            "no tokenizer.json in the folder (pass --tokenizer PATH)",
-        ));
-    }
-    let tokenizer = TextTokenizer::from_file(&tokenizer_path, bos_id)?;
-    let info = ModelInfo {
-        path: folder.into(),
-        name: file_stem(folder),
-        architecture,
-        n_layers,
-        n_neurons,
-        hidden_size: hidden,
-        vocab_size: vocab,
-        bos_id,
-        eos_id: config.token_id("eos_token_id"),
-        pad_id: config.token_id("pad_token_id"),
-        context_length: ["max_position_embeddings", "n_positions", "n_ctx"]
-            .into_iter()
-            .find_map(|k| config.opt_usize(k).ok().flatten()),
-    };
-    Ok((info, tokenizer, network))
 }

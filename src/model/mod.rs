@@ -18,9 +18,11 @@ mod device;
 mod gemma;
 mod gemma2;
 mod gguf;
+mod gguf_load;
 mod gpt2;
 mod gpt_neox;
 mod hf;
+mod hf_load;
 mod linear;
 mod llama;
 mod mistral;
@@ -249,9 +251,9 @@ impl Model {
             ));
         }
         let (info, mut tokenizer, network) = if path.is_dir() {
-            hf::load_folder(path, &device)?
+            hf_load::load_folder(path, &device)?
         } else {
-            gguf::load_gguf(path, &device, options.quantized)?
+            gguf_load::load_gguf(path, &device, options.quantized)?
         };
         if let Some(tok) = &options.tokenizer {
             tokenizer = TextTokenizer::from_file(tok, info.bos_id)?;
