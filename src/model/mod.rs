@@ -23,6 +23,7 @@ mod gpt2;
 mod gpt_neox;
 mod hf;
 mod hf_load;
+mod hook;
 mod linear;
 mod llama;
 mod mistral;
@@ -30,6 +31,7 @@ mod ops;
 mod prefix;
 mod qwen2;
 mod qwen3;
+mod sae;
 mod safetensors;
 mod tokenizer;
 
@@ -40,8 +42,10 @@ use candle_core::{DType, Device, Tensor};
 use crate::error::{Error, Result};
 pub use allocator::keep_freed_memory;
 pub use device::DeviceSpec;
+pub use hook::{Hook, HookPoint};
 pub(crate) use ops::top_k;
 pub use prefix::{PackedRow, PrefixPacking};
+pub use sae::{InputNormalization, Sae, SaeArchitecture, SaeFormat, SaeInfo};
 pub use tokenizer::{TextTokenizer, TokenizedText};
 
 /// The path (relative to the repository root) where `scripts/setup` puts the default model.
@@ -209,15 +213,18 @@ impl Network {
 
 /// What one forward pass should produce.
 pub(crate) struct ForwardRequest<'a> {
-    /// Layers whose neuron activations are kept (sorted, deduplicated).
+    /// Layers whose hook values are kept (sorted, deduplicated).
     pub layers: &'a [usize],
+    /// Which value of each requested layer is kept (the MLP neurons by default); the
+    /// pass stops as soon as the last requested layer's hook is computed.
+    pub hook: HookPoint,
     /// Also run the final norm and LM head.
     pub logits: bool,
     /// Prefix-tree rows instead of plain causal sequences.
     pub tree: Option<&'a TreeLayout>,
     /// Only these neurons (u32 indices, in this order) of the last layer: the pass
-    /// computes just their rows of the MLP input projection(s). Set only with one layer
-    /// and no logits.
+    /// computes just their rows of the MLP input projection(s). Set only with one layer,
+    /// no logits and the `MlpPost` hook.
     pub neurons: Option<&'a Tensor>,
 }
 
@@ -233,7 +240,8 @@ pub(crate) struct TreeLayout {
 
 /// What one forward pass produced.
 pub(crate) struct ForwardOutput {
-    /// One `[batch, seq, neurons]` tensor per requested layer, in request order.
+    /// One `[batch, seq, width]` tensor (the hook's value) per requested layer, in
+    /// request order.
     pub activations: Vec<Tensor>,
     /// `[batch, seq, vocab]` when asked for.
     pub logits: Option<Tensor>,
@@ -319,6 +327,7 @@ impl Model {
             &ForwardRequest {
                 layers: &layers,
                 logits: false,
+                hook: HookPoint::MlpPost,
                 tree: None,
                 neurons: None,
             },
@@ -348,6 +357,7 @@ impl Model {
             &ForwardRequest {
                 layers: &[layer],
                 logits: false,
+                hook: HookPoint::MlpPost,
                 tree: None,
                 neurons: Some(&columns),
             },
@@ -414,6 +424,7 @@ impl Model {
             &ForwardRequest {
                 layers: &[],
                 logits: true,
+                hook: HookPoint::MlpPost,
                 tree: None,
                 neurons: None,
             },
@@ -489,6 +500,12 @@ impl Model {
     }
 
     fn forward(&self, ids: &Tensor, request: &ForwardRequest) -> Result<ForwardOutput> {
+        if request.hook != HookPoint::MlpPost {
+            return Err(Error::InvalidRequest(format!(
+                "hook point {} is not computed yet",
+                request.hook
+            )));
+        }
         match &self.network {
             Network::Llama(n) => n.forward(ids, request),
             Network::Gemma(n) => n.forward(ids, request),

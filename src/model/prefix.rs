@@ -14,6 +14,7 @@ use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
 
+use super::HookPoint;
 use super::{ForwardRequest, LayerActivations, Model, TreeLayout};
 use crate::error::{Error, Result};
 
@@ -125,6 +126,7 @@ impl Model {
             &ForwardRequest {
                 layers: &[layer],
                 logits: false,
+                hook: HookPoint::MlpPost,
                 tree: Some(&layout),
                 neurons: columns.as_ref(),
             },
