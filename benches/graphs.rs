@@ -96,8 +96,16 @@ fn main() {
             copy_store(&scanned, &dir);
             let store = Store::open_or_create(&dir).unwrap();
             let t = Instant::now();
-            let report =
-                build_graphs(&model, &store, &windows, settings, batch, &mut NoProgress).unwrap();
+            let report = build_graphs(
+                &model,
+                &store,
+                &windows,
+                settings,
+                batch,
+                &[],
+                &mut NoProgress,
+            )
+            .unwrap();
             let secs = t.elapsed().as_secs_f64();
             assert_eq!(report.built, NEURONS);
             if name == "warm-up" {

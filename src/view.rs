@@ -200,6 +200,8 @@ pub struct CheckView {
 pub struct ActivationsView {
     /// The model's name.
     pub model: String,
+    /// The units read: MLP neurons or SAE latents (which SAE, at which hook).
+    pub units: crate::model::UnitSet,
     /// The layer.
     pub layer: usize,
     /// Whether token 0 is BOS.

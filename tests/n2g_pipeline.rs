@@ -179,8 +179,16 @@ fn batching_and_prefix_sharing_change_speed_not_graphs() {
     for config in configs {
         let dir = scanned(&model, &windows, 1, 12, 8);
         let store = Store::open_or_create(dir.path()).unwrap();
-        let report =
-            build_graphs(&model, &store, &windows, &settings, config, &mut NoProgress).unwrap();
+        let report = build_graphs(
+            &model,
+            &store,
+            &windows,
+            &settings,
+            config,
+            &[],
+            &mut NoProgress,
+        )
+        .unwrap();
         tokens.push(report.work.tokens);
         built.push(store.graphs().unwrap());
     }

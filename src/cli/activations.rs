@@ -21,9 +21,10 @@ pub struct ActivationsArgs {
     /// A file whose whole content is the text to run.
     #[arg(long)]
     file: Option<PathBuf>,
-    /// The layer whose MLP neurons are read.
+    /// The layer whose MLP neurons are read (with --sae: the SAE's hook layer, which
+    /// is the default).
     #[arg(long)]
-    layer: usize,
+    layer: Option<usize>,
     /// Neurons to show, e.g. `1,2,3` or `0-7,100` (default: the top neurons per token;
     /// with --json, all neurons).
     #[arg(long)]

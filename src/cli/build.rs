@@ -50,9 +50,14 @@ pub struct BuildArgs {
     /// with `n2g-index merge`. Shards are whole graph chunks, balanced by layer depth.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
-    /// Layers: numbers and ranges (`0-2`, `5`, `0,5`, `0-2,7`, `all`).
+    /// Layers: numbers and ranges (`0-2`, `5`, `0,5`, `0-2,7`, `all`); with --sae, the SAE's
+    /// hook layer.
     #[arg(long, default_value = DEFAULT_LAYERS)]
     pub layers: String,
+    /// Build no graph for units firing on more than this share of the corpus's tokens
+    /// (dense SAE latents fit badly); `info` and `show` name the ones skipped.
+    #[arg(long, value_name = "SHARE")]
+    pub max_density: Option<f64>,
     /// Neurons in every selected layer: numbers and ranges, or `all`.
     #[arg(long, default_value = "all")]
     pub neurons: String,
@@ -223,6 +228,7 @@ fn build_options(args: &BuildArgs) -> anyhow::Result<BuildOptions> {
     };
     o.scan_only = args.scan_only;
     o.force = args.force;
+    o.max_density = args.max_density;
     o.max_batches = args.max_batches;
     if let Some(text) = &args.shard {
         let shard = Shard::parse(text, o.batch.chunk_neurons)
@@ -303,10 +309,16 @@ fn print_summary(args: &BuildArgs, report: &BuildReport) {
     let run = &report.run;
     let layers = run.scan.layers.len();
     eprintln!(
-        "covered: layers {} of 0-{}, {} neurons each ({} neurons{}) in {}",
-        args.layers,
+        "covered: layers {} of 0-{}, {} {}s each ({} in all{}) in {}",
+        run.scan
+            .layers
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
         run.model.n_layers - 1,
         run.scan.neurons.len(),
+        report.units.unit_name(),
         run.scan.neuron_count(),
         run.scan
             .shard
@@ -314,7 +326,7 @@ fn print_summary(args: &BuildArgs, report: &BuildReport) {
             .unwrap_or_default(),
         args.index.display()
     );
-    if layers < run.model.n_layers as usize {
+    if layers < run.model.n_layers as usize && report.units.sae.is_none() {
         eprintln!(
             "the whole model: n2g-index build --layers all --index DIR (add --device cuda:0 on a GPU build: cargo build --release --features cuda)"
         );

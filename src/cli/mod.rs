@@ -18,8 +18,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use n2g_index::model::{DeviceSpec, LoadOptions, Model};
-use n2g_index::{Error, Result};
+use n2g_index::model::{DeviceSpec, Hook, LoadOptions, Model};
+use n2g_index::Error;
+use n2g_index::Index;
 
 /// n2g-index: build Neuron-to-Graph explanations of every MLP neuron of a language
 /// model and search them.
@@ -83,6 +84,17 @@ pub struct ModelArgs {
     /// not as their one id (the model's own tokenizer maps each to its id).
     #[arg(long)]
     pub literal_special: bool,
+    /// A sparse autoencoder whose latents are the units instead of the MLP neurons: a
+    /// SAELens folder (cfg.json + sae_weights.safetensors), a Gemma Scope params.npz
+    /// or an EleutherAI sparsify folder (cfg.json + sae.safetensors).
+    #[arg(long, value_name = "PATH")]
+    pub sae: Option<PathBuf>,
+    /// The hook point the SAE reads, as TransformerLens names it
+    /// (blocks.L.hook_resid_pre|hook_resid_mid|hook_resid_post|hook_attn_out|
+    /// hook_mlp_out|mlp.hook_post|ln2.hook_normalized); needed when the SAE's file does
+    /// not say it (Gemma Scope).
+    #[arg(long, value_name = "NAME")]
+    pub hook: Option<Hook>,
 }
 
 impl ModelArgs {
@@ -93,16 +105,36 @@ impl ModelArgs {
             quantized: self.quantized,
             tokenizer: self.tokenizer.clone(),
             literal_special: self.literal_special,
+            sae: self.sae.clone(),
+            hook: self.hook,
         }
     }
 
     /// Loads the chosen model, or the default one.
-    pub fn load(&self) -> Result<Model> {
+    pub fn load(&self) -> anyhow::Result<Model> {
         let path = match &self.model {
             Some(path) => path.clone(),
-            None => n2g_index::default_model_path()?,
+            None => n2g_index::default_model_path().map_err(with_flag_names)?,
         };
-        Model::load(&path, &self.load_options())
+        Model::load(&path, &self.load_options()).map_err(with_flag_names)
+    }
+
+    /// The model (and SAE) an index was built with, unless these arguments name others:
+    /// `None` when the recorded model file is not there.
+    pub fn load_for(&self, index: &Index) -> anyhow::Result<Option<Model>> {
+        let mut args = self.clone();
+        if args.model.is_none() {
+            let recorded = PathBuf::from(&index.run().model.path);
+            if !recorded.exists() {
+                return Ok(None);
+            }
+            args.model = Some(recorded);
+        }
+        if let (None, Some(sae)) = (&args.sae, &index.units().sae) {
+            args.sae = Some(sae.path.clone());
+            args.hook = Some(sae.hook);
+        }
+        args.load().map(Some)
     }
 }
 

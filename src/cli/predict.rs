@@ -44,13 +44,11 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<ExitCode> {
         (None, None) => unreachable!("clap requires --text or --file"),
     };
     let index = Index::open(&args.index)?;
-    let model = match &args.model.model {
-        Some(_) => args.model.load()?,
-        None => {
-            let mut from_index = args.model.clone();
-            from_index.model = Some(PathBuf::from(&index.run().model.path));
-            from_index.load()?
-        }
+    let Some(model) = args.model.load_for(&index)? else {
+        anyhow::bail!(
+            "the index's model {} is not there: give --model",
+            index.run().model.path
+        );
     };
     let view = index.predict(&model, neuron, &text)?;
     if args.json {

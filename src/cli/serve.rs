@@ -29,23 +29,13 @@ pub struct ServeArgs {
 /// Runs the command: serves until Ctrl-C or SIGTERM, letting requests in flight finish.
 pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let index = Index::open(&args.index)?;
-    let model = match &args.model.model {
-        Some(_) => Some(args.model.load()?),
-        None => {
-            let recorded = PathBuf::from(&index.run().model.path);
-            if recorded.exists() {
-                let mut from_index = args.model.clone();
-                from_index.model = Some(recorded);
-                Some(from_index.load()?)
-            } else {
-                eprintln!(
-                    "note: the index's model {} is not there; give --model to test prompts",
-                    recorded.display()
-                );
-                None
-            }
-        }
-    };
+    let model = args.model.load_for(&index)?;
+    if model.is_none() {
+        eprintln!(
+            "note: the index's model {} is not there; give --model to test prompts",
+            index.run().model.path
+        );
+    }
     let with_model = model.is_some();
     let app = App::new(index, model, Limits::default()).map_err(super::with_flag_names)?;
     let server = Server::start(app, args.bind, true)?;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::corpus::{tokenize_windows, Corpus, CorpusFormat, CorpusSpec, DEFAULT_CORPUS_PATH};
 use crate::error::{Error, Result};
-use crate::model::{model_sha256, LoadOptions, Model, DEFAULT_MODEL_PATH};
+use crate::model::{model_sha256, LoadOptions, Model, UnitSet, DEFAULT_MODEL_PATH};
 use crate::n2g::{
     build_graphs, check_count, BatchConfig, GraphReport, GraphSettings, InvalidSetting,
 };
@@ -66,6 +66,9 @@ pub struct BuildOptions {
     pub max_batches: Option<usize>,
     /// Build into a non-empty folder that is not an index (its files are kept).
     pub force: bool,
+    /// Build no graph for units firing on more than this share of the corpus's tokens
+    /// (dense SAE latents, a known bad fit); `None`: build every graph.
+    pub max_density: Option<f64>,
     /// Build only this shard of the selected neurons (its `block` must be the graph
     /// stage's `batch.chunk_neurons`); the shards are joined by [`crate::Index::merge`].
     pub shard: Option<Shard>,
@@ -97,6 +100,7 @@ impl BuildOptions {
             scan_only: false,
             max_batches: None,
             force: false,
+            max_density: None,
             shard: None,
         }
     }
@@ -119,6 +123,12 @@ impl BuildOptions {
             ..ScanOptions::new(Vec::new(), Vec::new(), 1)
         };
         scan.validate().map_err(invalid)?;
+        if let Some(d) = self.max_density.filter(|d| !(0.0..=1.0).contains(d)) {
+            return Err(Error::InvalidOption {
+                field: "max_density",
+                message: format!("{d}: a share of tokens, from 0 to 1"),
+            });
+        }
         match &self.shard {
             Some(s) if s.block as usize != self.batch.chunk_neurons => Err(Error::InvalidOption {
                 field: "shard",
@@ -157,6 +167,8 @@ impl BuildOptions {
 pub struct BuildReport {
     /// What the index is: model, corpus, scan settings.
     pub run: RunMeta,
+    /// The units it holds.
+    pub units: UnitSet,
     /// Windows and tokens of the corpus.
     pub windows: usize,
     /// Tokens of the corpus's windows (BOS included).
@@ -216,6 +228,24 @@ fn default_data_path(rel: &str, what: &'static str) -> Result<PathBuf> {
         .ok_or(Error::MissingDefault { what, path: first })
 }
 
+/// The layers a build reads: `spec` parsed for MLP neurons; for SAE latents, the SAE's
+/// hook layer (`spec` may name it, or be left at the default).
+fn unit_layers(spec: &str, info: &crate::model::ModelInfo, units: &UnitSet) -> Result<Vec<usize>> {
+    let Some(layer) = units.only_layer() else {
+        return parse_selection(spec, info.n_layers, "layers");
+    };
+    if spec == DEFAULT_LAYERS || parse_selection(spec, info.n_layers, "layers")? == [layer] {
+        return Ok(vec![layer]);
+    }
+    Err(Error::InvalidOption {
+        field: "layers",
+        message: format!(
+            "`{spec}`: the SAE's latents are read at {} only (leave --layers out)",
+            units.hook
+        ),
+    })
+}
+
 /// Runs (or resumes) a build; see [`crate::Index::build`].
 pub(crate) fn build(options: &BuildOptions, progress: &mut dyn Progress) -> Result<BuildReport> {
     options.validate()?;
@@ -225,8 +255,9 @@ pub(crate) fn build(options: &BuildOptions, progress: &mut dyn Progress) -> Resu
     let corpus_paths = options.corpus_paths()?;
     let model = Model::load(&model_path, &options.load)?;
     let info = model.info().clone();
-    let layers = parse_selection(&options.layers, info.n_layers, "layers")?;
-    let neurons = parse_selection(&options.neurons, info.n_neurons, "neurons")?;
+    let units = model.units();
+    let layers = unit_layers(&options.layers, &info, &units)?;
+    let neurons = parse_selection(&options.neurons, units.per_layer, "neurons")?;
     let spec = CorpusSpec {
         paths: corpus_paths.clone(),
         format: options.format,
@@ -289,19 +320,29 @@ pub(crate) fn build(options: &BuildOptions, progress: &mut dyn Progress) -> Resu
         });
     }
     store.check_or_set_run(&run)?;
+    store.check_or_set_units(&run, &units)?;
     if store.meta::<Vec<String>>(KEY_VOCABULARY)?.is_none() {
         store.put_meta(KEY_VOCABULARY, &model.tokenizer().token_strs())?;
     }
     let done = store.scan_progress()?;
     progress.note(&format!(
-        "model {} · corpus {} documents, {} windows, {} tokens · layers {} · {} neurons per layer",
+        "model {} · corpus {} documents, {} windows, {} tokens · layers {} · {} {}s per layer",
         info.name,
         corpus.documents.len(),
         windows.len(),
         windows.total_tokens(),
-        options.layers,
-        neurons.len()
+        run.scan
+            .layers
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        neurons.len(),
+        units.unit_name()
     ));
+    if units.sae.is_some() {
+        progress.note(&format!("units: {}", units.describe()));
+    }
     if done.batches_done > 0 && !done.complete {
         progress.note(&format!(
             "resuming the scan at batch {}/{} ({} tokens already done)",
@@ -320,6 +361,7 @@ pub(crate) fn build(options: &BuildOptions, progress: &mut dyn Progress) -> Resu
     let scan = run_scan(&model, &windows, &store, &scan_options, progress)?;
     let mut report = BuildReport {
         run,
+        units: units.clone(),
         windows: windows.len(),
         tokens: windows.total_tokens(),
         scan,
@@ -333,7 +375,25 @@ pub(crate) fn build(options: &BuildOptions, progress: &mut dyn Progress) -> Resu
         mask_token: options.mask_token.unwrap_or_else(|| model.mask_token()),
         ..options.graph.clone()
     };
-    let graphs = build_graphs(&model, &store, &windows, &settings, options.batch, progress)?;
+    let dense = crate::n2g::dense_units(&store, options.max_density)?;
+    if !dense.is_empty() {
+        progress.note(&format!(
+            "skipping the graphs of {} {}s firing on more than {} of the tokens (--max-density): {}",
+            dense.len(),
+            units.unit_name(),
+            options.max_density.unwrap_or(1.0),
+            crate::n2g::list_some(&dense, 12)
+        ));
+    }
+    let graphs = build_graphs(
+        &model,
+        &store,
+        &windows,
+        &settings,
+        options.batch,
+        &dense,
+        progress,
+    )?;
     let stopped = graphs.stopped;
     report.graphs = Some(graphs);
     if stopped {

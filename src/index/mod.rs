@@ -16,7 +16,7 @@ pub use build::{
 pub use merge::MergeReport;
 
 use crate::error::{Error, Result};
-use crate::model::Model;
+use crate::model::{Model, UnitSet};
 use crate::n2g::{normalize, GraphSettings, NeuronGraph, TokenDictionary};
 use crate::progress::Progress;
 use crate::search::SearchIndex;
@@ -39,6 +39,7 @@ pub struct Index {
     dir: PathBuf,
     store: Store,
     run: RunMeta,
+    units: UnitSet,
     vocabulary: Vec<String>,
     graph_meta: Option<GraphMeta>,
     /// The search index with the generation name it was opened at.
@@ -92,10 +93,12 @@ impl Index {
             message: "the index has no vocabulary recorded".into(),
         })?;
         let graph_meta = load_graph_meta(&store)?;
+        let units = store.units(&run)?;
         Ok(Index {
             dir: dir.to_path_buf(),
             store,
             run,
+            units,
             vocabulary,
             graph_meta,
             search: Mutex::new(None),
@@ -110,6 +113,12 @@ impl Index {
     /// What the index was built from: model, corpus, scan settings.
     pub fn run(&self) -> &RunMeta {
         &self.run
+    }
+
+    /// The units the index holds: MLP neurons, or the latents of an SAE (which, at which
+    /// hook, with its SHA-256).
+    pub fn units(&self) -> &UnitSet {
+        &self.units
     }
 
     /// The model's token strings, by id.
@@ -347,6 +356,14 @@ impl Index {
         let same = info.n_layers == run.n_layers as usize
             && info.n_neurons == run.n_neurons as usize
             && model.tokenizer().token_strs() == self.vocabulary.as_slice();
+        let units = model.units();
+        if same && !units.same_units(&self.units) {
+            return Err(Error::InvalidRequest(format!(
+                "this index holds {}, but the model reads {}: give the index's SAE (--sae) or none",
+                self.units.describe(),
+                units.describe()
+            )));
+        }
         if same {
             Ok(())
         } else {
@@ -379,16 +396,34 @@ fn load_graph_meta(store: &Store) -> Result<Option<GraphMeta>> {
     })
 }
 
-/// The activations of `neurons` (every neuron of the layer when `None`) of `layer` on
-/// each token of `text`, straight from `model`; BOS is prepended when `bos`.
+/// The activations of `neurons` (units: every MLP neuron of the layer, or every SAE
+/// latent, when `None`) of `layer` on each token of `text`, straight from `model`; BOS
+/// is prepended when `bos`. `layer` may be left out for SAE latents (their hook's layer).
 pub fn text_activations(
     model: &crate::Model,
     text: &str,
-    layer: usize,
+    layer: Option<usize>,
     neurons: Option<&str>,
     bos: bool,
 ) -> Result<crate::view::ActivationsView> {
     let info = model.info();
+    let units = model.units();
+    let layer = match (layer, units.only_layer()) {
+        (Some(l), Some(hook)) if l != hook => {
+            return Err(Error::InvalidOption {
+                field: "layer",
+                message: format!("{l}: the SAE's latents are read at {} only", units.hook),
+            })
+        }
+        (Some(l), _) => l,
+        (None, Some(hook)) => hook,
+        (None, None) => {
+            return Err(Error::InvalidOption {
+                field: "layer",
+                message: "is needed: which layer's MLP neurons to read".into(),
+            })
+        }
+    };
     if layer >= info.n_layers {
         return Err(Error::InvalidOption {
             field: "layer",
@@ -396,23 +431,20 @@ pub fn text_activations(
         });
     }
     let neurons = match neurons {
-        Some(spec) => crate::scan::parse_selection(spec, info.n_neurons, "neurons")?,
-        None => (0..info.n_neurons).collect(),
+        Some(spec) => crate::scan::parse_selection(spec, units.per_layer, "neurons")?,
+        None => (0..units.per_layer).collect(),
     };
     let tokenized = model.tokenizer().encode(text, bos)?;
     if tokenized.ids.is_empty() {
         return Err(Error::InvalidRequest("the text has no tokens".into()));
     }
-    let acts = model.activations(std::slice::from_ref(&tokenized.ids), &[layer])?;
-    let acts = &acts[0];
+    let acts = model.neuron_activations(std::slice::from_ref(&tokenized.ids), layer, &neurons)?;
     let activations = (0..tokenized.ids.len())
-        .map(|t| {
-            let row = acts.at(0, t);
-            neurons.iter().map(|&n| row[n]).collect()
-        })
+        .map(|t| acts.at(0, t).to_vec())
         .collect();
     Ok(crate::view::ActivationsView {
         model: info.name.clone(),
+        units: units.clone(),
         layer,
         bos: tokenized.bos,
         tokens: tokenized

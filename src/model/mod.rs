@@ -34,6 +34,7 @@ mod qwen3;
 mod sae;
 mod safetensors;
 mod tokenizer;
+mod units;
 
 use std::path::{Path, PathBuf};
 
@@ -47,6 +48,7 @@ pub(crate) use ops::top_k;
 pub use prefix::{PackedRow, PrefixPacking};
 pub use sae::{InputNormalization, Sae, SaeArchitecture, SaeFormat, SaeInfo};
 pub use tokenizer::{TextTokenizer, TokenizedText};
+pub use units::{UnitKind, UnitSet};
 
 /// The path (relative to the repository root) where `scripts/setup` puts the default model.
 pub const DEFAULT_MODEL_PATH: &str = "data/models/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -106,6 +108,11 @@ pub struct LoadOptions {
     /// rather than as their one id (see [`TextTokenizer::with_literal_special`]).
     /// Default: false, as the model's reference tokenizer does.
     pub literal_special: bool,
+    /// An SAE (folder or file, see [`Sae::load`]) whose latents become the model's
+    /// units ([`Model::with_sae`]).
+    pub sae: Option<PathBuf>,
+    /// The SAE's hook point when its file does not name it (Gemma Scope).
+    pub hook: Option<Hook>,
 }
 
 impl Default for LoadOptions {
@@ -115,6 +122,8 @@ impl Default for LoadOptions {
             quantized: false,
             tokenizer: None,
             literal_special: false,
+            sae: None,
+            hook: None,
         }
     }
 }
@@ -188,6 +197,8 @@ pub struct Model {
     tokenizer: TextTokenizer,
     network: Network,
     device: Device,
+    /// An SAE whose latents are the units (see [`Model::with_sae`]).
+    sae: Option<Sae>,
 }
 
 /// The per-architecture networks (Mistral and Qwen run as Llama variants, Gemma 2 as
@@ -267,12 +278,24 @@ impl Model {
             tokenizer = TextTokenizer::from_file(tok, info.bos_id)?;
         }
         let tokenizer = tokenizer.with_literal_special(options.literal_special);
-        Ok(Model {
+        let model = Model {
             info,
             tokenizer,
             network,
             device,
-        })
+            sae: None,
+        };
+        match &options.sae {
+            Some(sae) => {
+                let sae = Sae::load(sae, options.hook, &model.device)?;
+                model.with_sae(sae)
+            }
+            None if options.hook.is_some() => Err(Error::InvalidOption {
+                field: "hook",
+                message: "a hook point is read by an SAE: give the SAE too".into(),
+            }),
+            None => Ok(model),
+        }
     }
 
     /// Loads the default model fetched by `scripts/setup`, looked up from `root`.
@@ -302,7 +325,9 @@ impl Model {
         &self.device
     }
 
-    /// Neuron activations of `layers` for a batch of token-id sequences.
+    /// Unit activations of `layers` for a batch of token-id sequences: every MLP
+    /// neuron of each layer, or every SAE latent when the model carries an SAE (whose
+    /// hook layer must then be the one layer asked for).
     ///
     /// Sequences may differ in length: they are right-padded, which does not change a
     /// causal model's values at real positions. The pass stops at the highest requested
@@ -319,15 +344,18 @@ impl Model {
             return Err(Error::InvalidRequest("no layer requested".into()));
         }
         for &l in &layers {
-            self.check_layer(l)?;
+            self.check_unit_layer(l)?;
         }
         let (ids, lengths) = self.pad_batch(batch)?;
+        if let Some(latents) = self.sae_forward(&ids, None, None)? {
+            return Ok(vec![self.host_activations(&latents, layers[0], lengths)?]);
+        }
         let out = self.forward(
             &ids,
             &ForwardRequest {
                 layers: &layers,
-                logits: false,
                 hook: HookPoint::MlpPost,
+                logits: false,
                 tree: None,
                 neurons: None,
             },
@@ -335,38 +363,43 @@ impl Model {
         out.activations
             .iter()
             .zip(&layers)
-            .map(|(act, &layer)| self.layer_activations(act, layer, lengths.clone()))
+            .map(|(act, &layer)| self.host_activations(act, layer, lengths.clone()))
             .collect()
     }
 
-    /// The activations of `neurons` (in that order) of one layer for a batch of token-id
-    /// sequences: [`Model::activations`] restricted to those columns
-    /// (`LayerActivations::get(b, t, i)` is `neurons[i]`), computing only their rows of
-    /// the layer's MLP input projection.
+    /// The activations of `neurons` (units: MLP neurons or SAE latents, in that order)
+    /// of one layer for a batch of token-id sequences: [`Model::activations`]
+    /// restricted to those columns (`LayerActivations::get(b, t, i)` is `neurons[i]`),
+    /// computing only their rows of the layer's MLP input projection (or their
+    /// encoder columns, for ReLU and JumpReLU SAEs).
     pub fn neuron_activations<S: AsRef<[u32]>>(
         &self,
         batch: &[S],
         layer: usize,
         neurons: &[usize],
     ) -> Result<LayerActivations> {
-        self.check_layer(layer)?;
-        let columns = self.neuron_columns(neurons)?;
+        self.check_unit_layer(layer)?;
+        self.check_units(neurons)?;
         let (ids, lengths) = self.pad_batch(batch)?;
+        if let Some(latents) = self.sae_forward(&ids, None, Some(neurons))? {
+            return self.host_activations(&latents, layer, lengths);
+        }
+        let columns = self.neuron_columns(neurons)?;
         let out = self.forward(
             &ids,
             &ForwardRequest {
                 layers: &[layer],
-                logits: false,
                 hook: HookPoint::MlpPost,
+                logits: false,
                 tree: None,
                 neurons: Some(&columns),
             },
         )?;
-        self.layer_activations(&out.activations[0], layer, lengths)
+        self.host_activations(&out.activations[0], layer, lengths)
     }
 
     /// An error unless the model has `layer`.
-    fn check_layer(&self, layer: usize) -> Result<()> {
+    pub(crate) fn check_layer(&self, layer: usize) -> Result<()> {
         if layer >= self.info.n_layers {
             return Err(Error::InvalidRequest(format!(
                 "layer {layer} out of range: the model has layers 0..={}",
@@ -390,29 +423,6 @@ impl Model {
         }
         let ids: Vec<u32> = neurons.iter().map(|&n| n as u32).collect();
         Ok(Tensor::new(ids.as_slice(), &self.device)?)
-    }
-
-    /// Copies one layer's `[batch, seq, neurons]` activation tensor to the host.
-    fn layer_activations(
-        &self,
-        act: &Tensor,
-        layer: usize,
-        lengths: Vec<usize>,
-    ) -> Result<LayerActivations> {
-        let (batch, seq_len, n_neurons) = act.dims3()?;
-        let data = act
-            .to_dtype(DType::F32)?
-            .flatten_all()?
-            .to_device(&Device::Cpu)?
-            .to_vec1::<f32>()?;
-        Ok(LayerActivations {
-            layer,
-            batch,
-            seq_len,
-            n_neurons,
-            lengths,
-            data,
-        })
     }
 
     /// For every position of every sequence, the `k` most likely next tokens as
@@ -499,7 +509,7 @@ impl Model {
         Ok((ids, lengths))
     }
 
-    fn forward(&self, ids: &Tensor, request: &ForwardRequest) -> Result<ForwardOutput> {
+    pub(crate) fn forward(&self, ids: &Tensor, request: &ForwardRequest) -> Result<ForwardOutput> {
         if request.hook != HookPoint::MlpPost {
             return Err(Error::InvalidRequest(format!(
                 "hook point {} is not computed yet",

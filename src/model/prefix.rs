@@ -103,7 +103,7 @@ impl PackedRow {
 }
 
 impl Model {
-    /// Neuron activations of `layer` for packed rows, `[rows, max_len, neurons]`: the
+    /// Unit activations (MLP neurons or SAE latents) of `layer` for packed rows, `[rows, max_len, neurons]`: the
     /// value at a row's column is the activation of that token given its own prefix.
     /// Columns past a row's length are padding. With `neurons`, only those neurons are
     /// computed, in that order (as [`Model::neuron_activations`]).
@@ -116,22 +116,28 @@ impl Model {
         if rows.is_empty() || rows.iter().any(|r| r.ids.is_empty()) {
             return Err(Error::InvalidRequest("empty packed row".into()));
         }
-        self.check_layer(layer)?;
-        let columns = neurons.map(|n| self.neuron_columns(n)).transpose()?;
+        self.check_unit_layer(layer)?;
+        if let Some(n) = neurons {
+            self.check_units(n)?;
+        }
         let batch: Vec<&[u32]> = rows.iter().map(|r| r.ids.as_slice()).collect();
         let (ids, lengths) = self.pad_batch(&batch)?;
         let layout = tree_layout(rows, ids.dim(1)?, &self.device)?;
+        if let Some(latents) = self.sae_forward(&ids, Some(&layout), neurons)? {
+            return self.host_activations(&latents, layer, lengths);
+        }
+        let columns = neurons.map(|n| self.neuron_columns(n)).transpose()?;
         let out = self.forward(
             &ids,
             &ForwardRequest {
                 layers: &[layer],
-                logits: false,
                 hook: HookPoint::MlpPost,
+                logits: false,
                 tree: Some(&layout),
                 neurons: columns.as_ref(),
             },
         )?;
-        self.layer_activations(&out.activations[0], layer, lengths)
+        self.host_activations(&out.activations[0], layer, lengths)
     }
 }
 

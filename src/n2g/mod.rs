@@ -9,6 +9,7 @@
 
 mod augment;
 mod chunk;
+mod density;
 mod eval;
 mod graph;
 mod pipeline;
@@ -18,6 +19,7 @@ mod settings;
 mod stage;
 mod tokens;
 
+pub use density::{dense_units, density, list_some, DenseSkip, KEY_DENSE_SKIPPED};
 pub use eval::{score, Prf, Scores, TokenBaseline};
 pub use graph::{make_line, ContextToken, Element, EndActivation, Graph, GraphPath, Line};
 pub use pipeline::split_examples;

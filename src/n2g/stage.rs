@@ -76,8 +76,8 @@ fn check_or_set_batch(store: &Store, batch: &BatchConfig, started: bool) -> Resu
     }
 }
 
-/// Builds the graphs of every scanned neuron of `store` that has none yet, reporting
-/// neurons to `progress`; stops after the next committed chunk when `progress` asks.
+/// Builds the graphs of every scanned neuron of `store` that has none yet (but those in
+/// `dense`), reporting neurons to `progress`; stops after the next committed chunk when `progress` asks.
 /// Refuses settings out of range (naming the field) before anything runs, and a batch
 /// layout other than the one the stored graphs were built with.
 pub fn build_graphs(
@@ -86,6 +86,7 @@ pub fn build_graphs(
     windows: &Windows,
     settings: &GraphSettings,
     batch: BatchConfig,
+    dense: &[(NeuronId, f64)],
     progress: &mut dyn Progress,
 ) -> Result<GraphReport> {
     let start = Instant::now();
@@ -113,7 +114,9 @@ pub fn build_graphs(
         store.put_meta(KEY_DICTIONARY, &dict.strings().to_vec())?;
     }
     let done: std::collections::HashSet<NeuronId> = store.graph_keys()?.into_iter().collect();
-    let scans = store.neuron_scans()?;
+    let skip: std::collections::HashSet<NeuronId> = dense.iter().map(|(id, _)| *id).collect();
+    let mut scans = store.neuron_scans()?;
+    scans.retain(|(id, _)| !skip.contains(id));
     let todo: Vec<_> = scans.iter().filter(|(id, _)| !done.contains(id)).collect();
     if !todo.is_empty() {
         check_or_set_batch(store, &batch, !done.is_empty())?;

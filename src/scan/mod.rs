@@ -172,6 +172,14 @@ pub fn run_scan(
         .into_iter()
         .map(|(l, neurons)| LayerState::new(l, neurons, options.top_k))
         .collect();
+    // SAE latents are read at one layer; a part of them is encoded alone (ReLU and
+    // JumpReLU then multiply only their encoder columns).
+    let selected_only = model.units().only_layer().is_some()
+        && states.len() == 1
+        && states[0].neurons.len() < model.unit_count();
+    if selected_only {
+        states[0].read_selected_columns();
+    }
     let resumed_at = progress.batches_done;
     if resumed_at > 0 {
         for (id, scan) in store.neuron_scans()? {
@@ -207,7 +215,11 @@ pub fn run_scan(
         }
         let seqs: Vec<Vec<u32>> = batch.iter().map(|&w| windows.get(w).ids.to_vec()).collect();
         let clock = Instant::now();
-        let acts = model.activations(&seqs, &layers)?;
+        let acts = if selected_only {
+            vec![model.neuron_activations(&seqs, states[0].layer, &states[0].neurons)?]
+        } else {
+            model.activations(&seqs, &layers)?
+        };
         timing.0 += clock.elapsed();
         let clock = Instant::now();
         let mut entered = vec![false; batch.len()];

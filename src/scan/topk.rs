@@ -43,6 +43,9 @@ pub struct LayerState {
     pub layer: usize,
     /// Model neuron index of each state.
     pub neurons: Vec<usize>,
+    /// The column of each neuron in the activations folded in: its model index, or
+    /// its place in the selection when only the selection is computed.
+    columns: Vec<usize>,
     /// Tokens folded in per neuron (the same for all neurons of a layer).
     count: u64,
     acc: Vec<Accumulator>,
@@ -67,11 +70,18 @@ impl LayerState {
             .collect();
         LayerState {
             layer,
+            columns: neurons.clone(),
             neurons,
             count: 0,
             acc,
             top_k,
         }
+    }
+
+    /// Folds activations computed for the selected neurons only (column `j` is
+    /// `neurons[j]`) instead of the whole layer.
+    pub fn read_selected_columns(&mut self) {
+        self.columns = (0..self.neurons.len()).collect();
     }
 
     /// Restores neuron `j`'s state from a stored scan.
@@ -123,7 +133,7 @@ impl LayerState {
             first,
             top_k: self.top_k,
         };
-        let neurons = &self.neurons;
+        let neurons = &self.columns;
         let entered = self
             .acc
             .par_chunks_mut(CHUNK)

@@ -33,6 +33,7 @@ pub use records::{
 pub(crate) use integrity::{catch_panics, seal, unseal, CHECKSUM_BYTES};
 
 use crate::error::{Error, Result};
+use crate::model::UnitSet;
 use crate::NeuronId;
 pub(crate) use run_check::run_differences;
 
@@ -53,6 +54,10 @@ const GRAPHS: TableDefinition<u64, &[u8]> = TableDefinition::new(GRAPHS_NAME);
 
 /// Meta key of the display string of every model token id (`Vec<String>`).
 pub const KEY_VOCABULARY: &str = "vocabulary";
+
+/// Meta key of the index's unit set ([`crate::model::UnitSet`]); absent in indexes
+/// built before it was recorded, which hold MLP neurons.
+pub const KEY_UNITS: &str = "units";
 
 const KEY_FORMAT: &str = "format_version";
 const KEY_RUN: &str = "run";
@@ -276,6 +281,31 @@ impl Store {
             )));
         }
         self.put_meta(KEY_RUN, run)
+    }
+
+    /// The units the index holds: the recorded unit set, or the MLP neurons of `run`'s
+    /// model when none is recorded.
+    pub fn units(&self, run: &RunMeta) -> Result<UnitSet> {
+        Ok(self
+            .get_meta(KEY_UNITS)?
+            .unwrap_or_else(|| UnitSet::mlp_neurons(run.model.n_neurons as usize)))
+    }
+
+    /// Records the unit set a build reads (the first time) or checks that it is the
+    /// stored one (same kind, hook and SAE content), naming both when not.
+    pub fn check_or_set_units(&self, run: &RunMeta, units: &UnitSet) -> Result<()> {
+        let stored = self.units(run)?;
+        if !stored.same_units(units) {
+            return Err(self.incompatible(format!(
+                "this index holds {}, but the build reads {}: use a new --index folder or the original --sae/--hook",
+                stored.describe(),
+                units.describe()
+            )));
+        }
+        if self.get_meta::<UnitSet>(KEY_UNITS)?.is_none() {
+            self.put_meta(KEY_UNITS, units)?;
+        }
+        Ok(())
     }
 
     /// The scan progress (default when the scan has not started).
