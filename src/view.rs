@@ -84,6 +84,12 @@ pub struct NeuronView {
     pub layer: usize,
     /// Index within the layer.
     pub index: usize,
+    /// What the unit is: an MLP neuron or an SAE latent (the index's `info` says which
+    /// SAE).
+    pub unit_kind: crate::model::UnitKind,
+    /// Why the unit has no graph when the build skipped it as dense
+    /// (`--max-density`).
+    pub graph_skipped: Option<String>,
     /// Largest activation over the corpus (BOS excluded).
     pub max_activation: f32,
     /// Mean activation over the corpus (BOS excluded).
@@ -158,6 +164,13 @@ pub struct InfoView {
     pub index: String,
     /// The store's format version.
     pub format_version: u32,
+    /// The units the index holds: MLP neurons, or an SAE's latents (which SAE, its
+    /// SHA-256, hook, architecture and shape).
+    pub units: crate::model::UnitSet,
+    /// The density above which the build skipped graphs (`--max-density`), if it did.
+    pub max_density: Option<f64>,
+    /// The units whose graphs were skipped as dense, as `L:N`.
+    pub skipped_dense: Vec<String>,
     /// The model it was built with.
     pub model: ModelRecord,
     /// The corpus it was built from.

@@ -69,6 +69,15 @@ fn print_info(info: &InfoView) {
         run_model.sha256
     );
     println!("             {}", run_model.path);
+    println!("units        {}", info.units.describe());
+    if let Some(max) = info.max_density {
+        println!(
+            "             {} graphs skipped as dense (firing on more than {max} of the tokens, --max-density): {}{}",
+            info.skipped_dense.len(),
+            info.skipped_dense[..info.skipped_dense.len().min(12)].join(", "),
+            if info.skipped_dense.len() > 12 { ", …" } else { "" }
+        );
+    }
     println!(
         "corpus       {} ({} files, {} documents, {} bytes) fingerprint {}",
         corpus.paths.join(", "),

@@ -69,7 +69,18 @@ pub fn run(args: &ShowArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mode = ColorMode::detect();
-    println!("neuron {} · model {}", out.neuron, index.run().model.name);
+    let units = index.units();
+    println!(
+        "{} {} · model {}{}",
+        units.unit_name(),
+        out.neuron,
+        index.run().model.name,
+        units
+            .sae
+            .as_ref()
+            .map(|s| format!(" · SAE {} at {}", s.path.display(), s.hook))
+            .unwrap_or_default()
+    );
     println!(
         "max {:.3} · mean {:.4} · active (>0) on {:.1}% of {} tokens",
         out.max_activation,
@@ -83,7 +94,10 @@ pub fn run(args: &ShowArgs) -> anyhow::Result<ExitCode> {
     );
     match (index.graph(neuron)?, index.graph_settings()) {
         (Some((g, dict)), Some(settings)) => print_graph(&g, dict, settings, mode),
-        _ => println!("\n(no graph yet: run `n2g-index build` to the end)"),
+        _ => match &out.graph_skipped {
+            Some(why) => println!("\n(no graph: {why})"),
+            None => println!("\n(no graph yet: run `n2g-index build` to the end)"),
+        },
     }
     print_examples(&out, index.run().scan.bos, mode);
     Ok(ExitCode::SUCCESS)

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::model::UnitSet;
 use crate::n2g::{
+    DenseSkip, KEY_DENSE_SKIPPED,
     BatchConfig, GraphSettings, NeuronGraph, KEY_DICTIONARY, KEY_GRAPH_BATCH, KEY_GRAPH_SETTINGS,
 };
 use crate::progress::{Progress, Stage};
@@ -37,6 +39,8 @@ struct ShardIndex {
     run: RunMeta,
     progress: ScanProgress,
     neurons: Vec<NeuronId>,
+    units: UnitSet,
+    dense: Option<DenseSkip>,
 }
 
 /// Opens `dir` as a finished shard: its scan complete and every scanned neuron with a
@@ -62,7 +66,10 @@ fn open_shard(dir: &Path) -> Result<ShardIndex> {
         .into_iter()
         .map(|(id, _)| id)
         .collect();
-    let graphs: BTreeSet<NeuronId> = store.graph_keys()?.into_iter().collect();
+    let mut graphs: BTreeSet<NeuronId> = store.graph_keys()?.into_iter().collect();
+    let dense: Option<DenseSkip> = store.meta(KEY_DENSE_SKIPPED)?;
+    // Units skipped as dense have no graph by design.
+    graphs.extend(dense.iter().flat_map(|d| d.units.iter().map(|(id, _)| *id)));
     if let Some(missing) = neurons.iter().find(|n| !graphs.contains(n)) {
         let without = neurons.iter().filter(|n| !graphs.contains(n)).count();
         return Err(unfinished(format!(
@@ -77,12 +84,15 @@ fn open_shard(dir: &Path) -> Result<ShardIndex> {
             run.scan.neuron_count()
         )));
     }
+    let units = store.units(&run)?;
     Ok(ShardIndex {
         dir: dir.to_path_buf(),
         store,
         run,
         progress,
         neurons,
+        units,
+        dense,
     })
 }
 
@@ -102,6 +112,17 @@ fn check_same_inputs(first: &ShardIndex, shard: &ShardIndex) -> Result<()> {
     run.scan.neurons = first.run.scan.neurons.clone();
     run.scan.shard = first.run.scan.shard;
     let mut diffs = crate::store::run_differences(&first.run, &run);
+    if !first.units.same_units(&shard.units) {
+        diffs.push(format!(
+            "units: {} here, {} in the first shard",
+            shard.units.describe(),
+            first.units.describe()
+        ));
+    }
+    let max_density = |s: &ShardIndex| s.dense.as_ref().map(|d| d.max_density);
+    if max_density(first) != max_density(shard) {
+        diffs.push("--max-density differs".into());
+    }
     for (key, a, b) in [
         (
             "vocabulary",
@@ -270,6 +291,21 @@ pub(crate) fn merge(
         },
         e => e,
     })?;
+    store.check_or_set_units(&run, &opened[0].units)?;
+    if let Some(d) = &opened[0].dense {
+        let mut units: Vec<(NeuronId, f64)> = opened
+            .iter()
+            .flat_map(|s| s.dense.iter().flat_map(|d| d.units.iter().copied()))
+            .collect();
+        units.sort_by_key(|(id, _)| *id);
+        store.put_meta(
+            KEY_DENSE_SKIPPED,
+            &DenseSkip {
+                max_density: d.max_density,
+                units,
+            },
+        )?;
+    }
     let first = &opened[0].store;
     if let Some(v) = first.meta::<Vec<String>>(KEY_VOCABULARY)? {
         store.put_meta(KEY_VOCABULARY, &v)?;

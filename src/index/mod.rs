@@ -17,7 +17,7 @@ pub use merge::MergeReport;
 
 use crate::error::{Error, Result};
 use crate::model::{Model, UnitSet};
-use crate::n2g::{normalize, GraphSettings, NeuronGraph, TokenDictionary};
+use crate::n2g::{normalize, DenseSkip, GraphSettings, NeuronGraph, TokenDictionary};
 use crate::progress::Progress;
 use crate::search::SearchIndex;
 use crate::store::{RunMeta, Store, KEY_VOCABULARY};
@@ -40,6 +40,7 @@ pub struct Index {
     store: Store,
     run: RunMeta,
     units: UnitSet,
+    dense: Option<DenseSkip>,
     vocabulary: Vec<String>,
     graph_meta: Option<GraphMeta>,
     /// The search index with the generation name it was opened at.
@@ -94,11 +95,15 @@ impl Index {
         })?;
         let graph_meta = load_graph_meta(&store)?;
         let units = store.units(&run)?;
+        let dense = store
+            .meta::<DenseSkip>(crate::n2g::KEY_DENSE_SKIPPED)?
+            .filter(|d| !d.units.is_empty());
         Ok(Index {
             dir: dir.to_path_buf(),
             store,
             run,
             units,
+            dense,
             vocabulary,
             graph_meta,
             search: Mutex::new(None),
@@ -119,6 +124,11 @@ impl Index {
     /// hook, with its SHA-256).
     pub fn units(&self) -> &UnitSet {
         &self.units
+    }
+
+    /// The units whose graphs the build skipped as dense (`--max-density`), if any.
+    pub fn dense(&self) -> Option<&DenseSkip> {
+        self.dense.as_ref()
     }
 
     /// The model's token strings, by id.

@@ -102,6 +102,16 @@ pub fn neuron_view(
         neuron: neuron.to_string(),
         layer: neuron.layer as usize,
         index: neuron.index as usize,
+        unit_kind: index.units().kind,
+        graph_skipped: index.dense().and_then(|d| {
+            d.units.iter().find(|(id, _)| *id == neuron).map(|(_, density)| {
+                format!(
+                    "dense: fires on {:.1}% of the tokens, above the build's --max-density {}",
+                    density * 100.0,
+                    d.max_density
+                )
+            })
+        }),
         max_activation: stats.max,
         mean_activation: stats.mean(),
         positive_fraction: if stats.count == 0 {
@@ -126,6 +136,12 @@ pub fn info_view(index: &Index) -> Result<InfoView> {
     Ok(InfoView {
         index: index.dir().display().to_string(),
         format_version: FORMAT_VERSION,
+        units: index.units().clone(),
+        max_density: index.dense().map(|d| d.max_density),
+        skipped_dense: index
+            .dense()
+            .map(|d| d.units.iter().map(|(id, _)| id.to_string()).collect())
+            .unwrap_or_default(),
         model: run.model.clone(),
         corpus: run.corpus.clone(),
         scan: run.scan.clone(),

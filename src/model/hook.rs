@@ -70,8 +70,9 @@ impl fmt::Display for HookPoint {
     }
 }
 
-/// A hook point of one block: `blocks.{layer}.{point}`.
+/// A hook point of one block: `blocks.{layer}.{point}` (serialised as that string).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct Hook {
     /// The block.
     pub layer: usize,
@@ -92,6 +93,20 @@ impl Hook {
 impl fmt::Display for Hook {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "blocks.{}.{}", self.layer, self.point.name())
+    }
+}
+
+impl From<Hook> for String {
+    fn from(hook: Hook) -> String {
+        hook.to_string()
+    }
+}
+
+impl TryFrom<String> for Hook {
+    type Error = Error;
+
+    fn try_from(s: String) -> Result<Hook> {
+        s.parse()
     }
 }
 
