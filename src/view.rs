@@ -89,6 +89,7 @@ pub struct NeuronView {
     pub unit_kind: crate::model::UnitKind,
     /// Why the unit has no graph when the build skipped it as dense
     /// (`--max-density`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub graph_skipped: Option<String>,
     /// Largest activation over the corpus (BOS excluded).
     pub max_activation: f32,

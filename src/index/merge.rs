@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::model::UnitSet;
 use crate::n2g::{
-    DenseSkip, KEY_DENSE_SKIPPED,
-    BatchConfig, GraphSettings, NeuronGraph, KEY_DICTIONARY, KEY_GRAPH_BATCH, KEY_GRAPH_SETTINGS,
+    BatchConfig, DenseSkip, GraphSettings, NeuronGraph, KEY_DENSE_SKIPPED, KEY_DICTIONARY,
+    KEY_GRAPH_BATCH, KEY_GRAPH_SETTINGS,
 };
 use crate::progress::{Progress, Stage};
 use crate::store::{Checkpoint, RunMeta, ScanProgress, Store, KEY_VOCABULARY};

@@ -299,9 +299,14 @@ impl Index {
         self.check_neuron(neuron)?;
         self.check_model(model)?;
         let Some((graph, dict)) = self.graph(neuron)? else {
-            return Err(Error::InvalidRequest(format!(
-                "neuron {neuron} has no graph yet: the build has not reached it"
-            )));
+            let dense = self
+                .dense()
+                .is_some_and(|d| d.units.iter().any(|(id, _)| *id == neuron));
+            return Err(Error::InvalidRequest(if dense {
+                format!("{neuron} has no graph: the build skipped it as dense (--max-density)")
+            } else {
+                format!("neuron {neuron} has no graph yet: the build has not reached it")
+            }));
         };
         let max = self.store.neuron_scan(neuron)?.map_or(0.0, |s| s.stats.max);
         // Special tokens in the text are read as the index's windows read them.

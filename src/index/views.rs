@@ -104,13 +104,16 @@ pub fn neuron_view(
         index: neuron.index as usize,
         unit_kind: index.units().kind,
         graph_skipped: index.dense().and_then(|d| {
-            d.units.iter().find(|(id, _)| *id == neuron).map(|(_, density)| {
-                format!(
-                    "dense: fires on {:.1}% of the tokens, above the build's --max-density {}",
-                    density * 100.0,
-                    d.max_density
-                )
-            })
+            d.units
+                .iter()
+                .find(|(id, _)| *id == neuron)
+                .map(|(_, density)| {
+                    format!(
+                        "dense: fires on {:.1}% of the tokens, above the build's --max-density {}",
+                        density * 100.0,
+                        d.max_density
+                    )
+                })
         }),
         max_activation: stats.max,
         mean_activation: stats.mean(),

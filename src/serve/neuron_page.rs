@@ -129,9 +129,14 @@ fn page(app: &App, id: NeuronId, parts: &Parts) -> String {
         Some(svg) => {
             let _ = write!(b, "<div class=\"picture\">{svg}</div>");
         }
-        None => {
-            b.push_str("<p class=\"note\">No graph yet: the build has not reached this neuron.</p>")
-        }
+        None => match &v.graph_skipped {
+            Some(why) => {
+                let _ = write!(b, "<p class=\"note\">No graph: {}.</p>", esc(why));
+            }
+            None => b.push_str(
+                "<p class=\"note\">No graph yet: the build has not reached this neuron.</p>",
+            ),
+        },
     }
     if let Some(eval) = &v.eval {
         b.push_str(&eval_table(eval));

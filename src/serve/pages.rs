@@ -34,13 +34,19 @@ pub(crate) fn frame(app: &App, title: &str, query: &str, body: &str) -> String {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{} · n2g-index</title><link rel=\"stylesheet\" href=\"/assets/style.css\"></head>\
          <body><header class=\"top\"><a class=\"brand\" href=\"/\">n2g-index</a>\
-         <span class=\"model\">{}</span>\
+         <span class=\"model\">{}{}</span>\
          <form class=\"search\" action=\"/search\" method=\"get\" role=\"search\">\
          <input name=\"q\" type=\"search\" placeholder=\"token:paris context:capital\" value=\"{}\" aria-label=\"query\">\
          <button type=\"submit\">Search</button></form></header>\n<main>{body}</main>\n\
          <footer>n2g-index · Neuron to Graph explanations of {}</footer></body></html>\n",
         esc(title),
         esc(&app.index.run().model.name),
+        app.index
+            .units()
+            .sae
+            .as_ref()
+            .map(|s| format!(" · SAE latents at {}", esc(&s.hook.to_string())))
+            .unwrap_or_default(),
         esc(query),
         esc(&app.index.run().model.name),
     )
@@ -93,9 +99,11 @@ pub async fn home(State(app): State<Arc<App>>) -> Response {
     let mut body = String::new();
     let _ = write!(
         body,
-        "<section class=\"intro\"><h1>{}</h1><p class=\"facts\">{} neurons in layers {:?} · {} with a graph · corpus {} ({} documents) · {:.1} MB on disk</p>",
+        "<section class=\"intro\"><h1>{}</h1><p class=\"facts\">{} · {} {}s in layers {:?} · {} with a graph · corpus {} ({} documents) · {:.1} MB on disk</p>",
         esc(&info.model.name),
+        esc(&info.units.describe()),
         thousands(info.neurons as u64),
+        info.units.unit_name(),
         info.scan.layers,
         thousands(info.graphs as u64),
         esc(&info.corpus.paths.join(", ")),
