@@ -319,8 +319,8 @@ pub(crate) fn build(options: &BuildOptions, progress: &mut dyn Progress) -> Resu
             ),
         });
     }
-    store.check_or_set_run(&run)?;
     store.check_or_set_units(&run, &units)?;
+    store.check_or_set_run(&run)?;
     if store.meta::<Vec<String>>(KEY_VOCABULARY)?.is_none() {
         store.put_meta(KEY_VOCABULARY, &model.tokenizer().token_strs())?;
     }

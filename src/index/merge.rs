@@ -282,6 +282,7 @@ pub(crate) fn merge(
     }
     let run = union_run(&opened)?;
     let store = Store::open_for_build(into, false)?;
+    store.check_or_set_units(&run, &opened[0].units)?;
     store.check_or_set_run(&run).map_err(|e| match e {
         Error::Incompatible { path, message } => Error::Incompatible {
             path,
@@ -291,7 +292,6 @@ pub(crate) fn merge(
         },
         e => e,
     })?;
-    store.check_or_set_units(&run, &opened[0].units)?;
     if let Some(d) = &opened[0].dense {
         let mut units: Vec<(NeuronId, f64)> = opened
             .iter()

@@ -291,9 +291,13 @@ impl Store {
             .unwrap_or_else(|| UnitSet::mlp_neurons(run.model.n_neurons as usize)))
     }
 
-    /// Records the unit set a build reads (the first time) or checks that it is the
-    /// stored one (same kind, hook and SAE content), naming both when not.
+    /// Records the unit set a build reads (before the run's first record) or checks
+    /// that it is the stored one (same kind, hook and SAE content), naming both when
+    /// not.
     pub fn check_or_set_units(&self, run: &RunMeta, units: &UnitSet) -> Result<()> {
+        if self.run_meta()?.is_none() {
+            return self.put_meta(KEY_UNITS, units);
+        }
         let stored = self.units(run)?;
         if !stored.same_units(units) {
             return Err(self.incompatible(format!(
