@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
 
-use super::HookPoint;
+use super::Hook;
 use super::{ForwardRequest, LayerActivations, Model, TreeLayout};
 use crate::error::{Error, Result};
 
@@ -113,25 +113,49 @@ impl Model {
         layer: usize,
         neurons: Option<&[usize]>,
     ) -> Result<LayerActivations> {
+        let hook = Hook::mlp_neurons(layer);
+        match neurons {
+            None => self.packed_hook_activations(rows, hook),
+            Some(n) => self.packed_forward(rows, hook, Some(&self.neuron_columns(n)?)),
+        }
+    }
+
+    /// The values at `hook` for packed rows, `[rows, max_len, hook_width]`: the value at
+    /// a row's column is that token's given its own prefix (as
+    /// [`Model::hook_activations`]). Columns past a row's length are padding.
+    pub(crate) fn packed_hook_activations(
+        &self,
+        rows: &[&PackedRow],
+        hook: Hook,
+    ) -> Result<LayerActivations> {
+        self.packed_forward(rows, hook, None)
+    }
+
+    /// One pass over packed rows up to `hook` (with `columns`: only those neurons).
+    fn packed_forward(
+        &self,
+        rows: &[&PackedRow],
+        hook: Hook,
+        columns: Option<&Tensor>,
+    ) -> Result<LayerActivations> {
         if rows.is_empty() || rows.iter().any(|r| r.ids.is_empty()) {
             return Err(Error::InvalidRequest("empty packed row".into()));
         }
-        self.check_layer(layer)?;
-        let columns = neurons.map(|n| self.neuron_columns(n)).transpose()?;
+        self.check_layer(hook.layer)?;
         let batch: Vec<&[u32]> = rows.iter().map(|r| r.ids.as_slice()).collect();
         let (ids, lengths) = self.pad_batch(&batch)?;
         let layout = tree_layout(rows, ids.dim(1)?, &self.device)?;
         let out = self.forward(
             &ids,
             &ForwardRequest {
-                layers: &[layer],
+                layers: &[hook.layer],
                 logits: false,
-                hook: HookPoint::MlpPost,
+                hook: hook.point,
                 tree: Some(&layout),
-                neurons: columns.as_ref(),
+                neurons: columns,
             },
         )?;
-        self.layer_activations(&out.activations[0], layer, lengths)
+        self.layer_activations(&out.activations[0], hook.layer, lengths)
     }
 }
 
