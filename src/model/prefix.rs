@@ -263,6 +263,77 @@ mod tests {
         assert_eq!(seen, vec![vec![0], vec![0, 1], vec![1, 2], vec![2, 3]]);
     }
 
+    /// The numbers of a JSON array.
+    fn numbers(v: &serde_json::Value) -> Vec<f64> {
+        let all = v.as_array().unwrap().iter();
+        all.map(|x| x.as_f64().unwrap()).collect()
+    }
+
+    /// Every hook point through prefix-shared rows, the reference texts mixed with
+    /// variants that share their prefixes (cut in half, a middle token replaced) in rows
+    /// small enough to split: the texts equal the float64 values of
+    /// `scripts/reference/tiny_hooks.py`, the variants their own plain passes.
+    #[test]
+    fn packed_hooks_match_the_reference() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tiny");
+        let models = [
+            "llama", "gpt2", "gpt_neox", "gemma", "gemma2", "qwen2", "qwen3",
+        ];
+        for name in models.into_iter().chain(["mistral"]) {
+            let model = Model::load(root.join(name), &crate::LoadOptions::default()).unwrap();
+            let json = std::fs::read_to_string(root.join(name).join("hooks.json")).unwrap();
+            let reference: serde_json::Value = serde_json::from_str(&json).unwrap();
+            let texts = reference["texts"].as_array().unwrap();
+            let mut seqs: Vec<Vec<u32>> = texts
+                .iter()
+                .map(|t| numbers(&t["ids"]).iter().map(|&x| x as u32).collect())
+                .collect();
+            for s in seqs.clone() {
+                let mid = s.len() / 2;
+                seqs.push(s[..mid].to_vec());
+                let mut v = s;
+                v[mid] = if v[mid] == 2 { 3 } else { 2 };
+                seqs.push(v);
+            }
+            let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+            let packing = PrefixPacking::pack(&refs, seqs[0].len() + 4);
+            assert!(packing.rows.len() > 1 && packing.tokens() < refs.concat().len());
+            let rows: Vec<&PackedRow> = packing.rows.iter().collect();
+            for (key, _) in texts[0]["hooks"].as_object().unwrap() {
+                let hook: Hook = key.parse().unwrap();
+                let packed = model.packed_hook_activations(&rows, hook).unwrap();
+                assert_eq!(packed.n_neurons, model.hook_width(hook.point));
+                let at = |s: usize, t: usize| {
+                    let (r, cols) = &packing.placement[s];
+                    packed.at(*r, cols[t] as usize)
+                };
+                for (s, text) in texts.iter().enumerate() {
+                    let want: Vec<Vec<f64>> = text["hooks"][key]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(numbers)
+                        .collect();
+                    for d in 0..packed.n_neurons {
+                        let scale = want.iter().fold(1e-6f64, |m, r| m.max(r[d].abs()));
+                        for (t, row) in want.iter().enumerate() {
+                            let err = (at(s, t)[d] as f64 - row[d]).abs();
+                            assert!(err <= 1e-4 * scale, "{name} {key} text {s} {t} {d}");
+                        }
+                    }
+                }
+                let plain = model.hook_activations(&seqs[texts.len()..], hook).unwrap();
+                for (i, seq) in seqs[texts.len()..].iter().enumerate() {
+                    for t in 0..seq.len() {
+                        for (x, y) in at(texts.len() + i, t).iter().zip(plain.at(i, t)) {
+                            assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "{name} {key}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_mask_lets_a_token_see_exactly_its_ancestors() {
         let rows = PrefixPacking::pack(&[&[1, 2, 3], &[1, 4]], 10).rows;
