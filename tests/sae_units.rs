@@ -217,7 +217,10 @@ fn planted_sae_latents_are_found_by_their_token() {
     }
     for (latent, id, _) in &planted.tokens {
         let on_token = ids.iter().filter(|&&i| i == *id).count();
-        assert_eq!(fired[*latent], on_token, "latent {latent} fires on its token only");
+        assert_eq!(
+            fired[*latent], on_token,
+            "latent {latent} fires on its token only"
+        );
     }
 
     // Build over the SAE: the planted latent is the first hit for its token.
@@ -245,7 +248,13 @@ fn planted_sae_latents_are_found_by_their_token() {
             "token:{token} → {hits}"
         );
     }
-    let info = json(bin().args(["info", "--json", "--index"]).arg(&index).output().unwrap());
+    let info = json(
+        bin()
+            .args(["info", "--json", "--index"])
+            .arg(&index)
+            .output()
+            .unwrap(),
+    );
     let units = &info["units"];
     assert_eq!(units["kind"], "sae_latents");
     assert_eq!(units["hook"], "blocks.0.hook_resid_pre");
@@ -253,7 +262,10 @@ fn planted_sae_latents_are_found_by_their_token() {
     assert_eq!(units["sae"]["format"], "sae_lens");
     assert_eq!(units["sae"]["architecture"], "jump_relu");
     assert_eq!(units["sae"]["sha256"].as_str().unwrap().len(), 64);
-    assert_eq!(info["skipped_dense"], serde_json::json!([format!("0:{DENSE}")]));
+    assert_eq!(
+        info["skipped_dense"],
+        serde_json::json!([format!("0:{DENSE}")])
+    );
     assert_eq!(info["neurons"], D_SAE);
     let show = String::from_utf8(
         ok(bin()
@@ -264,7 +276,10 @@ fn planted_sae_latents_are_found_by_their_token() {
         .stdout,
     )
     .unwrap();
-    assert!(show.contains("latent 0:30") && show.contains("dense"), "{show}");
+    assert!(
+        show.contains("latent 0:30") && show.contains("dense"),
+        "{show}"
+    );
     let shown = json(
         bin()
             .args(["show", &format!("0:{}", PLANTED[0]), "--json", "--index"])
@@ -280,17 +295,33 @@ fn planted_sae_latents_are_found_by_their_token() {
     for out in [
         build(other.to_str().unwrap()),
         bin()
-            .args(["build", "--corpus", SMALL_CORPUS, "--layers", "0", "--quiet"])
+            .args([
+                "build",
+                "--corpus",
+                SMALL_CORPUS,
+                "--layers",
+                "0",
+                "--quiet",
+            ])
             .arg("--index")
             .arg(&index)
             .output()
             .unwrap(),
     ] {
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success() && err.contains("SAE latents"), "{err}");
+        assert!(
+            !out.status.success() && err.contains("SAE latents"),
+            "{err}"
+        );
     }
     // The refused builds changed nothing.
-    let again = json(bin().args(["info", "--json", "--index"]).arg(&index).output().unwrap());
+    let again = json(
+        bin()
+            .args(["info", "--json", "--index"])
+            .arg(&index)
+            .output()
+            .unwrap(),
+    );
     assert_eq!(again["units"], info["units"]);
 }
 
@@ -301,7 +332,13 @@ fn sae_that_does_not_fit_the_model_is_refused_by_name() {
     let w = vec![vec![0.1; 64]; D_SAE];
     write_saelens(&sae, &w, &[0.0; D_SAE], &[0.0; D_SAE]);
     let out = bin()
-        .args(["activations", "--sae", sae.to_str().unwrap(), "--text", "hi"])
+        .args([
+            "activations",
+            "--sae",
+            sae.to_str().unwrap(),
+            "--text",
+            "hi",
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

@@ -225,8 +225,10 @@ class SmolLM2:
         return out
 
     # --------------------------------------------------------------- forward
-    def forward(self, ids, record_layers=(), interleaved=False):
-        """Returns (final residual [seq, d], {layer: act [seq, d_mlp]})."""
+    def forward(self, ids, record_layers=(), interleaved=False, hooks=None):
+        """Returns (final residual [seq, d], {layer: act [seq, d_mlp]}); with `hooks` (a
+        dict whose keys are layers), also fills hooks[layer] with that block's values at
+        the TransformerLens hook points, by hook name."""
         ids = np.asarray(ids, dtype=np.int64)
         seq = len(ids)
         hd, nh, nkv = self.head_dim, self.n_head, self.n_kv
@@ -259,13 +261,21 @@ class SmolLM2:
             p = np.exp(scores)
             p /= p.sum(axis=-1, keepdims=True)
             attn = (p @ v).transpose(1, 0, 2).reshape(seq, nh * hd)
-            h = x + attn @ L["o"].T
+            attn_out = attn @ L["o"].T
+            h = x + attn_out
             m = self.rmsnorm(h, L["ffn_norm"])
             gate = m @ L["gate"].T
             act = gate / (1.0 + np.exp(-gate)) * (m @ L["up"].T)
             if li in record_layers:
                 acts[li] = act
-            x = h + act @ L["down"].T
+            mlp_out = act @ L["down"].T
+            if hooks is not None and li in hooks:
+                hooks[li] = {
+                    "hook_resid_pre": x, "ln2.hook_normalized": self.rmsnorm(h, 1.0),
+                    "hook_attn_out": attn_out, "hook_resid_mid": h, "mlp.hook_post": act,
+                    "hook_mlp_out": mlp_out, "hook_resid_post": h + mlp_out,
+                }
+            x = h + mlp_out
         return x, acts
 
     def logits(self, x_final: np.ndarray) -> np.ndarray:

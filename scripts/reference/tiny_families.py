@@ -37,7 +37,7 @@ import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 from tokenizers import processors, trainers
 
-from tiny_models import CORPUS, gelu_new, rotate_half, sig7, text_entry, write_reference
+from tiny_models import CORPUS, gelu_new, hooks, rotate_half, sig7, text_entry, write_reference
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 OUT_ROOT = os.path.join(REPO_ROOT, "fixtures", "tiny")
@@ -322,8 +322,9 @@ def layer_windows(cfg):
     return [None] * N_LAYER
 
 
-def forward(cfg, w, ids, emb_dtype):
-    """Every layer's neuron activations and the final logits, float64."""
+def forward(cfg, w, ids, emb_dtype, record=None):
+    """Every layer's neuron activations and the final logits, float64; with `record` (a
+    list), also appends each layer's hook values (`tiny_models.hooks`)."""
     mt, eps, theta = cfg["model_type"], cfg["rms_norm_eps"], cfg["rope_theta"]
     gemma = mt in ("gemma", "gemma2")
     off = 1.0 if gemma else 0.0
@@ -340,6 +341,7 @@ def forward(cfg, w, ids, emb_dtype):
     acts = []
     for i, window in enumerate(layer_windows(cfg)):
         p = f"model.layers.{i}."
+        resid_pre = x
         h = rms(x, w[p + "input_layernorm.weight"], eps, off)
         q = heads(linear(w, p + "self_attn.q_proj", h, bias), N_HEAD)
         k = heads(linear(w, p + "self_attn.k_proj", h, bias), N_KV)
@@ -362,7 +364,9 @@ def forward(cfg, w, ids, emb_dtype):
         f = act @ w[p + "mlp.down_proj.weight"].T
         if mt == "gemma2":
             f = rms(f, w[p + "post_feedforward_layernorm.weight"], eps, off)
-        x = x + f
+        resid_mid, x = x, x + f
+        if record is not None:
+            record.append(hooks(resid_pre, rms(resid_mid, 1.0, eps), a, resid_mid, act, f, x))
     head = w.get("lm_head.weight", w["model.embed_tokens.weight"])
     logits = rms(x, w["model.norm.weight"], eps, off) @ head.T
     if mt == "gemma2":

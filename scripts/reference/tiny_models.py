@@ -202,7 +202,9 @@ def llama_weights(cfg, rs):
     return w
 
 
-def llama_forward(cfg, w, ids):
+def llama_forward(cfg, w, ids, record=None):
+    """Every layer's neuron activations; with `record` (a list), also appends each
+    layer's hook values (see `hooks`)."""
     eps, nh, nkv = cfg["rms_norm_eps"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
     s, hd = len(ids), cfg["head_dim"]
     cos, sin = rope_cos_sin(s, hd, cfg["rope_theta"])
@@ -210,6 +212,7 @@ def llama_forward(cfg, w, ids):
     acts = []
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}."
+        resid_pre = x
         a = rms_norm(x, w[p + "input_layernorm.weight"], eps)
         q = (a @ w[p + "self_attn.q_proj.weight"].T).reshape(s, nh, hd).transpose(1, 0, 2)
         k = (a @ w[p + "self_attn.k_proj.weight"].T).reshape(s, nkv, hd).transpose(1, 0, 2)
@@ -219,11 +222,16 @@ def llama_forward(cfg, w, ids):
         # repeat_kv: query head j uses kv head j // (nh // nkv)
         k = np.repeat(k, nh // nkv, axis=0)
         v = np.repeat(v, nh // nkv, axis=0)
-        x = x + causal_attention(q, k, v) @ w[p + "self_attn.o_proj.weight"].T
+        attn_out = causal_attention(q, k, v) @ w[p + "self_attn.o_proj.weight"].T
+        x = x + attn_out
         mm = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps)
         act = silu(mm @ w[p + "mlp.gate_proj.weight"].T) * (mm @ w[p + "mlp.up_proj.weight"].T)
         acts.append(act)
-        x = x + act @ w[p + "mlp.down_proj.weight"].T
+        mlp_out = act @ w[p + "mlp.down_proj.weight"].T
+        resid_mid, x = x, x + mlp_out
+        if record is not None:
+            record.append(hooks(resid_pre, rms_norm(resid_mid, 1.0, eps), attn_out, resid_mid,
+                                act, mlp_out, x))
     return acts
 
 
@@ -282,21 +290,29 @@ def gpt2_weights(cfg, rs):
     return w
 
 
-def gpt2_forward(cfg, w, ids):
+def gpt2_forward(cfg, w, ids, record=None):
+    """As `llama_forward`."""
     eps, nh, d = cfg["layer_norm_epsilon"], cfg["n_head"], cfg["n_embd"]
     s, hd = len(ids), d // nh
     x = w["transformer.wte.weight"][ids] + w["transformer.wpe.weight"][np.arange(s)]
     acts = []
     for i in range(cfg["n_layer"]):
         p = f"transformer.h.{i}."
+        resid_pre = x
         a = layer_norm(x, w[p + "ln_1.weight"], w[p + "ln_1.bias"], eps)
         qkv = a @ w[p + "attn.c_attn.weight"] + w[p + "attn.c_attn.bias"]
         q, k, v = (t.reshape(s, nh, hd).transpose(1, 0, 2) for t in np.split(qkv, 3, axis=-1))
-        x = x + causal_attention(q, k, v) @ w[p + "attn.c_proj.weight"] + w[p + "attn.c_proj.bias"]
+        o = causal_attention(q, k, v) @ w[p + "attn.c_proj.weight"]
+        x = x + o + w[p + "attn.c_proj.bias"]
         mm = layer_norm(x, w[p + "ln_2.weight"], w[p + "ln_2.bias"], eps)
         act = gelu_new(mm @ w[p + "mlp.c_fc.weight"] + w[p + "mlp.c_fc.bias"])
         acts.append(act)
-        x = x + act @ w[p + "mlp.c_proj.weight"] + w[p + "mlp.c_proj.bias"]
+        f = act @ w[p + "mlp.c_proj.weight"]
+        resid_mid, x = x, x + f + w[p + "mlp.c_proj.bias"]
+        if record is not None:
+            record.append(hooks(resid_pre, layer_norm(resid_mid, 1.0, 0.0, eps),
+                                o + w[p + "attn.c_proj.bias"], resid_mid, act,
+                                f + w[p + "mlp.c_proj.bias"], x))
     return acts
 
 
@@ -364,7 +380,9 @@ def neox_weights(cfg, rs):
     return w
 
 
-def neox_forward(cfg, w, ids):
+def neox_forward(cfg, w, ids, record=None):
+    """As `llama_forward`; the parallel residual has no resid_mid (recorded as None)
+    and the MLP's norm reads the block input."""
     eps, nh, d = cfg["layer_norm_eps"], cfg["num_attention_heads"], cfg["hidden_size"]
     s, hd = len(ids), d // nh
     rot = int(hd * cfg["rotary_pct"])
@@ -387,8 +405,22 @@ def neox_forward(cfg, w, ids):
         acts.append(act)
         mlp_out = act @ w[p + "mlp.dense_4h_to_h.weight"].T + w[p + "mlp.dense_4h_to_h.bias"]
         assert cfg["use_parallel_residual"]
+        resid_pre = x
         x = x + attn_out + mlp_out     # parallel residual
+        if record is not None:
+            record.append(hooks(resid_pre, layer_norm(resid_pre, 1.0, 0.0, eps), attn_out, None,
+                                act, mlp_out, x))
     return acts
+
+
+def hooks(resid_pre, ln2_normalized, attn_out, resid_mid, mlp_post, mlp_out, resid_post):
+    """One block's values at the TransformerLens hook points, by hook name.
+
+    ``ln2.hook_normalized`` is the MLP norm's input normalized, before the norm's
+    learned scale (and bias): ``x / rms(x)`` or ``(x - mean) / std``."""
+    return {"hook_resid_pre": resid_pre, "ln2.hook_normalized": ln2_normalized,
+            "hook_attn_out": attn_out, "hook_resid_mid": resid_mid, "mlp.hook_post": mlp_post,
+            "hook_mlp_out": mlp_out, "hook_resid_post": resid_post}
 
 
 ARCHS = {

@@ -13,9 +13,10 @@ use candle_core::{DType, Device, Tensor};
 use super::gguf::{GgufShape, Loader};
 use super::gpt2::Gelu;
 use super::hf::{HfConfig, Weights};
+use super::hook::{rms_normalized, Capture};
 use super::linear::Linear;
 use super::ops;
-use super::{ForwardOutput, ForwardRequest};
+use super::{ForwardOutput, ForwardRequest, HookPoint};
 use crate::error::Result;
 
 /// Shape and constants of a Gemma or Gemma 2 model.
@@ -280,18 +281,14 @@ impl Gemma {
             .reshape((b, t, self.config.hidden_size))?)
     }
 
-    /// Runs the blocks up to the highest requested layer (all of them, plus the final
-    /// norm, the LM head and Gemma 2's logit soft-capping, when logits are asked for).
+    /// Runs the blocks up to the requested hook of the highest requested layer (all of
+    /// them, plus the final norm, the LM head and Gemma 2's logit soft-capping, when
+    /// logits are asked for).
     pub fn forward(&self, ids: &Tensor, request: &ForwardRequest) -> Result<ForwardOutput> {
         let cfg = &self.config;
         let (b, t) = ids.dims2()?;
-        let last = if request.logits {
-            cfg.n_layers - 1
-        } else {
-            *request.layers.last().expect("at least one layer")
-        };
+        let mut cap = Capture::new(request, cfg.n_layers);
         let mut x = self.embed(ids)?;
-        let masks = ops::PassMasks::new((b, t), request.tree, &cfg.windows, &self.device)?;
         let (cos, sin) = ops::pass_rope(
             (b, t),
             cfg.head_dim,
@@ -300,41 +297,21 @@ impl Gemma {
             request.tree,
             &self.device,
         )?;
-        let eps = cfg.rms_eps as f32;
-        let norm = |x: &Tensor, w: &Tensor| candle_nn::ops::rms_norm(x, w, eps);
-        let mut activations = Vec::with_capacity(request.layers.len());
-        for (layer, block) in self.blocks.iter().enumerate().take(last + 1) {
-            let h = norm(&x, &block.attn_norm)?;
-            let q = ops::split_heads(&block.q.forward(&h)?, cfg.n_heads)?;
-            let k = ops::split_heads(&block.k.forward(&h)?, cfg.n_kv_heads)?;
-            let v = ops::split_heads(&block.v.forward(&h)?, cfg.n_kv_heads)?;
-            let q = candle_nn::rotary_emb::rope(&q, &cos, &sin)?;
-            let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?;
-            let mask = masks.get(cfg.windows[layer]);
-            let y = ops::capped_attention(&q, &k, &v, mask, cfg.scale, cfg.attn_softcap)?;
-            let mut a = block.o.forward(&y)?;
-            if let Some(n) = &block.post_attn_norm {
-                a = norm(&a, n)?;
+        let pass = Pass {
+            masks: ops::PassMasks::new((b, t), request.tree, &cfg.windows, &self.device)?,
+            cos,
+            sin,
+        };
+        for layer in 0..=cap.last() {
+            let cols = request.neurons.filter(|_| layer == cap.last());
+            match self.block(layer, &x, &pass, cols, &mut cap)? {
+                Some(next) => x = next,
+                None => break,
             }
-            x = (x + a)?;
-            let m = norm(&x, &block.ffn_norm)?;
-            let cols = request.neurons.filter(|_| layer == last);
-            let act = (cfg.act.apply(&block.gate.forward_columns(&m, cols)?)?
-                * block.up.forward_columns(&m, cols)?)?;
-            if request.layers.binary_search(&layer).is_ok() {
-                activations.push(act.clone());
-            }
-            if layer == last && !request.logits {
-                break;
-            }
-            let mut f = block.down.forward(&act)?;
-            if let Some(n) = &block.post_ffn_norm {
-                f = norm(&f, n)?;
-            }
-            x = (x + f)?;
         }
         let logits = if request.logits {
-            let logits = self.lm_head.forward(&norm(&x, &self.norm)?)?;
+            let x = candle_nn::ops::rms_norm(&x, &self.norm, cfg.rms_eps as f32)?;
+            let logits = self.lm_head.forward(&x)?;
             Some(match cfg.final_softcap {
                 Some(cap) => ops::soft_cap(&logits, cap)?,
                 None => logits,
@@ -343,8 +320,79 @@ impl Gemma {
             None
         };
         Ok(ForwardOutput {
-            activations,
+            activations: cap.values,
             logits,
         })
     }
+
+    /// Runs block `layer` on the residual stream `x`, offering its hook values to `cap`
+    /// (`cols`: only these neurons). `None` when the pass is done. Gemma 2's attention
+    /// and MLP outputs are taken after their post-norms, as TransformerLens does.
+    fn block(
+        &self,
+        layer: usize,
+        x: &Tensor,
+        pass: &Pass,
+        cols: Option<&Tensor>,
+        cap: &mut Capture,
+    ) -> Result<Option<Tensor>> {
+        let (cfg, block) = (&self.config, &self.blocks[layer]);
+        let eps = cfg.rms_eps as f32;
+        let norm = |x: &Tensor, w: &Tensor| candle_nn::ops::rms_norm(x, w, eps);
+        if cap.offer(layer, HookPoint::ResidPre, || Ok(x.clone()))? {
+            return Ok(None);
+        }
+        let mut a = self.attention(layer, x, pass)?;
+        if let Some(n) = &block.post_attn_norm {
+            a = norm(&a, n)?;
+        }
+        if cap.offer(layer, HookPoint::AttnOut, || Ok(a.clone()))? {
+            return Ok(None);
+        }
+        let x = (x + a)?;
+        if cap.offer(layer, HookPoint::ResidMid, || Ok(x.clone()))?
+            || cap.offer(layer, HookPoint::Ln2Normalized, || rms_normalized(&x, eps))?
+        {
+            return Ok(None);
+        }
+        let m = norm(&x, &block.ffn_norm)?;
+        let act = (cfg.act.apply(&block.gate.forward_columns(&m, cols)?)?
+            * block.up.forward_columns(&m, cols)?)?;
+        if cap.offer(layer, HookPoint::MlpPost, || Ok(act.clone()))? {
+            return Ok(None);
+        }
+        let mut f = block.down.forward(&act)?;
+        if let Some(n) = &block.post_ffn_norm {
+            f = norm(&f, n)?;
+        }
+        if cap.offer(layer, HookPoint::MlpOut, || Ok(f.clone()))? {
+            return Ok(None);
+        }
+        let x = (x + f)?;
+        if cap.offer(layer, HookPoint::ResidPost, || Ok(x.clone()))? {
+            return Ok(None);
+        }
+        Ok(Some(x))
+    }
+
+    /// Block `layer`'s attention output (after `o`, before Gemma 2's post-norm).
+    fn attention(&self, layer: usize, x: &Tensor, pass: &Pass) -> Result<Tensor> {
+        let (cfg, block) = (&self.config, &self.blocks[layer]);
+        let h = candle_nn::ops::rms_norm(x, &block.attn_norm, cfg.rms_eps as f32)?;
+        let q = ops::split_heads(&block.q.forward(&h)?, cfg.n_heads)?;
+        let k = ops::split_heads(&block.k.forward(&h)?, cfg.n_kv_heads)?;
+        let v = ops::split_heads(&block.v.forward(&h)?, cfg.n_kv_heads)?;
+        let q = candle_nn::rotary_emb::rope(&q, &pass.cos, &pass.sin)?;
+        let k = candle_nn::rotary_emb::rope(&k, &pass.cos, &pass.sin)?;
+        let mask = pass.masks.get(cfg.windows[layer]);
+        let y = ops::capped_attention(&q, &k, &v, mask, cfg.scale, cfg.attn_softcap)?;
+        block.o.forward(&y)
+    }
+}
+
+/// What every block of one pass shares: attention masks and RoPE tables.
+struct Pass {
+    masks: ops::PassMasks,
+    cos: Tensor,
+    sin: Tensor,
 }

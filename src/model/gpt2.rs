@@ -7,9 +7,10 @@
 use candle_core::{Device, Tensor};
 
 use super::hf::{HfConfig, Weights};
+use super::hook::{ln_normalized, Capture};
 use super::linear::Linear;
 use super::ops;
-use super::{ForwardOutput, ForwardRequest};
+use super::{ForwardOutput, ForwardRequest, HookPoint};
 use crate::error::Result;
 
 /// The MLP non-linearities GPT-2-style configs name.
@@ -132,14 +133,11 @@ impl Gpt2 {
         )
     }
 
-    /// Runs the blocks up to the highest requested layer.
+    /// Runs the blocks up to the requested hook of the highest requested layer (all of
+    /// them, plus the final norm and LM head, when logits are asked for).
     pub fn forward(&self, ids: &Tensor, request: &ForwardRequest) -> Result<ForwardOutput> {
         let (b, t) = ids.dims2()?;
-        let last = if request.logits {
-            self.blocks.len() - 1
-        } else {
-            *request.layers.last().expect("at least one layer")
-        };
+        let mut cap = Capture::new(request, self.blocks.len());
         let longest = request.tree.map_or(t, |l| l.max_position + 1);
         if longest > self.wpe.dim(0)? {
             return Err(crate::Error::InvalidRequest(format!(
@@ -161,30 +159,12 @@ impl Gpt2 {
             }
         };
         let mask = ops::pass_mask(t, request.tree, &self.device)?;
-        let head_dim = self.hidden / self.n_heads;
-        let mut activations = Vec::with_capacity(request.layers.len());
-        for (layer, block) in self.blocks.iter().enumerate().take(last + 1) {
-            let h = candle_nn::ops::layer_norm(&x, &block.ln_1.0, &block.ln_1.1, self.eps)?;
-            let qkv = block.c_attn.forward(&h)?;
-            let q = ops::split_heads(&qkv.narrow(2, 0, self.hidden)?, self.n_heads)?;
-            let k = ops::split_heads(&qkv.narrow(2, self.hidden, self.hidden)?, self.n_heads)?;
-            let v = ops::split_heads(&qkv.narrow(2, 2 * self.hidden, self.hidden)?, self.n_heads)?;
-            let mut scale = 1.0 / (head_dim as f64).sqrt();
-            if self.scale_by_layer {
-                scale /= (layer + 1) as f64;
+        for layer in 0..=cap.last() {
+            let cols = request.neurons.filter(|_| layer == cap.last());
+            match self.block(layer, &x, &mask, cols, &mut cap)? {
+                Some(next) => x = next,
+                None => break,
             }
-            let y = ops::attention(&q, &k, &v, &mask, scale)?;
-            x = (x + block.attn_proj.forward(&y)?)?;
-            let m = candle_nn::ops::layer_norm(&x, &block.ln_2.0, &block.ln_2.1, self.eps)?;
-            let cols = request.neurons.filter(|_| layer == last);
-            let act = self.act.apply(&block.c_fc.forward_columns(&m, cols)?)?;
-            if request.layers.binary_search(&layer).is_ok() {
-                activations.push(act.clone());
-            }
-            if layer == last && !request.logits {
-                break;
-            }
-            x = (x + block.mlp_proj.forward(&act)?)?;
         }
         let logits = if request.logits {
             let x = candle_nn::ops::layer_norm(&x, &self.ln_f.0, &self.ln_f.1, self.eps)?;
@@ -193,8 +173,67 @@ impl Gpt2 {
             None
         };
         Ok(ForwardOutput {
-            activations,
+            activations: cap.values,
             logits,
         })
+    }
+
+    /// Runs block `layer` on the residual stream `x`, offering its hook values to `cap`
+    /// (`cols`: only these neurons). `None` when the pass is done.
+    fn block(
+        &self,
+        layer: usize,
+        x: &Tensor,
+        mask: &Tensor,
+        cols: Option<&Tensor>,
+        cap: &mut Capture,
+    ) -> Result<Option<Tensor>> {
+        let block = &self.blocks[layer];
+        if cap.offer(layer, HookPoint::ResidPre, || Ok(x.clone()))? {
+            return Ok(None);
+        }
+        let a = self.attention(layer, x, mask)?;
+        if cap.offer(layer, HookPoint::AttnOut, || Ok(a.clone()))? {
+            return Ok(None);
+        }
+        let x = (x + a)?;
+        if cap.offer(layer, HookPoint::ResidMid, || Ok(x.clone()))?
+            || cap.offer(layer, HookPoint::Ln2Normalized, || {
+                ln_normalized(&x, self.eps)
+            })?
+        {
+            return Ok(None);
+        }
+        let m = candle_nn::ops::layer_norm(&x, &block.ln_2.0, &block.ln_2.1, self.eps)?;
+        let act = self.act.apply(&block.c_fc.forward_columns(&m, cols)?)?;
+        if cap.offer(layer, HookPoint::MlpPost, || Ok(act.clone()))? {
+            return Ok(None);
+        }
+        let f = block.mlp_proj.forward(&act)?;
+        if cap.offer(layer, HookPoint::MlpOut, || Ok(f.clone()))? {
+            return Ok(None);
+        }
+        let x = (x + f)?;
+        if cap.offer(layer, HookPoint::ResidPost, || Ok(x.clone()))? {
+            return Ok(None);
+        }
+        Ok(Some(x))
+    }
+
+    /// Block `layer`'s attention output (after `c_proj` and its bias).
+    fn attention(&self, layer: usize, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let block = &self.blocks[layer];
+        let h = candle_nn::ops::layer_norm(x, &block.ln_1.0, &block.ln_1.1, self.eps)?;
+        let qkv = block.c_attn.forward(&h)?;
+        let part = |i: usize| {
+            ops::split_heads(&qkv.narrow(2, i * self.hidden, self.hidden)?, self.n_heads)
+        };
+        let (q, k, v) = (part(0)?, part(1)?, part(2)?);
+        let mut scale = 1.0 / ((self.hidden / self.n_heads) as f64).sqrt();
+        if self.scale_by_layer {
+            scale /= (layer + 1) as f64;
+        }
+        let y = ops::attention(&q, &k, &v, mask, scale)?;
+        block.attn_proj.forward(&y)
     }
 }

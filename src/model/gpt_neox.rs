@@ -9,10 +9,11 @@ use candle_core::{Device, Tensor};
 
 use super::gpt2::Gelu;
 use super::hf::{HfConfig, Weights};
+use super::hook::{ln_normalized, Capture};
 use super::linear::Linear;
 use super::ops;
-use super::{ForwardOutput, ForwardRequest};
-use crate::error::Result;
+use super::{ForwardOutput, ForwardRequest, HookPoint};
+use crate::error::{Error, Result};
 
 struct Block {
     ln_1: (Tensor, Tensor),
@@ -141,14 +142,20 @@ impl GptNeox {
         block.dense.forward(&y)
     }
 
-    /// Runs the blocks up to the highest requested layer.
+    /// Runs the blocks up to the requested hook of the highest requested layer (all of
+    /// them, plus the final norm and LM head, when logits are asked for). Refuses
+    /// `hook_resid_mid` on a parallel-residual model, which has none.
     pub fn forward(&self, ids: &Tensor, request: &ForwardRequest) -> Result<ForwardOutput> {
+        if self.parallel && request.hook == HookPoint::ResidMid {
+            return Err(Error::InvalidRequest(format!(
+                "hook {} is not defined for gpt_neox with use_parallel_residual = true: \
+                 attention and MLP both read the block input (use hook_resid_pre or \
+                 hook_resid_post)",
+                request.hook
+            )));
+        }
         let (b, t) = ids.dims2()?;
-        let last = if request.logits {
-            self.blocks.len() - 1
-        } else {
-            *request.layers.last().expect("at least one layer")
-        };
+        let mut cap = Capture::new(request, self.blocks.len());
         let mut x =
             self.embed
                 .index_select(&ids.flatten_all()?, 0)?
@@ -162,35 +169,17 @@ impl GptNeox {
             request.tree,
             &self.device,
         )?;
-        let mut activations = Vec::with_capacity(request.layers.len());
-        for (layer, block) in self.blocks.iter().enumerate().take(last + 1) {
-            let stop_here = layer == last && !request.logits;
-            let cols = request.neurons.filter(|_| layer == last);
-            if self.parallel {
-                // The MLP reads the block input: at the last needed layer the attention
-                // branch is not needed at all.
-                let m = candle_nn::ops::layer_norm(&x, &block.ln_2.0, &block.ln_2.1, self.eps)?;
-                let act = self.act.apply(&block.up.forward_columns(&m, cols)?)?;
-                if request.layers.binary_search(&layer).is_ok() {
-                    activations.push(act.clone());
-                }
-                if stop_here {
-                    break;
-                }
-                let attn = self.attention(block, &x, &mask, &rope)?;
-                x = ((x + attn)? + block.down.forward(&act)?)?;
+        let pass = (mask, rope);
+        for layer in 0..=cap.last() {
+            let cols = request.neurons.filter(|_| layer == cap.last());
+            let next = if self.parallel {
+                self.parallel_block(layer, &x, &pass, cols, &mut cap)?
             } else {
-                let attn = self.attention(block, &x, &mask, &rope)?;
-                x = (x + attn)?;
-                let m = candle_nn::ops::layer_norm(&x, &block.ln_2.0, &block.ln_2.1, self.eps)?;
-                let act = self.act.apply(&block.up.forward_columns(&m, cols)?)?;
-                if request.layers.binary_search(&layer).is_ok() {
-                    activations.push(act.clone());
-                }
-                if stop_here {
-                    break;
-                }
-                x = (x + block.down.forward(&act)?)?;
+                self.sequential_block(layer, &x, &pass, cols, &mut cap)?
+            };
+            match next {
+                Some(next) => x = next,
+                None => break,
             }
         }
         let logits = if request.logits {
@@ -200,8 +189,107 @@ impl GptNeox {
             None
         };
         Ok(ForwardOutput {
-            activations,
+            activations: cap.values,
             logits,
         })
     }
+
+    /// Runs the MLP of block `layer` on its input `x`, offering the normalized input, the
+    /// neurons and the output to `cap`: the output, or `None` when the pass is done.
+    fn mlp(
+        &self,
+        layer: usize,
+        x: &Tensor,
+        cols: Option<&Tensor>,
+        cap: &mut Capture,
+    ) -> Result<Option<Tensor>> {
+        let block = &self.blocks[layer];
+        if cap.offer(layer, HookPoint::Ln2Normalized, || {
+            ln_normalized(x, self.eps)
+        })? {
+            return Ok(None);
+        }
+        let m = candle_nn::ops::layer_norm(x, &block.ln_2.0, &block.ln_2.1, self.eps)?;
+        let act = self.act.apply(&block.up.forward_columns(&m, cols)?)?;
+        if cap.offer(layer, HookPoint::MlpPost, || Ok(act.clone()))? {
+            return Ok(None);
+        }
+        let f = block.down.forward(&act)?;
+        if cap.offer(layer, HookPoint::MlpOut, || Ok(f.clone()))? {
+            return Ok(None);
+        }
+        Ok(Some(f))
+    }
+
+    /// `x + attn(ln1(x)) + mlp(ln2(x))`, offering the hook values to `cap`; the branch
+    /// the requested hook does not need at the last layer is not run. `None` when the
+    /// pass is done.
+    fn parallel_block(
+        &self,
+        layer: usize,
+        x: &Tensor,
+        (mask, rope): &Pass,
+        cols: Option<&Tensor>,
+        cap: &mut Capture,
+    ) -> Result<Option<Tensor>> {
+        let block = &self.blocks[layer];
+        if cap.offer(layer, HookPoint::ResidPre, || Ok(x.clone()))? {
+            return Ok(None);
+        }
+        let mut attn = None;
+        if cap.hook() == HookPoint::AttnOut {
+            let a = self.attention(block, x, mask, rope)?;
+            if cap.offer(layer, HookPoint::AttnOut, || Ok(a.clone()))? {
+                return Ok(None);
+            }
+            attn = Some(a);
+        }
+        let Some(f) = self.mlp(layer, x, cols, cap)? else {
+            return Ok(None);
+        };
+        let a = match attn {
+            Some(a) => a,
+            None => self.attention(block, x, mask, rope)?,
+        };
+        let x = ((x + a)? + f)?;
+        if cap.offer(layer, HookPoint::ResidPost, || Ok(x.clone()))? {
+            return Ok(None);
+        }
+        Ok(Some(x))
+    }
+
+    /// `h = x + attn(ln1(x))`, `h + mlp(ln2(h))`, offering the hook values to `cap`.
+    /// `None` when the pass is done.
+    fn sequential_block(
+        &self,
+        layer: usize,
+        x: &Tensor,
+        (mask, rope): &Pass,
+        cols: Option<&Tensor>,
+        cap: &mut Capture,
+    ) -> Result<Option<Tensor>> {
+        let block = &self.blocks[layer];
+        if cap.offer(layer, HookPoint::ResidPre, || Ok(x.clone()))? {
+            return Ok(None);
+        }
+        let a = self.attention(block, x, mask, rope)?;
+        if cap.offer(layer, HookPoint::AttnOut, || Ok(a.clone()))? {
+            return Ok(None);
+        }
+        let x = (x + a)?;
+        if cap.offer(layer, HookPoint::ResidMid, || Ok(x.clone()))? {
+            return Ok(None);
+        }
+        let Some(f) = self.mlp(layer, &x, cols, cap)? else {
+            return Ok(None);
+        };
+        let x = (x + f)?;
+        if cap.offer(layer, HookPoint::ResidPost, || Ok(x.clone()))? {
+            return Ok(None);
+        }
+        Ok(Some(x))
+    }
 }
+
+/// What every block of one pass shares: the attention mask and the RoPE tables.
+type Pass = (Tensor, (Tensor, Tensor));

@@ -4,6 +4,9 @@
 use std::fmt;
 use std::str::FromStr;
 
+use candle_core::{Tensor, D};
+
+use super::{ForwardRequest, LayerActivations, Model};
 use crate::error::{Error, Result};
 
 /// A place inside a transformer block whose value a forward pass can return.
@@ -138,6 +141,121 @@ impl FromStr for Hook {
             .ok_or_else(|| bad(&format!("unknown hook name `{name}`")))?;
         Ok(Hook { layer, point })
     }
+}
+
+impl Model {
+    /// The width of a hook point's value: the MLP's hidden size for
+    /// [`HookPoint::MlpPost`], else the residual width.
+    pub fn hook_width(&self, point: HookPoint) -> usize {
+        if point.is_mlp_hidden() {
+            self.info.n_neurons
+        } else {
+            self.info.hidden_size
+        }
+    }
+
+    /// The values at `hook` for a batch of token-id sequences, `[batch, seq_len,
+    /// hook_width]` (`n_neurons` is the hook's width).
+    ///
+    /// Sequences are right-padded as in [`Model::activations`]; the pass stops as soon
+    /// as the hook is computed. Refuses a layer the model lacks and a hook point the
+    /// architecture does not define (GPT-NeoX's parallel residual has no
+    /// `hook_resid_mid`).
+    pub fn hook_activations<S: AsRef<[u32]>>(
+        &self,
+        batch: &[S],
+        hook: Hook,
+    ) -> Result<LayerActivations> {
+        self.check_layer(hook.layer)?;
+        let (ids, lengths) = self.pad_batch(batch)?;
+        let out = self.forward(
+            &ids,
+            &ForwardRequest {
+                layers: &[hook.layer],
+                logits: false,
+                hook: hook.point,
+                tree: None,
+                neurons: None,
+            },
+        )?;
+        self.host_activations(&out.activations[0], hook.layer, lengths)
+    }
+}
+
+/// Collects the hook values of one forward pass, block by block, and says when the pass
+/// may stop.
+pub(crate) struct Capture<'a> {
+    layers: &'a [usize],
+    hook: HookPoint,
+    last: usize,
+    logits: bool,
+    /// The kept values, one per requested layer, in layer order.
+    pub values: Vec<Tensor>,
+}
+
+impl<'a> Capture<'a> {
+    /// For `request` on a network of `n_layers` blocks.
+    pub fn new(request: &'a ForwardRequest, n_layers: usize) -> Capture<'a> {
+        let last = if request.logits {
+            n_layers - 1
+        } else {
+            *request.layers.last().expect("at least one layer")
+        };
+        Capture {
+            layers: request.layers,
+            hook: request.hook,
+            last,
+            logits: request.logits,
+            values: Vec::with_capacity(request.layers.len()),
+        }
+    }
+
+    /// The last block the pass runs.
+    pub fn last(&self) -> usize {
+        self.last
+    }
+
+    /// The hook point whose values are kept.
+    pub fn hook(&self) -> HookPoint {
+        self.hook
+    }
+
+    /// Offers the value at `point` of block `layer`, computed by `value` only when it is
+    /// kept. True when the pass is done (the last requested hook is computed and no
+    /// logits are asked for).
+    pub fn offer(
+        &mut self,
+        layer: usize,
+        point: HookPoint,
+        value: impl FnOnce() -> Result<Tensor>,
+    ) -> Result<bool> {
+        if point != self.hook {
+            return Ok(false);
+        }
+        if self.layers.binary_search(&layer).is_ok() {
+            self.values.push(value()?);
+        }
+        Ok(layer == self.last && !self.logits)
+    }
+}
+
+/// `x / sqrt(mean(x²) + eps)` over the last dimension: an RMSNorm before its scale
+/// (`ln2.hook_normalized` of an RMSNorm).
+pub(crate) fn rms_normalized(x: &Tensor, eps: f32) -> Result<Tensor> {
+    let ones = Tensor::ones(x.dim(D::Minus1)?, x.dtype(), x.device())?;
+    Ok(candle_nn::ops::rms_norm(x, &ones, eps)?)
+}
+
+/// `(x - mean) / sqrt(var + eps)` over the last dimension: a LayerNorm before its scale
+/// and bias (`ln2.hook_normalized` of a LayerNorm).
+pub(crate) fn ln_normalized(x: &Tensor, eps: f32) -> Result<Tensor> {
+    let ones = Tensor::ones(x.dim(D::Minus1)?, x.dtype(), x.device())?;
+    Ok(candle_nn::ops::layer_norm(
+        x,
+        &ones,
+        &ones.zeros_like()?,
+        eps,
+    )?)
 }
 
 #[cfg(test)]

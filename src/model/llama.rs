@@ -8,9 +8,10 @@ use candle_core::{DType, Device, Tensor};
 use serde_json::Value;
 
 use super::hf::{HfConfig, Weights};
+use super::hook::{rms_normalized, Capture};
 use super::linear::Linear;
 use super::ops;
-use super::{ForwardOutput, ForwardRequest};
+use super::{ForwardOutput, ForwardRequest, HookPoint};
 use crate::error::Result;
 
 /// Shape and constants of a Llama model.
@@ -70,22 +71,17 @@ impl Llama {
         (c.n_layers, c.intermediate_size, c.hidden_size, c.vocab_size)
     }
 
-    /// Runs the blocks up to the highest requested layer (all of them, plus the final
-    /// norm and LM head, when logits are asked for).
+    /// Runs the blocks up to the requested hook of the highest requested layer (all of
+    /// them, plus the final norm and LM head, when logits are asked for).
     pub fn forward(&self, ids: &Tensor, request: &ForwardRequest) -> Result<ForwardOutput> {
         let cfg = &self.config;
         let (b, t) = ids.dims2()?;
-        let last = if request.logits {
-            cfg.n_layers - 1
-        } else {
-            *request.layers.last().expect("at least one layer")
-        };
+        let mut cap = Capture::new(request, cfg.n_layers);
         let mut x = self
             .embed
             .index_select(&ids.flatten_all()?, 0)?
             .to_dtype(DType::F32)?
             .reshape((b, t, cfg.hidden_size))?;
-        let masks = ops::PassMasks::new((b, t), request.tree, &cfg.windows, &self.device)?;
         let (cos, sin) = ops::pass_rope(
             (b, t),
             cfg.head_dim,
@@ -94,54 +90,103 @@ impl Llama {
             request.tree,
             &self.device,
         )?;
-        let scale = 1.0 / (cfg.head_dim as f64).sqrt();
-        let eps = cfg.rms_eps as f32;
-        let mut activations = Vec::with_capacity(request.layers.len());
-        for (layer, block) in self.blocks.iter().enumerate().take(last + 1) {
-            let h = candle_nn::ops::rms_norm(&x, &block.attn_norm, eps)?;
-            let mut q = ops::split_heads(&block.q.forward(&h)?, cfg.n_heads)?;
-            let mut k = ops::split_heads(&block.k.forward(&h)?, cfg.n_kv_heads)?;
-            if let (Some(qn), Some(kn)) = (&block.q_norm, &block.k_norm) {
-                q = candle_nn::ops::rms_norm(&q, qn, eps)?;
-                k = candle_nn::ops::rms_norm(&k, kn, eps)?;
+        let pass = Pass {
+            masks: ops::PassMasks::new((b, t), request.tree, &cfg.windows, &self.device)?,
+            cos,
+            sin,
+        };
+        for layer in 0..=cap.last() {
+            let cols = request.neurons.filter(|_| layer == cap.last());
+            match self.block(layer, &x, &pass, cols, &mut cap)? {
+                Some(next) => x = next,
+                None => break,
             }
-            let v = ops::split_heads(&block.v.forward(&h)?, cfg.n_kv_heads)?;
-            let (q, k) = if cfg.interleaved_rope {
-                (
-                    candle_nn::rotary_emb::rope_i(&q, &cos, &sin)?,
-                    candle_nn::rotary_emb::rope_i(&k, &cos, &sin)?,
-                )
-            } else {
-                (
-                    candle_nn::rotary_emb::rope(&q, &cos, &sin)?,
-                    candle_nn::rotary_emb::rope(&k, &cos, &sin)?,
-                )
-            };
-            let y = ops::attention(&q, &k, &v, masks.get(cfg.windows[layer]), scale)?;
-            x = (x + block.o.forward(&y)?)?;
-            let m = candle_nn::ops::rms_norm(&x, &block.ffn_norm, eps)?;
-            let cols = request.neurons.filter(|_| layer == last);
-            let act = (block.gate.forward_columns(&m, cols)?.silu()?
-                * block.up.forward_columns(&m, cols)?)?;
-            if request.layers.binary_search(&layer).is_ok() {
-                activations.push(act.clone());
-            }
-            if layer == last && !request.logits {
-                break;
-            }
-            x = (x + block.down.forward(&act)?)?;
         }
         let logits = if request.logits {
-            let x = candle_nn::ops::rms_norm(&x, &self.norm, eps)?;
+            let x = candle_nn::ops::rms_norm(&x, &self.norm, cfg.rms_eps as f32)?;
             Some(self.lm_head.forward(&x)?)
         } else {
             None
         };
         Ok(ForwardOutput {
-            activations,
+            activations: cap.values,
             logits,
         })
     }
+
+    /// Runs block `layer` on the residual stream `x`, offering its hook values to `cap`
+    /// (`cols`: only these neurons). `None` when the pass is done.
+    fn block(
+        &self,
+        layer: usize,
+        x: &Tensor,
+        pass: &Pass,
+        cols: Option<&Tensor>,
+        cap: &mut Capture,
+    ) -> Result<Option<Tensor>> {
+        let block = &self.blocks[layer];
+        let eps = self.config.rms_eps as f32;
+        if cap.offer(layer, HookPoint::ResidPre, || Ok(x.clone()))? {
+            return Ok(None);
+        }
+        let a = self.attention(layer, x, pass)?;
+        if cap.offer(layer, HookPoint::AttnOut, || Ok(a.clone()))? {
+            return Ok(None);
+        }
+        let x = (x + a)?;
+        if cap.offer(layer, HookPoint::ResidMid, || Ok(x.clone()))?
+            || cap.offer(layer, HookPoint::Ln2Normalized, || rms_normalized(&x, eps))?
+        {
+            return Ok(None);
+        }
+        let m = candle_nn::ops::rms_norm(&x, &block.ffn_norm, eps)?;
+        let act = (block.gate.forward_columns(&m, cols)?.silu()?
+            * block.up.forward_columns(&m, cols)?)?;
+        if cap.offer(layer, HookPoint::MlpPost, || Ok(act.clone()))? {
+            return Ok(None);
+        }
+        let f = block.down.forward(&act)?;
+        if cap.offer(layer, HookPoint::MlpOut, || Ok(f.clone()))? {
+            return Ok(None);
+        }
+        let x = (x + f)?;
+        if cap.offer(layer, HookPoint::ResidPost, || Ok(x.clone()))? {
+            return Ok(None);
+        }
+        Ok(Some(x))
+    }
+
+    /// Block `layer`'s attention output (after `o`, before the residual add).
+    fn attention(&self, layer: usize, x: &Tensor, pass: &Pass) -> Result<Tensor> {
+        let cfg = &self.config;
+        let block = &self.blocks[layer];
+        let eps = cfg.rms_eps as f32;
+        let h = candle_nn::ops::rms_norm(x, &block.attn_norm, eps)?;
+        let mut q = ops::split_heads(&block.q.forward(&h)?, cfg.n_heads)?;
+        let mut k = ops::split_heads(&block.k.forward(&h)?, cfg.n_kv_heads)?;
+        if let (Some(qn), Some(kn)) = (&block.q_norm, &block.k_norm) {
+            q = candle_nn::ops::rms_norm(&q, qn, eps)?;
+            k = candle_nn::ops::rms_norm(&k, kn, eps)?;
+        }
+        let v = ops::split_heads(&block.v.forward(&h)?, cfg.n_kv_heads)?;
+        let rope = if cfg.interleaved_rope {
+            candle_nn::rotary_emb::rope_i
+        } else {
+            candle_nn::rotary_emb::rope
+        };
+        let q = rope(&q, &pass.cos, &pass.sin)?;
+        let k = rope(&k, &pass.cos, &pass.sin)?;
+        let scale = 1.0 / (cfg.head_dim as f64).sqrt();
+        let y = ops::attention(&q, &k, &v, pass.masks.get(cfg.windows[layer]), scale)?;
+        block.o.forward(&y)
+    }
+}
+
+/// What every block of one pass shares: attention masks and RoPE tables.
+struct Pass {
+    masks: ops::PassMasks,
+    cos: Tensor,
+    sin: Tensor,
 }
 
 /// The RoPE divisors of a Llama config's `rope_scaling`: none for plain RoPE, Llama 3.1

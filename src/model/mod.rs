@@ -6,12 +6,24 @@
 //! `gelu_tanh(gate(x)) * up(x)` for Gemma and Gemma 2, `gelu_new(c_fc(x))` for GPT-2 and
 //! `gelu(dense_h_to_4h(x))` for GPT-NeoX.
 //!
+//! Other values of a block can be read at the hook points TransformerLens names
+//! ([`Hook`], [`Model::hook_activations`]): the residual stream entering the block
+//! (`hook_resid_pre`), after the attention add (`hook_resid_mid`; GPT-NeoX's parallel
+//! residual has none) and leaving it (`hook_resid_post`), the attention and MLP outputs
+//! before their residual adds (`hook_attn_out`, `hook_mlp_out`, with the output
+//! projection's bias and, for Gemma 2, after the post-norm), and the MLP's input after
+//! its norm's normalization but before the norm's learned scale and bias
+//! (`ln2.hook_normalized`: `x / rms(x)` for an RMSNorm, `(x - mean) / std` for a
+//! LayerNorm, what TransformerLens gives with its default weight folding; GPT-NeoX's
+//! parallel residual normalizes the block input).
+//!
 //! Supported inputs: GGUF files of the Llama (the default SmolLM2-135M-Instruct), Gemma,
 //! Gemma 2, Qwen 2 and Qwen 3 families, and Hugging Face folders (`config.json`, `*.safetensors` or shards listed by
 //! `model.safetensors.index.json`, `tokenizer.json`) of the architectures in
 //! [`SUPPORTED_ARCHITECTURES`]. Weights stored as bf16 or f16 stay so in memory and
 //! are computed with in f32. A forward pass runs only up to the highest requested
-//! layer and never computes the LM head unless asked.
+//! layer (and within it, up to the requested hook) and never computes the LM head
+//! unless asked.
 
 mod allocator;
 mod device;
@@ -510,12 +522,6 @@ impl Model {
     }
 
     pub(crate) fn forward(&self, ids: &Tensor, request: &ForwardRequest) -> Result<ForwardOutput> {
-        if request.hook != HookPoint::MlpPost {
-            return Err(Error::InvalidRequest(format!(
-                "hook point {} is not computed yet",
-                request.hook
-            )));
-        }
         match &self.network {
             Network::Llama(n) => n.forward(ids, request),
             Network::Gemma(n) => n.forward(ids, request),

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
 
-use super::HookPoint;
+use super::Hook;
 use super::{ForwardRequest, LayerActivations, Model, TreeLayout};
 use crate::error::{Error, Result};
 
@@ -103,41 +103,76 @@ impl PackedRow {
 }
 
 impl Model {
-    /// Unit activations (MLP neurons or SAE latents) of `layer` for packed rows, `[rows, max_len, neurons]`: the
-    /// value at a row's column is the activation of that token given its own prefix.
-    /// Columns past a row's length are padding. With `neurons`, only those neurons are
-    /// computed, in that order (as [`Model::neuron_activations`]).
+    /// Unit activations (MLP neurons or SAE latents) of `layer` for packed rows,
+    /// `[rows, max_len, units]`: the value at a row's column is the activation of that
+    /// token given its own prefix. Columns past a row's length are padding. With
+    /// `neurons`, only those units are computed, in that order (as
+    /// [`Model::neuron_activations`]).
     pub fn packed_activations(
         &self,
         rows: &[&PackedRow],
         layer: usize,
         neurons: Option<&[usize]>,
     ) -> Result<LayerActivations> {
-        if rows.is_empty() || rows.iter().any(|r| r.ids.is_empty()) {
-            return Err(Error::InvalidRequest("empty packed row".into()));
-        }
         self.check_unit_layer(layer)?;
         if let Some(n) = neurons {
             self.check_units(n)?;
         }
+        if self.sae.is_some() {
+            let (ids, lengths, layout) = self.packed_ids(rows)?;
+            let latents = self.sae_forward(&ids, Some(&layout), neurons)?;
+            let latents = latents.expect("the model has an SAE");
+            return self.host_activations(&latents, layer, lengths);
+        }
+        let hook = Hook::mlp_neurons(layer);
+        match neurons {
+            None => self.packed_hook_activations(rows, hook),
+            Some(n) => self.packed_forward(rows, hook, Some(&self.neuron_columns(n)?)),
+        }
+    }
+
+    /// The values at `hook` for packed rows, `[rows, max_len, hook_width]`: the value at
+    /// a row's column is that token's given its own prefix (as
+    /// [`Model::hook_activations`]). Columns past a row's length are padding.
+    pub(crate) fn packed_hook_activations(
+        &self,
+        rows: &[&PackedRow],
+        hook: Hook,
+    ) -> Result<LayerActivations> {
+        self.packed_forward(rows, hook, None)
+    }
+
+    /// The padded ids of packed rows, their lengths and their tree layout.
+    fn packed_ids(&self, rows: &[&PackedRow]) -> Result<(Tensor, Vec<usize>, TreeLayout)> {
+        if rows.is_empty() || rows.iter().any(|r| r.ids.is_empty()) {
+            return Err(Error::InvalidRequest("empty packed row".into()));
+        }
         let batch: Vec<&[u32]> = rows.iter().map(|r| r.ids.as_slice()).collect();
         let (ids, lengths) = self.pad_batch(&batch)?;
         let layout = tree_layout(rows, ids.dim(1)?, &self.device)?;
-        if let Some(latents) = self.sae_forward(&ids, Some(&layout), neurons)? {
-            return self.host_activations(&latents, layer, lengths);
-        }
-        let columns = neurons.map(|n| self.neuron_columns(n)).transpose()?;
+        Ok((ids, lengths, layout))
+    }
+
+    /// One pass over packed rows up to `hook` (with `columns`: only those neurons).
+    fn packed_forward(
+        &self,
+        rows: &[&PackedRow],
+        hook: Hook,
+        columns: Option<&Tensor>,
+    ) -> Result<LayerActivations> {
+        self.check_layer(hook.layer)?;
+        let (ids, lengths, layout) = self.packed_ids(rows)?;
         let out = self.forward(
             &ids,
             &ForwardRequest {
-                layers: &[layer],
-                hook: HookPoint::MlpPost,
+                layers: &[hook.layer],
                 logits: false,
+                hook: hook.point,
                 tree: Some(&layout),
-                neurons: columns.as_ref(),
+                neurons: columns,
             },
         )?;
-        self.host_activations(&out.activations[0], layer, lengths)
+        self.host_activations(&out.activations[0], hook.layer, lengths)
     }
 }
 
@@ -243,6 +278,77 @@ mod tests {
             .map(|i| (0..4).filter(|&j| p[i * 4 + j] == 0.0).collect())
             .collect();
         assert_eq!(seen, vec![vec![0], vec![0, 1], vec![1, 2], vec![2, 3]]);
+    }
+
+    /// The numbers of a JSON array.
+    fn numbers(v: &serde_json::Value) -> Vec<f64> {
+        let all = v.as_array().unwrap().iter();
+        all.map(|x| x.as_f64().unwrap()).collect()
+    }
+
+    /// Every hook point through prefix-shared rows, the reference texts mixed with
+    /// variants that share their prefixes (cut in half, a middle token replaced) in rows
+    /// small enough to split: the texts equal the float64 values of
+    /// `scripts/reference/tiny_hooks.py`, the variants their own plain passes.
+    #[test]
+    fn packed_hooks_match_the_reference() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tiny");
+        let models = [
+            "llama", "gpt2", "gpt_neox", "gemma", "gemma2", "qwen2", "qwen3",
+        ];
+        for name in models.into_iter().chain(["mistral"]) {
+            let model = Model::load(root.join(name), &crate::LoadOptions::default()).unwrap();
+            let json = std::fs::read_to_string(root.join(name).join("hooks.json")).unwrap();
+            let reference: serde_json::Value = serde_json::from_str(&json).unwrap();
+            let texts = reference["texts"].as_array().unwrap();
+            let mut seqs: Vec<Vec<u32>> = texts
+                .iter()
+                .map(|t| numbers(&t["ids"]).iter().map(|&x| x as u32).collect())
+                .collect();
+            for s in seqs.clone() {
+                let mid = s.len() / 2;
+                seqs.push(s[..mid].to_vec());
+                let mut v = s;
+                v[mid] = if v[mid] == 2 { 3 } else { 2 };
+                seqs.push(v);
+            }
+            let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+            let packing = PrefixPacking::pack(&refs, seqs[0].len() + 4);
+            assert!(packing.rows.len() > 1 && packing.tokens() < refs.concat().len());
+            let rows: Vec<&PackedRow> = packing.rows.iter().collect();
+            for (key, _) in texts[0]["hooks"].as_object().unwrap() {
+                let hook: Hook = key.parse().unwrap();
+                let packed = model.packed_hook_activations(&rows, hook).unwrap();
+                assert_eq!(packed.n_neurons, model.hook_width(hook.point));
+                let at = |s: usize, t: usize| {
+                    let (r, cols) = &packing.placement[s];
+                    packed.at(*r, cols[t] as usize)
+                };
+                for (s, text) in texts.iter().enumerate() {
+                    let want: Vec<Vec<f64>> = text["hooks"][key]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(numbers)
+                        .collect();
+                    for d in 0..packed.n_neurons {
+                        let scale = want.iter().fold(1e-6f64, |m, r| m.max(r[d].abs()));
+                        for (t, row) in want.iter().enumerate() {
+                            let err = (at(s, t)[d] as f64 - row[d]).abs();
+                            assert!(err <= 1e-4 * scale, "{name} {key} text {s} {t} {d}");
+                        }
+                    }
+                }
+                let plain = model.hook_activations(&seqs[texts.len()..], hook).unwrap();
+                for (i, seq) in seqs[texts.len()..].iter().enumerate() {
+                    for t in 0..seq.len() {
+                        for (x, y) in at(texts.len() + i, t).iter().zip(plain.at(i, t)) {
+                            assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "{name} {key}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

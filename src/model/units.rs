@@ -142,16 +142,6 @@ impl Model {
             .map_or(self.info.n_neurons, |s| s.info().d_sae)
     }
 
-    /// The width of a hook point's value: the MLP's hidden size for `mlp.hook_post`,
-    /// else the residual width.
-    pub fn hook_width(&self, point: HookPoint) -> usize {
-        if point.is_mlp_hidden() {
-            self.info.n_neurons
-        } else {
-            self.info.hidden_size
-        }
-    }
-
     /// An error unless units may be read at `layer` (any layer for neurons, the
     /// hook's layer for SAE latents).
     pub(crate) fn check_unit_layer(&self, layer: usize) -> Result<()> {
