@@ -38,7 +38,7 @@ use crate::NeuronId;
 pub(crate) use run_check::run_differences;
 
 /// The store's on-disk format version; opening another version is refused.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 
 /// The database file name inside an index folder.
 pub const STORE_FILE: &str = "store.redb";
