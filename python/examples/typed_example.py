@@ -3,7 +3,7 @@ stubs (scripts/test-python)."""
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import numpy.typing as npt
@@ -54,3 +54,18 @@ def build() -> n2g.Index:
     except n2g.Error as e:
         print(e.path)
         raise
+
+
+def sae_latents(index: str, sae: str) -> None:
+    """An index of an SAE's latents: its unit set, a latent's view, the latents of a
+    text."""
+    idx = n2g.build(index, sae=sae, hook="blocks.3.hook_resid_post", max_density=0.05, progress=False)
+    units: Dict[str, Any] = idx.units
+    print(units["kind"], units["hook"], units["per_layer"])
+    view = idx.neuron("3:0")
+    kind: str = view.unit_kind
+    skipped: Optional[str] = view.graph_skipped
+    print(kind, view.unit, skipped)
+    model: n2g.Model = idx.model()
+    acts: n2g.Activations = model.activations("some text", neurons="0-7")
+    print(model.units["per_layer"], acts.units["hook"], acts.activations.shape)

@@ -40,11 +40,13 @@ def _pandas() -> Any:
 
 
 class Model:
-    """A language model loaded for reading MLP neuron activations.
+    """A language model loaded for reading unit activations: its MLP neurons, or the
+    latents of a sparse autoencoder (SAE) at one hook point.
 
     ``Model()`` loads the default model (fetched by ``scripts/setup``); ``Model(path)``
     a GGUF file (llama, gemma, gemma2, qwen2, qwen3) or a Hugging Face folder (those,
-    mistral, gpt2, gpt_neox).
+    mistral, gpt2, gpt_neox); ``Model(path, sae=SAE)`` reads the SAE's latents instead
+    of the MLP neurons.
 
     Args:
         path: the model file or folder; ``None``: the default model.
@@ -55,6 +57,20 @@ class Model:
         literal_special: read special tokens written in a text (``<|im_start|>``) as
             their characters, not as their one id (the model's own tokenizer maps each
             to its id).
+        sae: a sparse autoencoder whose latents become the units: a SAELens folder
+            (``cfg.json`` + ``sae_weights.safetensors``), a Gemma Scope ``params.npz``
+            or an EleutherAI sparsify folder (``cfg.json`` + ``sae.safetensors``).
+        hook: the hook point the SAE reads, as TransformerLens names it
+            (``"blocks.3.hook_resid_pre"``; ``hook_resid_mid``, ``hook_resid_post``,
+            ``hook_attn_out``, ``hook_mlp_out``, ``mlp.hook_post``,
+            ``ln2.hook_normalized``); needed when the SAE's file does not say it (Gemma
+            Scope).
+
+    Raises:
+        InvalidArgumentError: a malformed ``hook`` (``.field == "hook"``), or an SAE
+            that does not fit the model.
+        ModelError, Error: a model or SAE file that cannot be read (the message names
+            it).
     """
 
     def __init__(
@@ -65,6 +81,8 @@ class Model:
         quantized: bool = False,
         tokenizer: Optional[PathLike] = None,
         literal_special: bool = False,
+        sae: Optional[PathLike] = None,
+        hook: Optional[str] = None,
     ) -> None:
         self._native = _native.Model(
             None if path is None else os.fspath(path),
@@ -72,6 +90,8 @@ class Model:
             quantized,
             None if tokenizer is None else os.fspath(tokenizer),
             literal_special,
+            None if sae is None else os.fspath(sae),
+            hook,
         )
 
     def info(self) -> Dict[str, Any]:
@@ -79,31 +99,48 @@ class Model:
         special tokens."""
         return self._native.info()
 
+    @property
+    def units(self) -> Dict[str, Any]:
+        """The units this model's activations are: ``kind`` (``"mlp_neurons"`` or
+        ``"sae_latents"``), ``hook``, ``per_layer`` and ``sae`` (``None`` for neurons;
+        else the SAE's path, SHA-256, format, architecture, hook, ``d_in``,
+        ``d_sae``)."""
+        return self._native.units()
+
     def __repr__(self) -> str:
         i = self.info()
+        u = self.units
+        if u["kind"] == "sae_latents":
+            return f"Model({i['name']!r}, {u['per_layer']} SAE latents at {u['hook']})"
         return f"Model({i['name']!r}, {i['n_layers']} layers × {i['n_neurons']} neurons)"
 
     def activations(
         self,
         text: str,
-        layer: int,
+        layer: Optional[int] = None,
         neurons: Union[None, str, Sequence[int]] = None,
         *,
         bos: bool = True,
     ) -> Activations:
-        """The MLP neuron activations of ``layer`` on each token of ``text``.
+        """The unit activations (MLP neurons, or SAE latents) of ``layer`` on each
+        token of ``text``.
 
         Args:
             text: the text.
-            layer: the layer whose neurons are read.
-            neurons: the neurons to report: ``None`` (all), a list of indices (the
+            layer: the layer whose units are read; required for MLP neurons, and for
+                SAE latents ``None`` or the SAE's hook layer.
+            neurons: the units to report: ``None`` (all), a list of indices (the
                 columns in the list's order), or ranges as text (``"0-7,100"``,
                 ascending).
             bos: prepend the BOS token (as TransformerLens does).
 
         Returns:
             An :class:`Activations` whose ``activations`` is a NumPy float32 array
-            ``[tokens, neurons]``.
+            ``[tokens, units]``.
+
+        Raises:
+            InvalidArgumentError: no ``layer`` for MLP neurons, or a layer out of range
+                (``.field == "layer"``).
 
         This call runs without the GIL.
         """
@@ -230,14 +267,28 @@ class Index:
         return _pandas().DataFrame.from_records(rows, columns=["a", "b", "activating", "context", "relation"])
 
     def info(self) -> Dict[str, Any]:
-        """What the index holds: model, corpus, scan settings and progress, size, graph
-        settings, per-layer evaluation (the JSON of ``n2g-index info --json``)."""
+        """What the index holds: model, units, corpus, scan settings and progress,
+        size, graph settings, per-layer evaluation (the JSON of ``n2g-index info
+        --json``)."""
         return self._native.info()
 
+    @property
+    def units(self) -> Dict[str, Any]:
+        """The units the index holds: ``kind`` (``"mlp_neurons"`` or
+        ``"sae_latents"``), ``hook``, ``per_layer`` and ``sae`` (``None`` for neurons;
+        else the SAE's path, SHA-256, format, architecture, hook, ``d_in``,
+        ``d_sae``), as ``info()["units"]``."""
+        return self._native.units()
+
     def model(self) -> Model:
-        """The model the index was built with (loaded on first use, then kept)."""
+        """The model the index was built with, with the SAE it was built with when the
+        index holds SAE latents (loaded on first use, then kept)."""
         if self._model is None:
-            self._model = Model(self._native.model_path())
+            sae = self.units.get("sae")
+            if sae is None:
+                self._model = Model(self._native.model_path())
+            else:
+                self._model = Model(self._native.model_path(), sae=sae["path"], hook=sae["hook"])
         return self._model
 
     def predict(self, neuron: NeuronLike, text: str, *, model: Optional[Model] = None) -> Prediction:
@@ -266,6 +317,9 @@ def build(
     literal_special: Optional[bool] = None,
     force: Optional[bool] = None,
     shard: Optional[str] = None,
+    sae: Optional[PathLike] = None,
+    hook: Optional[str] = None,
+    max_density: Optional[float] = None,
     progress: Union[bool, ProgressCallback] = True,
 ) -> Index:
     """Builds (or resumes) an index: scan the corpus with the model, build an N2G graph
@@ -294,6 +348,13 @@ def build(
             (default False: refused).
         shard: ``"I/N"``: build only shard I of N (from 0) of the selected neurons;
             join the shards with :func:`merge` (``docs/SCALE.md``).
+        sae: a sparse autoencoder whose latents are the units instead of the MLP
+            neurons (see :class:`Model`); ``layers`` then defaults to its hook layer.
+        hook: the hook point the SAE reads (``"blocks.3.hook_resid_pre"``), when its
+            file does not say it (Gemma Scope).
+        max_density: build no graph for units firing on more than this share (0 to
+            1) of the corpus's tokens (dense SAE latents); their views say why
+            (``graph_skipped``). Default: every graph.
         progress: ``True`` shows a bar (tqdm when installed, in a terminal or Jupyter),
             ``False`` nothing; or an object with ``start``/``advance``/``finish``/
             ``note`` methods (:class:`ProgressCallback`).
@@ -302,6 +363,8 @@ def build(
         The opened :class:`Index`.
 
     Raises:
+        InvalidArgumentError: an option that cannot work; ``.field`` names it
+            (``"hook"``, ``"max_density"``, ...).
         KeyboardInterrupt: Ctrl-C (or the progress object) stopped the build at a
             checkpoint; the work so far is kept and the same call resumes it.
 
@@ -325,6 +388,9 @@ def build(
         literal_special,
         force,
         shard,
+        None if sae is None else os.fspath(sae),
+        hook,
+        max_density,
         target,
     )
     return Index._wrap(native)

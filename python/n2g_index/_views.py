@@ -180,14 +180,16 @@ class Examples(List[Example]):
         return f"<div><i>top examples, coloured by activation / max{note}</i>{''.join(rows)}</div>"
 
 
-@dataclass
+@dataclass(repr=False)
 class NeuronView:
-    """Everything an index knows of one neuron.
+    """Everything an index knows of one unit: an MLP neuron, or an SAE latent.
 
     Attributes:
         neuron: ``"L:N"``.
         layer: the layer.
         index: the index within the layer.
+        unit_kind: ``"mlp_neurons"`` or ``"sae_latents"`` (the index's ``units`` say
+            which SAE).
         max_activation: the largest activation over the corpus (BOS excluded).
         mean_activation: the mean activation over the corpus (BOS excluded).
         positive_fraction: the fraction of tokens with activation > 0.
@@ -196,11 +198,14 @@ class NeuronView:
         graph: the N2G graph, once built.
         eval: its evaluation (held-out and random-window scores), once built, as in
             the JSON.
+        graph_skipped: why the unit has no graph when the build skipped it as dense
+            (``build(..., max_density=...)``), else ``None``.
     """
 
     neuron: str
     layer: int
     index: int
+    unit_kind: str
     max_activation: float
     mean_activation: float
     positive_fraction: float
@@ -208,6 +213,7 @@ class NeuronView:
     examples: Examples
     graph: Optional[Graph]
     eval: Optional[Dict[str, Any]]
+    graph_skipped: Optional[str] = None
     _index: Optional["Index"] = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -218,6 +224,7 @@ class NeuronView:
             neuron=d["neuron"],
             layer=d["layer"],
             index=d["index"],
+            unit_kind=d["unit_kind"],
             max_activation=d["max_activation"],
             mean_activation=d["mean_activation"],
             positive_fraction=d["positive_fraction"],
@@ -225,7 +232,25 @@ class NeuronView:
             examples=Examples(examples, d["max_activation"], bos),
             graph=Graph._from(graph) if graph is not None else None,
             eval=d.get("eval"),
+            graph_skipped=d.get("graph_skipped"),
             _index=index,
+        )
+
+    @property
+    def unit(self) -> str:
+        """``"latent"`` for an SAE latent, else ``"neuron"``."""
+        return "latent" if self.unit_kind == "sae_latents" else "neuron"
+
+    def __repr__(self) -> str:
+        if self.graph is not None:
+            graph = f"graph of {len(self.graph.paths)} paths"
+        elif self.graph_skipped is not None:
+            graph = f"no graph: {self.graph_skipped}"
+        else:
+            graph = "no graph yet"
+        return (
+            f"NeuronView({self.unit} {self.neuron}, max {self.max_activation:.4g}, "
+            f"{len(self.examples)} examples, {graph})"
         )
 
     def predict(self, text: str, model: Optional["Model"] = None) -> "Prediction":
@@ -242,15 +267,17 @@ class Activations:
 
     Attributes:
         model: the model's name.
+        units: the units read (as :attr:`Model.units`): MLP neurons or SAE latents.
         layer: the layer.
         bos: whether token 0 is the BOS token.
         ids: token ids.
         tokens: token strings.
-        neurons: the neurons reported, one column each.
-        activations: float32 array ``[tokens, neurons]``.
+        neurons: the units reported (neuron or latent indices), one column each.
+        activations: float32 array ``[tokens, units]``.
     """
 
     model: str
+    units: Dict[str, Any]
     layer: int
     bos: bool
     ids: List[int]

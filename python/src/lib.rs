@@ -12,6 +12,7 @@ mod progress;
 use std::path::PathBuf;
 use std::sync::RwLock;
 
+use n2g_index::model::Hook;
 use n2g_index::{BuildOptions, Index, LoadOptions, Model, NeuronId, Shard};
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
@@ -124,6 +125,12 @@ impl PyIndex {
         self.with(py, |i| Ok(i.run().model.path.clone()))
     }
 
+    /// The units the index holds (MLP neurons or an SAE's latents), as a dict.
+    fn units<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let units = self.with(py, |i| Ok(i.units().clone()))?;
+        to_python(py, &units)
+    }
+
     /// The neurons whose graphs match `query`, best first, as dicts.
     fn query<'py>(
         &self,
@@ -217,9 +224,14 @@ struct PyModel {
 impl PyModel {
     /// Loads the GGUF file or Hugging Face folder `path` (the default model when
     /// `None`) on `device`; `literal_special` reads special tokens written in a text as
-    /// their characters.
+    /// their characters; `sae` (read at `hook`, `blocks.L.NAME`, when its file does not
+    /// name one) makes the SAE's latents the model's units.
     #[new]
-    #[pyo3(signature = (path=None, device="cpu", quantized=false, tokenizer=None, literal_special=false))]
+    #[pyo3(signature = (
+        path=None, device="cpu", quantized=false, tokenizer=None, literal_special=false,
+        sae=None, hook=None
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         path: Option<PathBuf>,
@@ -227,7 +239,10 @@ impl PyModel {
         quantized: bool,
         tokenizer: Option<PathBuf>,
         literal_special: bool,
+        sae: Option<PathBuf>,
+        hook: Option<&str>,
     ) -> PyResult<Self> {
+        let hook = hook.map(str::parse::<Hook>).transpose().map_err(to_py)?;
         let inner = py
             .detach(|| -> n2g_index::Result<Model> {
                 let path = match path {
@@ -239,6 +254,8 @@ impl PyModel {
                     quantized,
                     tokenizer,
                     literal_special,
+                    sae,
+                    hook,
                 };
                 Model::load(&path, &options)
             })
@@ -251,14 +268,20 @@ impl PyModel {
         to_python(py, self.inner.info())
     }
 
-    /// The activations of `layer` on each token of `text`, as a dict whose
-    /// `activations` is a float32 array `[tokens, neurons]`.
-    #[pyo3(signature = (text, layer, neurons=None, bos=true))]
+    /// The units (MLP neurons or SAE latents) this model's activations are, as a dict.
+    fn units<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_python(py, &self.inner.units())
+    }
+
+    /// The unit activations of `layer` (for SAE latents: their hook's layer when `None`)
+    /// on each token of `text`, as a dict whose `activations` is a float32 array
+    /// `[tokens, units]`.
+    #[pyo3(signature = (text, layer=None, neurons=None, bos=true))]
     fn activations<'py>(
         &self,
         py: Python<'py>,
         text: &str,
-        layer: usize,
+        layer: Option<usize>,
         neurons: Option<&str>,
         bos: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
@@ -286,7 +309,8 @@ impl PyModel {
 #[pyo3(signature = (
     index, model=None, corpus=None, layers=None, neurons=None, top_k=None, window=None,
     batch_size=None, checkpoint_every=None, bos=None, scan_only=None, device=None,
-    quantized=None, literal_special=None, force=None, shard=None, progress=None
+    quantized=None, literal_special=None, force=None, shard=None, sae=None, hook=None,
+    max_density=None, progress=None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn build(
@@ -307,6 +331,9 @@ fn build(
     literal_special: Option<bool>,
     force: Option<bool>,
     shard: Option<&str>,
+    sae: Option<PathBuf>,
+    hook: Option<&str>,
+    max_density: Option<f64>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<PyIndex> {
     let mut o = BuildOptions::new(index);
@@ -348,6 +375,9 @@ fn build(
     if let Some(v) = force {
         o.force = v;
     }
+    o.load.sae = sae;
+    o.load.hook = hook.map(str::parse::<Hook>).transpose().map_err(to_py)?;
+    o.max_density = max_density;
     if let Some(v) = shard {
         let shard = Shard::parse(v, o.batch.chunk_neurons).map_err(|message| {
             to_py(n2g_index::Error::InvalidOption {
