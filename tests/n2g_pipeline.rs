@@ -42,6 +42,7 @@ fn graphs_of_layer_0_beat_the_token_baseline() {
         &windows,
         &settings,
         BatchConfig::default(),
+        &[],
         &mut NoProgress,
     )
     .unwrap();
@@ -53,6 +54,7 @@ fn graphs_of_layer_0_beat_the_token_baseline() {
         &windows,
         &settings,
         BatchConfig::default(),
+        &[],
         &mut NoProgress,
     )
     .unwrap();
@@ -108,6 +110,7 @@ fn graph_settings_cannot_change_midway() {
         &windows,
         &settings,
         BatchConfig::default(),
+        &[],
         &mut NoProgress,
     )
     .unwrap();
@@ -121,6 +124,7 @@ fn graph_settings_cannot_change_midway() {
         &windows,
         &other,
         BatchConfig::default(),
+        &[],
         &mut NoProgress,
     )
     .err()

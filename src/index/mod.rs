@@ -453,10 +453,20 @@ pub fn text_activations(
     if tokenized.ids.is_empty() {
         return Err(Error::InvalidRequest("the text has no tokens".into()));
     }
-    let acts = model.neuron_activations(std::slice::from_ref(&tokenized.ids), layer, &neurons)?;
-    let activations = (0..tokenized.ids.len())
-        .map(|t| acts.at(0, t).to_vec())
-        .collect();
+    let batch = std::slice::from_ref(&tokenized.ids);
+    let activations = if units.sae.is_some() {
+        let acts = model.neuron_activations(batch, layer, &neurons)?;
+        (0..tokenized.ids.len())
+            .map(|t| acts.at(0, t).to_vec())
+            .collect()
+    } else {
+        // The whole layer, as the scan computes it (a selection computed alone differs
+        // in the last float32 digits).
+        let acts = &model.activations(batch, &[layer])?[0];
+        (0..tokenized.ids.len())
+            .map(|t| neurons.iter().map(|&n| acts.at(0, t)[n]).collect())
+            .collect()
+    };
     Ok(crate::view::ActivationsView {
         model: info.name.clone(),
         units: units.clone(),
