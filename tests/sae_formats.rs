@@ -144,8 +144,7 @@ fn the_files_settings_are_reported() {
 
 fn refused(path: &Path, hook: Option<Hook>) -> String {
     Sae::load(path, hook, &Device::Cpu)
-        .err()
-        .expect("refused")
+        .expect_err("refused")
         .to_string()
 }
 

@@ -177,7 +177,7 @@ impl Sae {
     /// `d_sae` (repeats allowed).
     pub fn encode_rows(&self, rows: &[f32], latents: Option<&[usize]>) -> Result<Vec<f32>> {
         let d_in = self.info.d_in;
-        if rows.len() % d_in != 0 {
+        if !rows.len().is_multiple_of(d_in) {
             return Err(Error::InvalidRequest(format!(
                 "{} values are not whole rows of the SAE's input width {d_in}",
                 rows.len()
