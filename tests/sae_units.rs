@@ -187,7 +187,7 @@ fn planted_sae_latents_are_found_by_their_token() {
     let sae_arg = sae.to_str().unwrap();
 
     // The latents on a text, against the embedding in float64: latent j at a token with
-    // embedding e is e·w_j + b_enc where that exceeds the threshold, else 0.
+    // embedding e is relu(e·w_j + b_enc) where that exceeds the threshold, else 0.
     let text = std::fs::read_to_string(root().join(SMALL_CORPUS)).unwrap();
     let text: String = text.chars().take(600).collect();
     let view = json(
@@ -206,7 +206,12 @@ fn planted_sae_latents_are_found_by_their_token() {
         for j in 0..D_SAE {
             let b = if j == DENSE { 1.0 } else { 0.0 };
             let pre = dot(&planted.embed[id as usize], &planted.w[j]) + b;
-            let want = if pre > planted.threshold[j] { pre } else { 0.0 };
+            // SAELens's JumpReLU: relu(pre) where pre > threshold.
+            let want = if pre > planted.threshold[j] {
+                pre.max(0.0)
+            } else {
+                0.0
+            };
             let got = acts[t][j];
             assert!(
                 (got - want).abs() <= 1e-3 * want.abs().max(1.0),
@@ -262,10 +267,23 @@ fn planted_sae_latents_are_found_by_their_token() {
     assert_eq!(units["sae"]["format"], "sae_lens");
     assert_eq!(units["sae"]["architecture"], "jump_relu");
     assert_eq!(units["sae"]["sha256"].as_str().unwrap().len(), 64);
-    assert_eq!(
-        info["skipped_dense"],
-        serde_json::json!([format!("0:{DENSE}")])
-    );
+    // Skipped: exactly the latents above 50% density (the dense one among them), and
+    // those have no graph.
+    let skipped: Vec<String> = serde_json::from_value(info["skipped_dense"].clone()).unwrap();
+    assert!(skipped.contains(&format!("0:{DENSE}")), "{skipped:?}");
+    let export = ok(bin()
+        .args(["export", "--index"])
+        .arg(&index)
+        .output()
+        .unwrap());
+    for line in String::from_utf8(export.stdout).unwrap().lines() {
+        let unit: serde_json::Value = serde_json::from_str(line).unwrap();
+        let id = unit["neuron"].as_str().unwrap().to_string();
+        let dense = unit["positive_fraction"].as_f64().unwrap() > 0.5;
+        assert_eq!(skipped.contains(&id), dense, "{id}: {unit}");
+        assert_eq!(unit["graph"].is_null(), dense, "{id}");
+        assert_eq!(unit["unit_kind"], "sae_latents");
+    }
     assert_eq!(info["neurons"], D_SAE);
     let show = String::from_utf8(
         ok(bin()
