@@ -367,3 +367,153 @@ fn sae_that_does_not_fit_the_model_is_refused_by_name() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// The latents of an SAE on a model end to end against float64 numpy
+/// (`scripts/reference/tiny_sae_on_model.py`: the tiny Llama's reference hook values
+/// encoded by SAELens's JumpReLU), on every latent of every token.
+#[test]
+fn tiny_model_latents_match_the_float64_reference() {
+    let fixture: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("fixtures/sae/tiny_llama_jumprelu_latents.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let options = LoadOptions {
+        sae: Some(root().join("fixtures/sae/saelens_jumprelu")),
+        ..LoadOptions::default()
+    };
+    let model = Model::load(root().join("fixtures/tiny/llama"), &options).unwrap();
+    assert_eq!(model.units().hook, "blocks.2.hook_resid_post");
+    let threshold: Vec<f64> = serde_json::from_value(fixture["threshold"].clone()).unwrap();
+    let mut compared = 0;
+    for text in fixture["texts"].as_array().unwrap() {
+        let ids: Vec<u32> = serde_json::from_value(text["ids"].clone()).unwrap();
+        let pre: Vec<Vec<f64>> = serde_json::from_value(text["pre"].clone()).unwrap();
+        let want: Vec<Vec<f64>> = serde_json::from_value(text["latents"].clone()).unwrap();
+        let acts = &model.activations(&[ids.clone()], &[2]).unwrap()[0];
+        let selected = [3usize, 50, 111];
+        let some = model
+            .neuron_activations(&[ids.clone()], 2, &selected)
+            .unwrap();
+        for (t, row) in want.iter().enumerate() {
+            for (j, &w) in row.iter().enumerate() {
+                // f32 rounding may flip a latent whose pre-activation sits on its threshold.
+                if (pre[t][j] - threshold[j]).abs() < 1e-4 {
+                    continue;
+                }
+                let got = f64::from(acts.get(0, t, j));
+                assert!(
+                    (got - w).abs() <= 1e-4 * w.abs().max(1.0),
+                    "token {t} latent {j}: {got} vs float64 {w}"
+                );
+                compared += 1;
+            }
+            for (i, &j) in selected.iter().enumerate() {
+                let (a, b) = (some.get(0, t, i), acts.get(0, t, j));
+                assert!(
+                    (a - b).abs() <= 1e-6 * b.abs().max(1.0),
+                    "latent {j}: {a} vs {b}"
+                );
+            }
+        }
+    }
+    assert!(compared > 2000, "{compared}");
+    // Latents are read at the hook's layer only.
+    let e = model.activations(&[vec![1u32, 2, 3]], &[1]).unwrap_err();
+    assert!(e.to_string().contains("blocks.2.hook_resid_post"), "{e}");
+}
+
+/// Every reading command on an SAE index (a TopK SAE over the tiny Llama): query,
+/// similar, show, export, info, and `predict`, which loads the index's SAE with the
+/// model and gives the latent's real activation (checked against `activations --sae`).
+#[test]
+fn every_reader_works_on_a_topk_sae_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = tmp.path().join("index");
+    let index_arg = index.to_str().unwrap();
+    let sae = "fixtures/sae/saelens_topk";
+    let run = |args: &[&str]| -> String {
+        String::from_utf8(ok(bin().args(args).output().unwrap()).stdout).unwrap()
+    };
+    run(&[
+        "build",
+        "--model",
+        "fixtures/tiny/llama",
+        "--sae",
+        sae,
+        "--corpus",
+        SMALL_CORPUS,
+        "--neurons",
+        "0-23",
+        "--quiet",
+        "--index",
+        index_arg,
+    ]);
+    let info: serde_json::Value =
+        serde_json::from_str(&run(&["info", "--json", "--index", index_arg])).unwrap();
+    assert_eq!(info["units"]["hook"], "blocks.0.hook_resid_post");
+    assert_eq!(
+        info["units"]["sae"]["architecture"],
+        serde_json::json!({"top_k": {"k": 8}})
+    );
+    assert_eq!(info["neurons"], 24);
+    let hits: serde_json::Value = serde_json::from_str(&run(&[
+        "query", "layer:0", "--json", "--limit", "100", "--index", index_arg,
+    ]))
+    .unwrap();
+    let with_graph = hits.as_array().unwrap().len();
+    assert!(with_graph > 0 && with_graph <= 24, "{hits}");
+    let first = hits[0]["neuron"].as_str().unwrap().to_string();
+    run(&["similar", &first, "--json", "--index", index_arg]);
+    let export = run(&["export", "--index", index_arg]);
+    assert_eq!(export.lines().count(), 24);
+    let shown: serde_json::Value =
+        serde_json::from_str(&run(&["show", &first, "--json", "--index", index_arg])).unwrap();
+    assert_eq!(shown["unit_kind"], "sae_latents");
+    let text = "The fox ran into the village.";
+    let predicted: serde_json::Value = serde_json::from_str(&run(&[
+        "predict", &first, "--text", text, "--json", "--index", index_arg,
+    ]))
+    .unwrap();
+    let latent = first.split(':').nth(1).unwrap();
+    let direct: serde_json::Value = serde_json::from_str(&run(&[
+        "activations",
+        "--model",
+        "fixtures/tiny/llama",
+        "--sae",
+        sae,
+        "--neurons",
+        latent,
+        "--text",
+        text,
+        "--json",
+    ]))
+    .unwrap();
+    let from_predict: Vec<f64> = serde_json::from_value(predicted["activations"].clone()).unwrap();
+    let from_activations: Vec<Vec<f64>> =
+        serde_json::from_value(direct["activations"].clone()).unwrap();
+    assert_eq!(from_predict.len(), from_activations.len());
+    for (a, b) in from_predict.iter().zip(&from_activations) {
+        assert!(
+            (a - b[0]).abs() <= 1e-5 * a.abs().max(1.0),
+            "{a} vs {}",
+            b[0]
+        );
+    }
+    // Without the SAE the model reads neurons: predict refuses it, naming the SAE.
+    let out = bin()
+        .args(["predict", &first, "--text", text, "--index", index_arg])
+        .args([
+            "--model",
+            "fixtures/tiny/llama",
+            "--sae",
+            "fixtures/sae/saelens_standard",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("SAE latents"),
+        "{err}"
+    );
+}
