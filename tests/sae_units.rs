@@ -390,10 +390,10 @@ fn tiny_model_latents_match_the_float64_reference() {
         let ids: Vec<u32> = serde_json::from_value(text["ids"].clone()).unwrap();
         let pre: Vec<Vec<f64>> = serde_json::from_value(text["pre"].clone()).unwrap();
         let want: Vec<Vec<f64>> = serde_json::from_value(text["latents"].clone()).unwrap();
-        let acts = &model.activations(&[ids.clone()], &[2]).unwrap()[0];
+        let acts = &model.activations(std::slice::from_ref(&ids), &[2]).unwrap()[0];
         let selected = [3usize, 50, 111];
         let some = model
-            .neuron_activations(&[ids.clone()], 2, &selected)
+            .neuron_activations(std::slice::from_ref(&ids), 2, &selected)
             .unwrap();
         for (t, row) in want.iter().enumerate() {
             for (j, &w) in row.iter().enumerate() {

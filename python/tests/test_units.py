@@ -10,7 +10,7 @@ from typing import Any, Dict
 import pytest
 
 import n2g_index as n2g
-from conftest import SMALL_CORPUS, assert_same, cli_json
+from conftest import ROOT, SMALL_CORPUS, assert_same, cli_json
 
 #: SmolLM2-135M's MLP width (`intermediate_size` of its config.json).
 SMOLLM2_NEURONS = 1536
@@ -97,22 +97,38 @@ def test_build_passes_the_sae_and_max_density(tmp_path: Path) -> None:
     assert d.value.field == "max_density"
 
 
-class _SaeIndex:
-    """The native face of an index of SAE latents, as far as `Index.model` reads it."""
-
-    def __init__(self, sae: str) -> None:
-        self.sae = sae
-
-    def units(self) -> Dict[str, Any]:
-        return {"kind": "sae_latents", "hook": "blocks.0.hook_resid_pre", "per_layer": 8,
-                "sae": {"path": self.sae, "hook": "blocks.0.hook_resid_pre"}}
-
-    def model_path(self) -> str:
-        return n2g.default_model_path()
+#: A tiny random Llama and a TopK SAE at its blocks.0.hook_resid_post (fixtures).
+TINY_LLAMA = ROOT / "fixtures" / "tiny" / "llama"
+TOPK_SAE = ROOT / "fixtures" / "sae" / "saelens_topk"
+TEXT = "The fox ran into the village."
 
 
-def test_index_model_loads_the_index_sae() -> None:
-    idx = n2g.Index._wrap(_SaeIndex(MISSING_SAE))  # type: ignore[arg-type]
-    with pytest.raises(n2g.Error) as e:
-        idx.model()
-    assert MISSING_SAE in str(e.value)
+@pytest.fixture(scope="module")
+def sae_index(tmp_path_factory: pytest.TempPathFactory) -> n2g.Index:
+    path = tmp_path_factory.mktemp("sae") / "index"
+    return n2g.build(path, model=TINY_LLAMA, sae=TOPK_SAE, corpus=[SMALL_CORPUS],
+                     neurons="0-23", progress=False)
+
+
+def test_sae_index_reads_as_the_binary_reads_it(sae_index: n2g.Index) -> None:
+    path = sae_index.path
+    assert_same(sae_index.units, cli_json("info", "--index", path)["units"])
+    assert sae_index.units["kind"] == "sae_latents"
+    assert sae_index.units["hook"] == "blocks.0.hook_resid_post"
+    assert sae_index.units["sae"]["d_sae"] == 128
+    hits = sae_index.query("layer:0", limit=100)
+    want = cli_json("query", "layer:0", "--limit", "100", "--index", path)
+    assert [h.neuron for h in hits] == [h["neuron"] for h in want] and hits
+    view = sae_index.neuron(hits[0].neuron)
+    assert view.unit == "latent" and view.unit_kind == "sae_latents"
+    assert repr(view).startswith(f"NeuronView(latent {hits[0].neuron},")
+
+
+def test_predict_loads_the_index_sae(sae_index: n2g.Index) -> None:
+    np = pytest.importorskip("numpy")
+    latent = sae_index.query("layer:0", limit=1)[0].neuron
+    got = sae_index.predict(latent, TEXT)
+    direct = n2g.Model(str(TINY_LLAMA), sae=str(TOPK_SAE)).activations(
+        TEXT, neurons=latent.split(":")[1])
+    assert direct.layer == 0 and direct.units["kind"] == "sae_latents"
+    np.testing.assert_allclose(got.activations, direct.activations[:, 0], rtol=1e-5, atol=1e-6)
