@@ -310,12 +310,7 @@ fn print_summary(args: &BuildArgs, report: &BuildReport) {
     let layers = run.scan.layers.len();
     eprintln!(
         "covered: layers {} of 0-{}, {} {}s each ({} in all{}) in {}",
-        run.scan
-            .layers
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(","),
+        run.scan.layer_list(),
         run.model.n_layers - 1,
         run.scan.neurons.len(),
         report.units.unit_name(),

@@ -331,12 +331,7 @@ pub(crate) fn build(options: &BuildOptions, progress: &mut dyn Progress) -> Resu
         corpus.documents.len(),
         windows.len(),
         windows.total_tokens(),
-        run.scan
-            .layers
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(","),
+        run.scan.layer_list(),
         neurons.len(),
         units.unit_name()
     ));

@@ -365,14 +365,7 @@ impl Gemma {
         if let Some(n) = &block.post_ffn_norm {
             f = norm(&f, n)?;
         }
-        if cap.offer(layer, HookPoint::MlpOut, || Ok(f.clone()))? {
-            return Ok(None);
-        }
-        let x = (x + f)?;
-        if cap.offer(layer, HookPoint::ResidPost, || Ok(x.clone()))? {
-            return Ok(None);
-        }
-        Ok(Some(x))
+        cap.block_end(layer, x, f)
     }
 
     /// Block `layer`'s attention output (after `o`, before Gemma 2's post-norm).

@@ -210,14 +210,7 @@ impl Gpt2 {
             return Ok(None);
         }
         let f = block.mlp_proj.forward(&act)?;
-        if cap.offer(layer, HookPoint::MlpOut, || Ok(f.clone()))? {
-            return Ok(None);
-        }
-        let x = (x + f)?;
-        if cap.offer(layer, HookPoint::ResidPost, || Ok(x.clone()))? {
-            return Ok(None);
-        }
-        Ok(Some(x))
+        cap.block_end(layer, x, f)
     }
 
     /// Block `layer`'s attention output (after `c_proj` and its bias).

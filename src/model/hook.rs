@@ -237,6 +237,25 @@ impl<'a> Capture<'a> {
         }
         Ok(layer == self.last && !self.logits)
     }
+
+    /// The end of a pre-norm block: offers the MLP output `mlp_out`, adds it to the
+    /// residual `x` and offers the block's output. `None` when the pass is done, else
+    /// the residual stream leaving block `layer`.
+    pub fn block_end(
+        &mut self,
+        layer: usize,
+        x: Tensor,
+        mlp_out: Tensor,
+    ) -> Result<Option<Tensor>> {
+        if self.offer(layer, HookPoint::MlpOut, || Ok(mlp_out.clone()))? {
+            return Ok(None);
+        }
+        let x = (x + mlp_out)?;
+        if self.offer(layer, HookPoint::ResidPost, || Ok(x.clone()))? {
+            return Ok(None);
+        }
+        Ok(Some(x))
+    }
 }
 
 /// `x / sqrt(mean(x²) + eps)` over the last dimension: an RMSNorm before its scale

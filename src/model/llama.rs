@@ -146,14 +146,7 @@ impl Llama {
             return Ok(None);
         }
         let f = block.down.forward(&act)?;
-        if cap.offer(layer, HookPoint::MlpOut, || Ok(f.clone()))? {
-            return Ok(None);
-        }
-        let x = (x + f)?;
-        if cap.offer(layer, HookPoint::ResidPost, || Ok(x.clone()))? {
-            return Ok(None);
-        }
-        Ok(Some(x))
+        cap.block_end(layer, x, f)
     }
 
     /// Block `layer`'s attention output (after `o`, before the residual add).

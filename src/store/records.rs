@@ -99,6 +99,12 @@ impl ScanSettings {
         })
     }
 
+    /// The layers as `0,1,2`.
+    pub fn layer_list(&self) -> String {
+        let layers: Vec<String> = self.layers.iter().map(u32::to_string).collect();
+        layers.join(",")
+    }
+
     /// How many neurons this store covers.
     pub fn neuron_count(&self) -> usize {
         self.layer_neurons().iter().map(Vec::len).sum()
