@@ -63,9 +63,14 @@ pub fn run(args: &ActivationsArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{} · layer {} · {} tokens{}",
+        "{} · layer {}{} · {} tokens{}",
         view.model,
         view.layer,
+        view.units
+            .sae
+            .as_ref()
+            .map(|s| format!(" · SAE latents at {}", s.hook))
+            .unwrap_or_default(),
         view.ids.len(),
         if view.bos {
             " (position 0 is BOS: an attention sink, expect outsized values)"

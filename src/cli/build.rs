@@ -285,7 +285,11 @@ fn print_summary(args: &BuildArgs, report: &BuildReport) {
             graphs.built,
             secs,
             if graphs.built > 0 {
-                format!(" ({:.3} s per neuron)", secs / graphs.built as f64)
+                format!(
+                    " ({:.3} s per {})",
+                    secs / graphs.built as f64,
+                    report.units.unit_name()
+                )
             } else {
                 String::new()
             },
@@ -303,7 +307,8 @@ fn print_summary(args: &BuildArgs, report: &BuildReport) {
         return;
     };
     eprintln!(
-        "search index: {indexed} neurons in {:.1} s",
+        "search index: {indexed} {}s in {:.1} s",
+        report.units.unit_name(),
         elapsed.as_secs_f64()
     );
     let run = &report.run;

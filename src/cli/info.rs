@@ -58,6 +58,7 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<ExitCode> {
 fn print_info(info: &InfoView) {
     let (run_model, corpus, scan, progress) =
         (&info.model, &info.corpus, &info.scan, &info.progress);
+    let unit = info.units.unit_name();
     println!("index        {}", info.index);
     println!("format       version {}", info.format_version);
     println!(
@@ -115,7 +116,7 @@ fn print_info(info: &InfoView) {
         }
     );
     println!(
-        "layers       {:?} · {} neurons per layer · {} neurons{}",
+        "layers       {:?} · {} {unit}s per layer · {} {unit}s{}",
         scan.layers,
         scan.neurons.len(),
         info.neurons,
@@ -147,7 +148,7 @@ fn print_info(info: &InfoView) {
         (format!("{:.0}% of", fraction * 100.0), "the rest")
     };
     println!(
-        "graphs       {} of {} neurons; trained on {part} the top {top} windows{}; held-out: {rest}, means per neuron:\n",
+        "graphs       {} of {} {unit}s; trained on {part} the top {top} windows{}; held-out: {rest}, means per {unit}:\n",
         info.graphs,
         info.neurons,
         if extra > 0 {

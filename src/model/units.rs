@@ -79,7 +79,7 @@ impl UnitSet {
         match &self.sae {
             None => format!("MLP neurons ({}), {} a layer", self.hook, self.per_layer),
             Some(s) => format!(
-                "SAE latents: {} at {} ({:?} {:?}{}, {}, sha256 {}…)",
+                "SAE latents: {} at {} ({} {}{}, {}, sha256 {}…)",
                 s.d_sae,
                 s.hook,
                 s.format,

@@ -40,6 +40,16 @@ pub enum SaeFormat {
     Sparsify,
 }
 
+impl std::fmt::Display for SaeFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SaeFormat::SaeLens => "SAELens",
+            SaeFormat::GemmaScope => "Gemma Scope",
+            SaeFormat::Sparsify => "sparsify",
+        })
+    }
+}
+
 /// The activation function of an SAE's encoder.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -54,6 +64,16 @@ pub enum SaeArchitecture {
         /// Latents kept per token.
         k: usize,
     },
+}
+
+impl std::fmt::Display for SaeArchitecture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SaeArchitecture::Relu => f.write_str("ReLU"),
+            SaeArchitecture::JumpRelu => f.write_str("JumpReLU"),
+            SaeArchitecture::TopK { k } => write!(f, "TopK k={k}"),
+        }
+    }
 }
 
 /// How the hook's value is scaled before encoding.
