@@ -59,7 +59,12 @@ pub async fn neuron(
             let body = page(&app, id, &parts);
             (
                 StatusCode::OK,
-                Html(frame(&app, &format!("neuron {id}"), "", &body)),
+                Html(frame(
+                    &app,
+                    &format!("{} {id}", app.index.units().unit_name()),
+                    "",
+                    &body,
+                )),
             )
                 .into_response()
         }
@@ -103,10 +108,11 @@ fn page(app: &App, id: NeuronId, parts: &Parts) -> String {
         None => format!("<span class=\"off\">{text}</span>"),
     };
     let mut b = format!(
-        "<section class=\"head\"><nav class=\"prevnext\">{}{}</nav><h1>neuron {id}</h1>\
+        "<section class=\"head\"><nav class=\"prevnext\">{}{}</nav><h1>{} {id}</h1>\
          <p class=\"facts\">layer {} · index {} · <a href=\"/api/neuron/{id}\">JSON</a></p></section>",
         link(prev, "← previous", "prev"),
         link(next, "next →", "next"),
+        app.index.units().unit_name(),
         v.layer,
         v.index,
     );

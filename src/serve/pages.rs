@@ -133,8 +133,9 @@ pub async fn home(State(app): State<Arc<App>>) -> Response {
         .unwrap_or_default();
     let _ = write!(
         body,
-        "</p><form class=\"jump\" action=\"/neuron\" method=\"get\"><label>Go to neuron \
-         <input name=\"id\" placeholder=\"{first}\" size=\"10\"></label> <button type=\"submit\">Open</button></form></section>"
+        "</p><form class=\"jump\" action=\"/neuron\" method=\"get\"><label>Go to {} \
+         <input name=\"id\" placeholder=\"{first}\" size=\"10\"></label> <button type=\"submit\">Open</button></form></section>",
+        info.units.unit_name()
     );
     body.push_str(&layer_table(&info));
     html(StatusCode::OK, frame(&app, &info.model.name, "", &body))
@@ -142,10 +143,11 @@ pub async fn home(State(app): State<Arc<App>>) -> Response {
 
 /// The per-layer evaluation table of the home page.
 fn layer_table(info: &InfoView) -> String {
-    let mut t = String::from(
-        "<section><h2>Layers</h2><p class=\"note\">Means over the neurons with a graph, on their held-out top examples; the baseline predicts each token's mean activation.</p>\
+    let mut t = format!(
+        "<section><h2>Layers</h2><p class=\"note\">Means over the {}s with a graph, on their held-out top examples; the baseline predicts each token's mean activation.</p>\
          <table class=\"layers\"><thead><tr><th>layer</th><th>graphs</th><th>F1</th><th>baseline F1</th><th>precision</th><th>recall</th>\
          <th>1−MSE/Var</th><th>baseline</th><th>random FPR</th><th>lines</th></tr></thead><tbody>",
+        info.units.unit_name()
     );
     for l in &info.layers {
         let _ = write!(
