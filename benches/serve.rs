@@ -1,7 +1,8 @@
 //! Load benchmark of the web server on a synthetic index.
 //!
 //! `cargo bench --bench serve` (`N2G_BENCH_NEURONS`, default 1,000,000;
-//! `N2G_BENCH_SECONDS`, default 30; `N2G_BENCH_CLIENTS`, default 16).
+//! `N2G_BENCH_SECONDS`, default 30; `N2G_BENCH_CLIENTS`, default 16; `N2G_BENCH_KEEP=DIR`
+//! keeps the synthetic index in DIR).
 //! Builds a store of synthetic neurons with the generator of `benches/search.rs` (graphs,
 //! statistics, 4 top examples each) and its search index, serves it on loopback, and
 //! runs the clients for the given time over a mix of `/api/query` (the 24 query shapes
@@ -11,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -461,7 +462,9 @@ fn main() {
     let n = env("N2G_BENCH_NEURONS", 1_000_000);
     let synth = Synth::new();
     let root = tempfile::tempdir().expect("temp dir");
-    let dir = root.path().join("index");
+    // `N2G_BENCH_KEEP=DIR` builds the synthetic index into DIR and leaves it there (for
+    // `benches/python_layer.py`'s `N2G_BENCH_INDEX`).
+    let dir = std::env::var_os("N2G_BENCH_KEEP").map_or(root.path().join("index"), PathBuf::from);
     println!(
         "n2g-index serve benchmark: {n} neurons, {} cores",
         std::thread::available_parallelism().map_or(1, |c| c.get())
