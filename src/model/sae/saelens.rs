@@ -3,8 +3,9 @@
 //!
 //! Config layouts of SAELens 3 to 6: `architecture` `standard` (ReLU, or TopK when
 //! `activation_fn`/`activation_fn_str` is `topk`), `jumprelu` or `topk`; `k` flat or
-//! under `activation_fn_kwargs`; the hook flat (`hook_name`) or under `metadata`
-//! (SAELens 6); `apply_b_dec_to_input` (default true) and `normalize_activations`.
+//! under `activation_fn_kwargs`; the hook flat (`hook_name`, or the older `hook_point`)
+//! or under `metadata` (SAELens 6); `apply_b_dec_to_input` (default true) and
+//! `normalize_activations`.
 
 use std::path::Path;
 
@@ -203,11 +204,17 @@ fn scaling_factor(cfg: &Cfg, dir: &Path) -> Result<f64> {
     ))
 }
 
-/// The hook `cfg.json` names (`metadata.hook_name`, else `hook_name`), agreed with the
+/// The hook `cfg.json` names (`metadata.hook_name`, else `hook_name`, else the older
+/// SAELens configs' `hook_point`), agreed with the
 /// caller's. A name n2g-index does not know is refused unless the caller gives one.
 fn hook(cfg: &Cfg, given: Option<Hook>) -> Result<Hook> {
     let mut named = None;
-    for field in ["metadata.hook_name", "meta.hook_name", "hook_name"] {
+    for field in [
+        "metadata.hook_name",
+        "meta.hook_name",
+        "hook_name",
+        "hook_point",
+    ] {
         if let Some(name) = cfg.str(field)? {
             named = Some((field, name));
             break;
@@ -282,6 +289,10 @@ mod tests {
         let h: Hook = "blocks.3.hook_resid_pre".parse().unwrap();
         assert_eq!(
             hook_of(r#"{"hook_name": "blocks.3.hook_resid_pre"}"#, None),
+            Ok(h)
+        );
+        assert_eq!(
+            hook_of(r#"{"hook_point": "blocks.3.hook_resid_pre"}"#, None),
             Ok(h)
         );
         assert_eq!(
