@@ -7,6 +7,7 @@
 //! GIL.
 
 mod errors;
+mod hits;
 mod progress;
 
 use std::path::PathBuf;
@@ -139,7 +140,7 @@ impl PyIndex {
         limit: usize,
     ) -> PyResult<Bound<'py, PyAny>> {
         let hits = self.with(py, |i| i.query(query, limit))?;
-        to_python(py, &hits)
+        hits::hits_to_python(py, &hits)
     }
 
     /// Seconds per call of the library's own `Index::query` (no conversion to Python),
