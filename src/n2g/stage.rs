@@ -216,8 +216,9 @@ pub fn build_graphs(
                 first_chunk_of_layer = false;
                 if let Some(left) = eta.remaining() {
                     progress.note(&format!(
-                        "graphs: layer {layer} at {:.2} s a neuron; about {} left (weighted by layer depth)",
+                        "graphs: layer {layer} at {:.2} s a {}; about {} left (weighted by layer depth)",
                         chunk_clock.elapsed().as_secs_f64() / graphs.len().max(1) as f64,
+                        model.units().unit_name(),
                         readable(left)
                     ));
                 }
