@@ -428,7 +428,7 @@ fn predict(root: &Path) {
     }
     let mut options = BuildOptions::new(root.join("real"));
     options.corpus = vec![repo.join("data/corpus/fortunes/wisdom")];
-    options.layers = "2".into();
+    options.layers = Some("2".into());
     options.neurons = "0-7".into();
     let (index, _) = Index::build(&options, &mut NoProgress).expect("small build");
     let loaded = n2g_index::Model::load(&model, &Default::default()).expect("model");

@@ -449,6 +449,26 @@ fn every_reader_works_on_a_topk_sae_index() {
         "--index",
         index_arg,
     ]);
+    // Layers other than the hook's are refused, `0-2` as any other.
+    let out = bin()
+        .args([
+            "build",
+            "--model",
+            "fixtures/tiny/llama",
+            "--sae",
+            sae,
+            "--layers",
+            "0-2",
+        ])
+        .args(["--corpus", SMALL_CORPUS, "--quiet", "--index"])
+        .arg(tmp.path().join("other"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("--layers `0-2`"),
+        "{err}"
+    );
     let info: serde_json::Value =
         serde_json::from_str(&run(&["info", "--json", "--index", index_arg])).unwrap();
     assert_eq!(info["units"]["hook"], "blocks.0.hook_resid_post");

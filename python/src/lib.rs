@@ -341,7 +341,7 @@ fn build(
     o.model = model;
     o.corpus = corpus.unwrap_or_default();
     if let Some(v) = layers {
-        o.layers = v;
+        o.layers = Some(v);
     }
     if let Some(v) = neurons {
         o.neurons = v;

@@ -9,7 +9,7 @@ use super::ModelArgs;
 use n2g_index::corpus::CorpusFormat;
 use n2g_index::n2g::{BatchConfig, EndActivation, GraphSettings};
 use n2g_index::render::TerminalProgress;
-use n2g_index::{BuildOptions, BuildReport, Index, Shard, DEFAULT_LAYERS};
+use n2g_index::{BuildOptions, BuildReport, Index, Shard};
 
 /// What an END node keeps (see `EndActivation`).
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -50,10 +50,10 @@ pub struct BuildArgs {
     /// with `n2g-index merge`. Shards are whole graph chunks, balanced by layer depth.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
-    /// Layers: numbers and ranges (`0-2`, `5`, `0,5`, `0-2,7`, `all`); with --sae, the SAE's
-    /// hook layer.
-    #[arg(long, default_value = DEFAULT_LAYERS)]
-    pub layers: String,
+    /// Layers: numbers and ranges (`0-2`, `5`, `0,5`, `0-2,7`, `all`) [default: 0-2; with
+    /// --sae, the SAE's hook layer].
+    #[arg(long)]
+    pub layers: Option<String>,
     /// Build no graph for units firing on more than this share of the corpus's tokens
     /// (dense SAE latents fit badly); `info` and `show` name the ones skipped.
     #[arg(long, value_name = "SHARE")]

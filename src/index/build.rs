@@ -39,8 +39,9 @@ pub struct BuildOptions {
     pub text_field: String,
     /// Skip (and count) bad `.jsonl` lines instead of stopping.
     pub skip_bad_lines: bool,
-    /// Layers: numbers and ranges (`0-2`, `5`, `0,5`, `all`).
-    pub layers: String,
+    /// Layers: numbers and ranges (`0-2`, `5`, `0,5`, `all`); `None`: [`DEFAULT_LAYERS`]
+    /// for MLP neurons, the hook's layer for SAE latents.
+    pub layers: Option<String>,
     /// Neurons in every selected layer: numbers and ranges, or `all`.
     pub neurons: String,
     /// Examples kept per neuron.
@@ -87,7 +88,7 @@ impl BuildOptions {
             format: CorpusFormat::Auto,
             text_field: "text".into(),
             skip_bad_lines: false,
-            layers: DEFAULT_LAYERS.into(),
+            layers: None,
             neurons: "all".into(),
             top_k: 20,
             window: 64,
@@ -228,22 +229,27 @@ fn default_data_path(rel: &str, what: &'static str) -> Result<PathBuf> {
         .ok_or(Error::MissingDefault { what, path: first })
 }
 
-/// The layers a build reads: `spec` parsed for MLP neurons; for SAE latents, the SAE's
-/// hook layer (`spec` may name it, or be left at the default).
-fn unit_layers(spec: &str, info: &crate::model::ModelInfo, units: &UnitSet) -> Result<Vec<usize>> {
+/// The layers a build reads: `spec` (default [`DEFAULT_LAYERS`]) for MLP neurons; for
+/// SAE latents, the SAE's hook layer, which `spec` may name but not contradict.
+fn unit_layers(
+    spec: Option<&str>,
+    info: &crate::model::ModelInfo,
+    units: &UnitSet,
+) -> Result<Vec<usize>> {
     let Some(layer) = units.only_layer() else {
-        return parse_selection(spec, info.n_layers, "layers");
+        return parse_selection(spec.unwrap_or(DEFAULT_LAYERS), info.n_layers, "layers");
     };
-    if spec == DEFAULT_LAYERS || parse_selection(spec, info.n_layers, "layers")? == [layer] {
-        return Ok(vec![layer]);
+    match spec {
+        None => Ok(vec![layer]),
+        Some(spec) if parse_selection(spec, info.n_layers, "layers")? == [layer] => Ok(vec![layer]),
+        Some(spec) => Err(Error::InvalidOption {
+            field: "layers",
+            message: format!(
+                "`{spec}`: the SAE's latents are read at {} only (leave --layers out)",
+                units.hook
+            ),
+        }),
     }
-    Err(Error::InvalidOption {
-        field: "layers",
-        message: format!(
-            "`{spec}`: the SAE's latents are read at {} only (leave --layers out)",
-            units.hook
-        ),
-    })
 }
 
 /// Runs (or resumes) a build; see [`crate::Index::build`].
@@ -256,7 +262,7 @@ pub(crate) fn build(options: &BuildOptions, progress: &mut dyn Progress) -> Resu
     let model = Model::load(&model_path, &options.load)?;
     let info = model.info().clone();
     let units = model.units();
-    let layers = unit_layers(&options.layers, &info, &units)?;
+    let layers = unit_layers(options.layers.as_deref(), &info, &units)?;
     let neurons = parse_selection(&options.neurons, units.per_layer, "neurons")?;
     let spec = CorpusSpec {
         paths: corpus_paths.clone(),

@@ -299,11 +299,9 @@ impl Index {
         self.check_neuron(neuron)?;
         self.check_model(model)?;
         let Some((graph, dict)) = self.graph(neuron)? else {
-            let dense = self
-                .dense()
-                .is_some_and(|d| d.units.iter().any(|(id, _)| *id == neuron));
-            return Err(Error::InvalidRequest(if dense {
-                format!("{neuron} has no graph: the build skipped it as dense (--max-density)")
+            let skipped = self.dense().and_then(|d| d.reason(neuron));
+            return Err(Error::InvalidRequest(if let Some(why) = skipped {
+                format!("{neuron} has no graph: {why}")
             } else {
                 format!("neuron {neuron} has no graph yet: the build has not reached it")
             }));

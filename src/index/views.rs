@@ -103,25 +103,10 @@ pub fn neuron_view(
         layer: neuron.layer as usize,
         index: neuron.index as usize,
         unit_kind: index.units().kind,
-        graph_skipped: index.dense().and_then(|d| {
-            d.units
-                .iter()
-                .find(|(id, _)| *id == neuron)
-                .map(|(_, density)| {
-                    format!(
-                        "dense: fires on {:.1}% of the tokens, above the build's --max-density {}",
-                        density * 100.0,
-                        d.max_density
-                    )
-                })
-        }),
+        graph_skipped: index.dense().and_then(|d| d.reason(neuron)),
         max_activation: stats.max,
         mean_activation: stats.mean(),
-        positive_fraction: if stats.count == 0 {
-            0.0
-        } else {
-            stats.positive as f64 / stats.count as f64
-        },
+        positive_fraction: crate::n2g::density(stats),
         tokens: stats.count,
         examples: out_examples,
         graph: graph.zip(meta).map(|(g, m)| graph_view(g, &m.dict)),

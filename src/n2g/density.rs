@@ -19,6 +19,18 @@ pub struct DenseSkip {
     pub units: Vec<(NeuronId, f64)>,
 }
 
+impl DenseSkip {
+    /// Why `unit` has no graph, when this build skipped it as dense.
+    pub fn reason(&self, unit: NeuronId) -> Option<String> {
+        let (_, density) = self.units.iter().find(|(id, _)| *id == unit)?;
+        Some(format!(
+            "dense: fires on {:.1}% of the tokens, above the build's --max-density {}",
+            density * 100.0,
+            self.max_density
+        ))
+    }
+}
+
 /// The share of the scanned tokens (BOS excluded) on which a unit is above 0.
 pub fn density(stats: &NeuronStats) -> f64 {
     if stats.count == 0 {
