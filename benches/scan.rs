@@ -65,6 +65,7 @@ fn main() {
                 checkpoint_every: 200,
                 max_batches: None,
                 shard: None,
+                band: 1,
             },
             &mut NoProgress,
         )

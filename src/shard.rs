@@ -2,11 +2,14 @@
 //!
 //! The selected neurons of each layer are cut into blocks of `block` consecutive
 //! neurons (the graph stage's chunk, so a shard's chunks are the chunks a single build
-//! forms, and its graphs are the same to the last bit). Blocks are taken in layer order
-//! and dealt out as contiguous runs whose cost is about `1 / count` of the whole; a
-//! neuron of layer `l` costs `l + 1` (every forward pass runs up to its layer). The
-//! owner of a neuron is therefore a pure function of its id, the selection, the block
-//! and `count`: every worker of an array job needs only its own index.
+//! forms, and its graphs are the same to the last bit). When the graph stage runs
+//! neighbouring layers together (a band of `band` layers, see
+//! `BatchConfig::band_layers`), block `c` of every layer of a band goes to one shard,
+//! as it is one chunk. Blocks are taken in layer order and dealt out as contiguous runs
+//! whose cost is about `1 / count` of the whole; a neuron of layer `l` costs `l + 1`
+//! (every forward pass runs up to its layer). The owner of a neuron is therefore a pure
+//! function of its id, the selection, the block, the band and `count`: every worker of
+//! an array job needs only its own index.
 
 use serde::{Deserialize, Serialize};
 
@@ -56,22 +59,31 @@ impl Shard {
         })
     }
 
-    /// The neurons this shard builds in each of `layers` (same order), out of the
-    /// selected `neurons` of every layer (ascending).
-    pub fn select(&self, layers: &[usize], neurons: &[usize]) -> Vec<Vec<usize>> {
+    /// The neurons of each of `layers` (ascending) this shard builds, out of the
+    /// selected `neurons` (ascending), with bands of `band` layers.
+    pub fn select(&self, layers: &[usize], neurons: &[usize], band: usize) -> Vec<Vec<usize>> {
         let mut out = vec![Vec::new(); layers.len()];
-        for (li, pos, len) in self.owned_blocks(layers, neurons.len()) {
-            out[li].extend_from_slice(&neurons[pos..pos + len]);
-        }
+        self.for_each_block(layers, neurons.len(), band, |li, pos, len, owner| {
+            if owner == self.index {
+                out[li].extend_from_slice(&neurons[pos..pos + len]);
+            }
+        });
         out
     }
 
-    /// The shard (`0..count`) that builds the neuron at position `pos` of the selected
-    /// neurons in layer `layers[li]`.
-    pub fn owner(&self, layers: &[usize], selected: usize, li: usize, pos: usize) -> u32 {
+    /// The shard that owns the neuron at position `pos` of the `selected` neurons of
+    /// layer `layers[li]`, with bands of `band` layers.
+    pub fn owner(
+        &self,
+        layers: &[usize],
+        selected: usize,
+        band: usize,
+        li: usize,
+        pos: usize,
+    ) -> u32 {
         let block = self.block as usize;
         let mut owner = 0;
-        self.for_each_block(layers, selected, |l, p, _, o| {
+        self.for_each_block(layers, selected, band, |l, p, _, o| {
             if l == li && (p..p + block).contains(&pos) {
                 owner = o;
             }
@@ -79,27 +91,17 @@ impl Shard {
         owner
     }
 
-    /// `(layer position, first neuron position, length)` of the blocks this shard owns.
-    fn owned_blocks(&self, layers: &[usize], selected: usize) -> Vec<(usize, usize, usize)> {
-        let mut blocks = Vec::new();
-        self.for_each_block(layers, selected, |li, pos, len, owner| {
-            if owner == self.index {
-                blocks.push((li, pos, len));
-            }
-        });
-        blocks
-    }
-
-    /// Calls `f(layer position, first position, length, owner)` for every block in
-    /// order. The owner of a block is the shard whose share of the total cost holds the
-    /// block's middle: `floor((before + cost / 2) · count / total)`, in integers.
+    /// Calls `f(layer position, first neuron position, length, owner)` for every block,
+    /// in layer order.
     fn for_each_block(
         &self,
         layers: &[usize],
         selected: usize,
+        band: usize,
         mut f: impl FnMut(usize, usize, usize, u32),
     ) {
         let block = (self.block as usize).max(1);
+        let band = band.max(1);
         let total: u128 = layers
             .iter()
             .map(|&l| (l as u128 + 1) * selected as u128)
@@ -108,14 +110,27 @@ impl Shard {
             return;
         }
         let mut before: u128 = 0;
-        for (li, &layer) in layers.iter().enumerate() {
+        let mut first = 0;
+        while first < layers.len() {
+            // The layers of one band: consecutive entries with the same band.
+            let mut end = first + 1;
+            while end < layers.len() && layers[end] / band == layers[first] / band {
+                end += 1;
+            }
             for pos in (0..selected).step_by(block) {
                 let len = block.min(selected - pos);
-                let cost = (layer as u128 + 1) * len as u128;
+                let cost: u128 = layers[first..end]
+                    .iter()
+                    .map(|&l| (l as u128 + 1) * len as u128)
+                    .sum();
                 let owner = ((2 * before + cost) * self.count as u128) / (2 * total);
-                f(li, pos, len, owner.min(self.count as u128 - 1) as u32);
+                let owner = owner.min(self.count as u128 - 1) as u32;
+                for li in first..end {
+                    f(li, pos, len, owner);
+                }
                 before += cost;
             }
+            first = end;
         }
     }
 }
@@ -151,14 +166,14 @@ mod tests {
                     count,
                     block: 16,
                 };
-                for (li, of_layer) in shard.select(&layers, &neurons).iter().enumerate() {
+                for (li, of_layer) in shard.select(&layers, &neurons, 1).iter().enumerate() {
                     for n in of_layer {
                         let pos = neurons.binary_search(n).unwrap();
                         seen[li][pos] += 1;
-                        assert_eq!(shard.owner(&layers, neurons.len(), li, pos), index);
+                        assert_eq!(shard.owner(&layers, neurons.len(), 1, li, pos), index);
                         // Blocks are whole: the block's first neuron has the same owner.
                         let first = pos / 16 * 16;
-                        assert_eq!(shard.owner(&layers, neurons.len(), li, first), index);
+                        assert_eq!(shard.owner(&layers, neurons.len(), 1, li, first), index);
                     }
                 }
             }
@@ -180,7 +195,7 @@ mod tests {
                 block: 32,
             };
             let cost: usize = shard
-                .select(&layers, &neurons)
+                .select(&layers, &neurons, 1)
                 .iter()
                 .zip(&layers)
                 .map(|(n, l)| n.len() * (l + 1))
@@ -190,6 +205,34 @@ mod tests {
                 cost.abs_diff(share) <= 32 * 30,
                 "shard {index}: {cost} vs {share}"
             );
+        }
+    }
+
+    #[test]
+    fn a_band_of_layers_goes_to_one_shard_block_by_block() {
+        // Bands of 2: layers 2 and 3 are one band, 7 another (6 and 7 share a band, but
+        // 6 is not selected).
+        let layers = [2, 3, 7];
+        let neurons: Vec<usize> = (0..100).collect();
+        for count in [1, 2, 3, 5, 9] {
+            let mut seen = vec![vec![0u32; neurons.len()]; layers.len()];
+            for index in 0..count {
+                let shard = Shard {
+                    index,
+                    count,
+                    block: 16,
+                };
+                let owned = shard.select(&layers, &neurons, 2);
+                // Block c of layer 2 and block c of layer 3 have one owner.
+                assert_eq!(owned[0], owned[1], "count {count} shard {index}");
+                for (li, of_layer) in owned.iter().enumerate() {
+                    for &n in of_layer {
+                        seen[li][n] += 1;
+                        assert_eq!(shard.owner(&layers, neurons.len(), 2, li, n), index);
+                    }
+                }
+            }
+            assert!(seen.iter().flatten().all(|&c| c == 1), "count {count}");
         }
     }
 }

@@ -279,6 +279,13 @@ fn killed_graph_stage_resumes_without_recomputing() {
             "16 neurons a chunk",
         ],
     );
+    // So does the band of layers run together (layers 0 and 1 are one band by default).
+    let mut other_band = graph_args(&killed);
+    other_band.splice(1..1, ["--graph-band".to_string(), "1".to_string()]);
+    assert_refused(
+        bin().args(other_band),
+        &["bands of 2 layer(s)", "--graph-band 2"],
+    );
 
     run_ok(bin().args(graph_args(&killed)));
     assert_eq!(export(&killed), export(&full));
@@ -422,4 +429,48 @@ fn graph_options_reach_the_stored_settings_and_bad_ones_are_named() {
         .count();
     assert_eq!(held_out, 8);
     assert_eq!(v["eval"]["test_examples"], 8);
+}
+
+/// An index continues with the band of layers it was started with when `--graph-band` is
+/// left out, and refuses another one given explicitly.
+#[test]
+fn an_index_keeps_its_band_of_layers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = tmp.path().join("idx");
+    let args = |extra: &[&str]| {
+        let mut c = bin();
+        c.args(["build", "--corpus", common::SMALL_CORPUS, "--layers", "0-1"])
+            .args(["--neurons", "0-3", "--quiet"])
+            .args(extra)
+            .arg("--index")
+            .arg(&index);
+        c
+    };
+    run_ok(&mut args(&["--graph-band", "1", "--scan-only"]));
+    run_ok(&mut args(&[]));
+    let band: Option<u32> = Store::open(&index).unwrap().meta("graph_band").unwrap();
+    assert_eq!(band, Some(1));
+    assert_eq!(export(&index).lines().count(), 8);
+    // Given explicitly, another band is refused before anything is built.
+    let other = tmp.path().join("other");
+    run_ok(
+        bin()
+            .args(["build", "--corpus", common::SMALL_CORPUS, "--layers", "0-1"])
+            .args(["--neurons", "0-3", "--quiet", "--scan-only", "--index"])
+            .arg(&other),
+    );
+    assert_refused(
+        bin()
+            .args(["build", "--corpus", common::SMALL_CORPUS, "--layers", "0-1"])
+            .args([
+                "--neurons",
+                "0-3",
+                "--quiet",
+                "--graph-band",
+                "1",
+                "--index",
+            ])
+            .arg(&other),
+        &["bands of 2 layer(s)", "--graph-band 2"],
+    );
 }

@@ -52,6 +52,7 @@ fn smollm2_activations_match_float64_reference() {
     }
     compare_activations(&model, texts, false, 1e-3, Run::Plain);
     compare_activations(&model, texts, false, 1e-3, Run::Selected);
+    compare_activations(&model, texts, false, 1e-3, Run::Picked);
 }
 
 #[test]

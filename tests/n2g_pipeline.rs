@@ -31,7 +31,7 @@ fn graphs_of_layer_0_beat_the_token_baseline() {
     let tmp = scanned(
         &model,
         &windows,
-        0,
+        &[0],
         neurons.len(),
         20 + settings.extra_train,
     );
@@ -101,7 +101,7 @@ fn graphs_of_layer_0_beat_the_token_baseline() {
 #[test]
 fn graph_settings_cannot_change_midway() {
     let (model, windows) = model_and_mixed_windows();
-    let tmp = scanned(&model, &windows, 0, 4, 4);
+    let tmp = scanned(&model, &windows, &[0], 4, 4);
     let store = Store::open_or_create(tmp.path()).unwrap();
     let settings = GraphSettings::default();
     build_graphs(
@@ -142,12 +142,12 @@ fn model_and_mixed_windows() -> (Model, n2g_index::corpus::Windows) {
     (model, windows)
 }
 
-/// A store (in a temporary folder) with the scan of neurons `0..neurons` of `layer`
+/// A store (in a temporary folder) with the scan of neurons `0..neurons` of `layers`
 /// done, keeping the top `top_k` windows.
 fn scanned(
     model: &Model,
     windows: &n2g_index::corpus::Windows,
-    layer: usize,
+    layers: &[usize],
     neurons: usize,
     top_k: usize,
 ) -> tempfile::TempDir {
@@ -155,12 +155,14 @@ fn scanned(
     let store = Store::open_or_create(tmp.path()).unwrap();
     let options = ScanOptions {
         batch_size: 8,
-        ..ScanOptions::new(vec![layer], (0..neurons).collect(), top_k)
+        ..ScanOptions::new(layers.to_vec(), (0..neurons).collect(), top_k)
     };
     run_scan(model, windows, &store, &options, &mut NoProgress).unwrap();
     tmp
 }
 
+/// Layers 0 and 1 (one band of two): batching, prefix sharing and running the two
+/// layers' chunks together change the work done, not the graphs.
 #[test]
 fn batching_and_prefix_sharing_change_speed_not_graphs() {
     let (model, windows) = model_and_mixed_windows();
@@ -171,9 +173,17 @@ fn batching_and_prefix_sharing_change_speed_not_graphs() {
         ..GraphSettings::default()
     };
     let configs = [
-        BatchConfig::default(),
+        BatchConfig {
+            band_layers: 2,
+            ..BatchConfig::default()
+        },
+        BatchConfig {
+            band_layers: 1,
+            ..BatchConfig::default()
+        },
         BatchConfig {
             prefix_row_tokens: 0,
+            band_layers: 1,
             ..BatchConfig::default()
         },
         BatchConfig::unbatched(),
@@ -181,7 +191,7 @@ fn batching_and_prefix_sharing_change_speed_not_graphs() {
     let mut built: Vec<Vec<(NeuronId, NeuronGraph)>> = Vec::new();
     let mut tokens = Vec::new();
     for config in configs {
-        let dir = scanned(&model, &windows, 1, 12, 8);
+        let dir = scanned(&model, &windows, &[0, 1], 12, 8);
         let store = Store::open_or_create(dir.path()).unwrap();
         let report = build_graphs(
             &model,
@@ -196,8 +206,10 @@ fn batching_and_prefix_sharing_change_speed_not_graphs() {
         tokens.push(report.work.tokens);
         built.push(store.graphs().unwrap());
     }
-    // Prefix sharing runs fewer tokens for the same sequences.
+    // A band runs a sequence both layers need once; prefix sharing runs fewer tokens
+    // for the same sequences.
     assert!(tokens[0] < tokens[1], "tokens run {tokens:?}");
+    assert!(tokens[1] < tokens[2], "tokens run {tokens:?}");
     // Float rounding differs between batch shapes, so a value right at a threshold may
     // flip; all but one neuron must have the very same graph paths, and the scores stay
     // close.
@@ -216,6 +228,6 @@ fn batching_and_prefix_sharing_change_speed_not_graphs() {
             assert!((fa - fb).abs() < 0.2, "{id}: F1 {fa} vs {fb}");
         }
         eprintln!("{differ} of {} graphs differ", built[0].len());
-        assert!(differ <= 1, "{differ} of {} graphs differ", built[0].len());
+        assert!(differ <= 2, "{differ} of {} graphs differ", built[0].len());
     }
 }

@@ -38,6 +38,7 @@ fn stored_top_k_equals_brute_force() {
             checkpoint_every: 2,
             max_batches: None,
             shard: None,
+            band: 1,
         },
         &mut NoProgress,
     )
@@ -131,6 +132,7 @@ fn same_inputs_give_the_same_store_and_resume_matches() {
         checkpoint_every: 3,
         max_batches: None,
         shard: None,
+        band: 1,
     };
     let dumps: Vec<String> = (0..2)
         .map(|_| {

@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 
 mod common;
 use common::{bin, SMALL_CORPUS};
+use n2g_index::n2g::BatchConfig;
 
 /// Build arguments shared by the single build and the shards.
 fn build(index: &Path, layers: &str, extra: &[&str]) -> Command {
@@ -166,7 +167,10 @@ fn bad_shard_options_are_named() {
                 count: 13,
                 block: 8,
             };
-            shard.select(&[0, 1, 2], &neurons).iter().all(Vec::is_empty)
+            shard
+                .select(&[0, 1, 2], &neurons, BatchConfig::default().band_layers)
+                .iter()
+                .all(Vec::is_empty)
         })
         .unwrap();
     let empty = format!("{empty}/13");

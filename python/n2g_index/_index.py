@@ -231,8 +231,8 @@ class Index:
         """:meth:`query` as a pandas DataFrame, one row per hit, the columns of
         :class:`Hit` (pandas is imported on this call only)."""
         pd = _pandas()
-        rows = self._native.query(query, limit)
-        return pd.DataFrame.from_records(rows, columns=["neuron", "layer", "index", "score", "f1", "paths"])
+        columns = self._native.query_columns(query, limit)
+        return pd.DataFrame(columns, columns=["neuron", "layer", "index", "score", "f1", "paths"])
 
     def neuron(self, neuron: NeuronLike, examples: Optional[int] = None) -> NeuronView:
         """Everything the index knows of ``neuron``: statistics, graph, evaluation and

@@ -143,6 +143,46 @@ impl PyIndex {
         hits::hits_to_python(py, &hits)
     }
 
+    /// [`Self::query`] by column: a dict of equal-length lists (`neuron`, `layer`,
+    /// `index`, `score`, `f1`, `paths`), what a DataFrame is made of.
+    fn query_columns<'py>(
+        &self,
+        py: Python<'py>,
+        query: &str,
+        limit: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let hits = self.with(py, |i| i.query(query, limit))?;
+        hits::hits_to_columns(py, &hits)
+    }
+
+    /// Seconds to convert the hits of `query` to Python, as `query` gives them or (with
+    /// `columns`) as `query_columns` does: the median of `repeats` conversions of one
+    /// library result, each object freed after its clock stops. What
+    /// `benches/python_layer.py` reports as the Python layer's cost of a large result.
+    fn _time_conversion(
+        &self,
+        py: Python<'_>,
+        query: &str,
+        limit: usize,
+        repeats: usize,
+        columns: bool,
+    ) -> PyResult<f64> {
+        let hits = self.with(py, |i| i.query(query, limit))?;
+        let mut times = Vec::with_capacity(repeats.max(1));
+        for _ in 0..repeats.max(1) {
+            let clock = std::time::Instant::now();
+            let built = if columns {
+                hits::hits_to_columns(py, &hits)?
+            } else {
+                hits::hits_to_python(py, &hits)?
+            };
+            times.push(clock.elapsed().as_secs_f64());
+            drop(built);
+        }
+        times.sort_by(f64::total_cmp);
+        Ok(times[times.len() / 2])
+    }
+
     /// Seconds per call of the library's own `Index::query` (no conversion to Python),
     /// the mean of `repeats` calls: what `benches/python_layer.py` compares with.
     fn _time_query(

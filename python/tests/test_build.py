@@ -111,8 +111,9 @@ def test_bad_options_name_the_field(tmp_path: Path) -> None:
 
 
 def test_merged_shards_equal_the_clis_single_build(tmp_path: Path) -> None:
-    # Layers 0 and 1 of 16 neurons are two blocks of one graph chunk: one a shard.
-    options = dict(corpus=[SMALL_CORPUS], layers="0-1", neurons="0-15", progress=False)
+    # Layers 1 and 2 of 16 neurons, in two bands of neighbouring layers (0-1 and 2-3),
+    # are two blocks of one graph chunk: one a shard.
+    options = dict(corpus=[SMALL_CORPUS], layers="1-2", neurons="0-15", progress=False)
     shards = [tmp_path / f"shard{i}" for i in range(2)]
     for i, d in enumerate(shards):
         n2g.build(d, shard=f"{i}/2", **options).close()  # type: ignore[arg-type]
@@ -122,13 +123,13 @@ def test_merged_shards_equal_the_clis_single_build(tmp_path: Path) -> None:
         n2g.build(tmp_path / "bad", shard="2/2", **options)  # type: ignore[arg-type]
     merged = n2g.merge(shards, tmp_path / "merged", progress=False)
     cli_index = tmp_path / "cli"
-    args = ["--corpus", str(SMALL_CORPUS), "--layers", "0-1", "--neurons", "0-15"]
+    args = ["--corpus", str(SMALL_CORPUS), "--layers", "1-2", "--neurons", "0-15"]
     out = cli("build", *args, "--quiet", "--index", str(cli_index))
     assert out.returncode == 0, out.stderr
     with merged:
-        for q in ("layer:0", "layer:1", "f1>0.3"):
+        for q in ("layer:1", "layer:2", "f1>0.3"):
             want = cli_json("query", q, "--limit", "100", "--index", str(cli_index))
             assert_same(plain(merged.query(q, limit=100)), want)
-        for n in ("0:0", "0:15", "1:0", "1:15"):
+        for n in ("1:0", "1:15", "2:0", "2:15"):
             want = cli_json("show", n, "--index", str(cli_index))
             assert_same(plain(merged.neuron(n)), want)

@@ -154,6 +154,13 @@ pub struct BuildArgs {
     /// share the forward pass of their common prefix (tree attention); 0 turns it off.
     #[arg(long, default_value_t = 96)]
     pub prefix_row_tokens: usize,
+    /// Neighbouring layers whose graph chunks run together (layers 0-1, 2-3, ... for
+    /// 2, the default for a new index): a sequence that neurons of both layers need runs
+    /// once, to the deeper, and the shallower layer reads the pass on its way. 1 runs
+    /// every layer alone. Left out, an index continues with the band it was started
+    /// with; given, another is refused.
+    #[arg(long, value_name = "LAYERS")]
+    pub graph_band: Option<usize>,
     /// Build graphs one neuron and one sequence at a time (the authors' way; slow).
     #[arg(long)]
     pub no_batching: bool,
@@ -223,9 +230,13 @@ fn build_options(args: &BuildArgs) -> anyhow::Result<BuildOptions> {
         BatchConfig {
             chunk_neurons: args.graph_chunk,
             prefix_row_tokens: args.prefix_row_tokens,
+            band_layers: args
+                .graph_band
+                .unwrap_or(BatchConfig::default().band_layers),
             ..BatchConfig::default()
         }
     };
+    o.keep_index_band = args.graph_band.is_none();
     o.scan_only = args.scan_only;
     o.force = args.force;
     o.max_density = args.max_density;
@@ -319,7 +330,7 @@ fn print_summary(args: &BuildArgs, report: &BuildReport) {
         run.model.n_layers - 1,
         run.scan.neurons.len(),
         report.units.unit_name(),
-        run.scan.neuron_count(),
+        run.scan.neuron_count(report.band),
         run.scan
             .shard
             .map(|s| format!(" in shard {s}"))

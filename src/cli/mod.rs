@@ -196,6 +196,7 @@ fn with_flag_names(e: Error) -> anyhow::Error {
             let flag = match field {
                 "seed" => "split-seed".to_string(),
                 "chunk_neurons" => "graph-chunk".to_string(),
+                "band_layers" => "graph-band".to_string(),
                 "neurons_per_layer" => "neurons".to_string(),
                 f => f.replace('_', "-"),
             };

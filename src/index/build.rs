@@ -7,7 +7,8 @@ use crate::corpus::{tokenize_windows, Corpus, CorpusFormat, CorpusSpec, DEFAULT_
 use crate::error::{Error, Result};
 use crate::model::{model_sha256, LoadOptions, Model, UnitSet, DEFAULT_MODEL_PATH};
 use crate::n2g::{
-    build_graphs, check_count, BatchConfig, GraphReport, GraphSettings, InvalidSetting,
+    build_graphs, check_count, check_or_set_band, stored_band, BatchConfig, GraphReport,
+    GraphSettings, InvalidSetting,
 };
 use crate::progress::{Progress, Stage};
 use crate::scan::{parse_selection, run_scan, ScanOptions, ScanReport};
@@ -73,6 +74,10 @@ pub struct BuildOptions {
     /// Build only this shard of the selected neurons (its `block` must be the graph
     /// stage's `batch.chunk_neurons`); the shards are joined by [`crate::Index::merge`].
     pub shard: Option<Shard>,
+    /// Continue an index with the band of layers it was started with
+    /// (`batch.band_layers` then applies to new indexes only); `false` refuses an index
+    /// started with another band.
+    pub keep_index_band: bool,
 }
 
 impl BuildOptions {
@@ -103,6 +108,7 @@ impl BuildOptions {
             force: false,
             max_density: None,
             shard: None,
+            keep_index_band: true,
         }
     }
 
@@ -170,6 +176,8 @@ pub struct BuildReport {
     pub run: RunMeta,
     /// The units it holds.
     pub units: UnitSet,
+    /// The graph stage's band of layers (decides a shard's neurons).
+    pub band: usize,
     /// Windows and tokens of the corpus.
     pub windows: usize,
     /// Tokens of the corpus's windows (BOS included).
@@ -257,6 +265,15 @@ pub(crate) fn build(options: &BuildOptions, progress: &mut dyn Progress) -> Resu
     options.validate()?;
     // The folder is checked (and its writer lock taken) before the slow loads.
     let store = Store::open_for_build(&options.index, options.force)?;
+    let mut batch = options.batch;
+    if options.keep_index_band {
+        if let Some(band) = stored_band(&store)? {
+            batch.band_layers = band;
+        } else if store.run_meta()?.is_some() {
+            // Started before bands were recorded: each layer alone.
+            batch.band_layers = 1;
+        }
+    }
     let model_path = options.model_path()?;
     let corpus_paths = options.corpus_paths()?;
     let model = Model::load(&model_path, &options.load)?;
@@ -313,7 +330,7 @@ pub(crate) fn build(options: &BuildOptions, progress: &mut dyn Progress) -> Resu
             shard: options.shard,
         },
     };
-    if run.scan.neuron_count() == 0 {
+    if run.scan.neuron_count(batch.band_layers) == 0 {
         return Err(Error::InvalidOption {
             field: "shard",
             message: format!(
@@ -325,8 +342,14 @@ pub(crate) fn build(options: &BuildOptions, progress: &mut dyn Progress) -> Resu
             ),
         });
     }
+    let had_run = store.run_meta()?.is_some();
     store.check_or_set_units(&run, &units)?;
     store.check_or_set_run(&run)?;
+    // The band decides a shard's neurons, so a shard checks it before its scan; an
+    // unsharded index records it now and checks it when graphs remain to build.
+    if !had_run || options.shard.is_some() {
+        check_or_set_band(&store, &batch, had_run)?;
+    }
     if store.meta::<Vec<String>>(KEY_VOCABULARY)?.is_none() {
         store.put_meta(KEY_VOCABULARY, &model.tokenizer().token_strs())?;
     }
@@ -358,11 +381,13 @@ pub(crate) fn build(options: &BuildOptions, progress: &mut dyn Progress) -> Resu
         checkpoint_every: options.checkpoint_every,
         max_batches: options.max_batches,
         shard: options.shard,
+        band: batch.band_layers,
     };
     let scan = run_scan(&model, &windows, &store, &scan_options, progress)?;
     let mut report = BuildReport {
         run,
         units: units.clone(),
+        band: batch.band_layers,
         windows: windows.len(),
         tokens: windows.total_tokens(),
         scan,
@@ -386,15 +411,7 @@ pub(crate) fn build(options: &BuildOptions, progress: &mut dyn Progress) -> Resu
             crate::n2g::list_some(&dense, 12)
         ));
     }
-    let graphs = build_graphs(
-        &model,
-        &store,
-        &windows,
-        &settings,
-        options.batch,
-        &dense,
-        progress,
-    )?;
+    let graphs = build_graphs(&model, &store, &windows, &settings, batch, &dense, progress)?;
     let stopped = graphs.stopped;
     report.graphs = Some(graphs);
     if stopped {

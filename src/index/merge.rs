@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::model::UnitSet;
 use crate::n2g::{
-    BatchConfig, DenseSkip, GraphSettings, NeuronGraph, KEY_DENSE_SKIPPED, KEY_DICTIONARY,
-    KEY_GRAPH_BATCH, KEY_GRAPH_SETTINGS,
+    stored_band, BatchConfig, DenseSkip, GraphSettings, NeuronGraph, KEY_DENSE_SKIPPED,
+    KEY_DICTIONARY, KEY_GRAPH_BAND, KEY_GRAPH_BATCH, KEY_GRAPH_SETTINGS,
 };
 use crate::progress::{Progress, Stage};
 use crate::store::{Checkpoint, RunMeta, ScanProgress, Store, KEY_VOCABULARY};
@@ -77,11 +77,14 @@ fn open_shard(dir: &Path) -> Result<ShardIndex> {
             neurons.len()
         )));
     }
-    if neurons.len() != run.scan.neuron_count() || neurons.iter().any(|&n| !run.scan.covers(n)) {
+    let band = stored_band(&store)?.unwrap_or(1);
+    if neurons.len() != run.scan.neuron_count(band)
+        || neurons.iter().any(|&n| !run.scan.covers(n, band))
+    {
         return Err(unfinished(format!(
             "it holds {} neuron records where its run covers {}: the store is damaged",
             neurons.len(),
-            run.scan.neuron_count()
+            run.scan.neuron_count(band)
         )));
     }
     let units = store.units(&run)?;
@@ -148,6 +151,15 @@ fn check_same_inputs(first: &ShardIndex, shard: &ShardIndex) -> Result<()> {
         if a != b {
             diffs.push(format!("{key} differs"));
         }
+    }
+    let (band_first, band_here) = (
+        stored_band(&first.store)?.unwrap_or(1),
+        stored_band(&shard.store)?.unwrap_or(1),
+    );
+    if band_first != band_here {
+        diffs.push(format!(
+            "graph band: {band_here} layer(s) here, {band_first} in the first shard"
+        ));
     }
     if shard.progress.batches_total != first.progress.batches_total
         || shard.progress.tokens_total != first.progress.tokens_total
@@ -315,6 +327,9 @@ pub(crate) fn merge(
     }
     if let Some(v) = first.meta::<BatchConfig>(KEY_GRAPH_BATCH)? {
         store.put_meta(KEY_GRAPH_BATCH, &v)?;
+    }
+    if let Some(v) = first.meta::<u32>(KEY_GRAPH_BAND)? {
+        store.put_meta(KEY_GRAPH_BAND, &v)?;
     }
     if let Some(v) = first.meta::<Vec<String>>(KEY_DICTIONARY)? {
         store.put_meta(KEY_DICTIONARY, &v)?;

@@ -43,6 +43,8 @@ pub struct Index {
     dense: Option<DenseSkip>,
     vocabulary: Vec<String>,
     graph_meta: Option<GraphMeta>,
+    /// The graph stage's band of layers (decides a shard's neurons).
+    band: usize,
     /// The search index with the generation name it was opened at.
     search: Mutex<Option<(String, Arc<SearchIndex>)>>,
 }
@@ -94,6 +96,7 @@ impl Index {
             message: "the index has no vocabulary recorded".into(),
         })?;
         let graph_meta = load_graph_meta(&store)?;
+        let band = crate::n2g::stored_band(&store)?.unwrap_or(1);
         let units = store.units(&run)?;
         let dense = store
             .meta::<DenseSkip>(crate::n2g::KEY_DENSE_SKIPPED)?
@@ -106,6 +109,7 @@ impl Index {
             dense,
             vocabulary,
             graph_meta,
+            band,
             search: Mutex::new(None),
         })
     }
@@ -136,6 +140,11 @@ impl Index {
         &self.vocabulary
     }
 
+    /// How many neurons the index covers.
+    pub fn neuron_count(&self) -> usize {
+        self.run.scan.neuron_count(self.band)
+    }
+
     /// The graph stage's settings, once it has started.
     pub fn graph_settings(&self) -> Option<&GraphSettings> {
         self.graph_meta.as_ref().map(|m| &m.settings)
@@ -144,7 +153,7 @@ impl Index {
     /// Checks that `neuron` is one the index covers, or says which it covers.
     pub fn check_neuron(&self, neuron: NeuronId) -> Result<()> {
         let scan = &self.run.scan;
-        if scan.covers(neuron) {
+        if scan.covers(neuron, self.band) {
             Ok(())
         } else {
             Err(Error::UnknownNeuron {
@@ -159,7 +168,7 @@ impl Index {
                         "shard {shard} of layers {:?} × {} neurons: {} neurons",
                         scan.layers,
                         scan.neurons.len(),
-                        scan.neuron_count()
+                        scan.neuron_count(self.band)
                     ),
                 },
             })
@@ -230,7 +239,7 @@ impl Index {
         let progress = self.store.scan_progress()?;
         let counts = self.store.verify()?;
         let found = counts.iter().find(|c| c.0 == "neurons").map_or(0, |c| c.1);
-        let expected = self.run.scan.neuron_count() as u64;
+        let expected = self.run.scan.neuron_count(self.band) as u64;
         if progress.complete && found != expected {
             return Err(Error::Store {
                 path: self.store.path().into(),

@@ -134,7 +134,7 @@ pub fn info_view(index: &Index) -> Result<InfoView> {
         corpus: run.corpus.clone(),
         scan: run.scan.clone(),
         progress: store.scan_progress()?,
-        neurons: run.scan.neuron_count(),
+        neurons: index.neuron_count(),
         size_bytes: dir_size(index.dir()),
         graphs: graphs.len(),
         preset: settings.as_ref().map(preset),

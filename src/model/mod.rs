@@ -40,6 +40,7 @@ mod linear;
 mod llama;
 mod mistral;
 mod ops;
+mod picks;
 mod prefix;
 mod qwen2;
 mod qwen3;
@@ -57,6 +58,7 @@ pub use allocator::keep_freed_memory;
 pub use device::DeviceSpec;
 pub use hook::{Hook, HookPoint};
 pub(crate) use ops::top_k;
+pub use picks::LayerPick;
 pub use prefix::{PackedRow, PrefixPacking};
 pub use sae::{InputNormalization, Sae, SaeArchitecture, SaeFormat, SaeInfo};
 pub use tokenizer::{TextTokenizer, TokenizedText};
@@ -246,8 +248,8 @@ pub(crate) struct ForwardRequest<'a> {
     /// Prefix-tree rows instead of plain causal sequences.
     pub tree: Option<&'a TreeLayout>,
     /// Only these neurons (u32 indices, in this order) of the last layer: the pass
-    /// computes just their rows of the MLP input projection(s). Set only with one layer,
-    /// no logits and the `MlpPost` hook.
+    /// computes just their rows of the MLP input projection(s); layers below the last
+    /// are computed whole. Set only with no logits and the `MlpPost` hook.
     pub neurons: Option<&'a Tensor>,
 }
 
@@ -423,7 +425,7 @@ impl Model {
 
     /// `neurons` as a u32 index tensor on the model's device, checked against the
     /// layer width.
-    fn neuron_columns(&self, neurons: &[usize]) -> Result<Tensor> {
+    pub(crate) fn neuron_columns(&self, neurons: &[usize]) -> Result<Tensor> {
         if neurons.is_empty() {
             return Err(Error::InvalidRequest("no neuron requested".into()));
         }
@@ -487,7 +489,7 @@ impl Model {
     }
 
     /// Pads a batch on the right into a `[batch, max_len]` id tensor.
-    fn pad_batch<S: AsRef<[u32]>>(&self, batch: &[S]) -> Result<(Tensor, Vec<usize>)> {
+    pub(super) fn pad_batch<S: AsRef<[u32]>>(&self, batch: &[S]) -> Result<(Tensor, Vec<usize>)> {
         if batch.is_empty() {
             return Err(Error::InvalidRequest("empty batch".into()));
         }

@@ -143,7 +143,10 @@ impl Model {
     }
 
     /// The padded ids of packed rows, their lengths and their tree layout.
-    fn packed_ids(&self, rows: &[&PackedRow]) -> Result<(Tensor, Vec<usize>, TreeLayout)> {
+    pub(super) fn packed_ids(
+        &self,
+        rows: &[&PackedRow],
+    ) -> Result<(Tensor, Vec<usize>, TreeLayout)> {
         if rows.is_empty() || rows.iter().any(|r| r.ids.is_empty()) {
             return Err(Error::InvalidRequest("empty packed row".into()));
         }

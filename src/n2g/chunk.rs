@@ -1,4 +1,5 @@
-//! The graph stage's state for one chunk of neurons of a layer, and its phases (N2G
+//! The graph stage's state for one chunk of neurons (of one layer, or of a band of
+//! neighbouring layers), and its phases (N2G
 //! steps 2–8) in the order [`GraphContext::build_chunk`] runs them: seeds (split),
 //! prune, importance, lines, augmentation, the context-free check, then the graphs and
 //! their evaluation. Each phase gathers the forward passes of every neuron of the chunk
@@ -10,7 +11,7 @@ use super::augment::Substitutes;
 use super::graph::{make_line, Graph, Line};
 use super::pipeline::{split_examples, GraphContext, NeuronInput, RandomSample};
 use super::prune::{accepts, candidate_start, post_context_end};
-use super::runner::Runner;
+use super::runner::{LayerNeuron, Request, Runner};
 use super::settings::{NeuronEval, NeuronGraph};
 use crate::error::Result;
 use crate::NeuronId;
@@ -39,7 +40,7 @@ struct Train {
     importance: Vec<Vec<f32>>,
 }
 
-/// A chunk of neurons of one layer on its way through the graph stage.
+/// A chunk of neurons on its way through the graph stage.
 pub(super) struct Chunk<'c, 'a> {
     ctx: &'c GraphContext<'a>,
     neurons: &'c [NeuronInput],
@@ -61,7 +62,7 @@ pub(super) struct Chunk<'c, 'a> {
 impl<'c, 'a> Chunk<'c, 'a> {
     /// Step 2: splits each neuron's examples and makes the training seeds: each
     /// training window's max first, then its other firing positions, strongest first.
-    pub fn new(ctx: &'c GraphContext<'a>, layer: usize, neurons: &'c [NeuronInput]) -> Self {
+    pub fn new(ctx: &'c GraphContext<'a>, neurons: &'c [NeuronInput]) -> Self {
         let (s, first) = (ctx.settings, ctx.first);
         let splits: Vec<(Vec<usize>, Vec<usize>)> = neurons
             .iter()
@@ -110,7 +111,7 @@ impl<'c, 'a> Chunk<'c, 'a> {
         Chunk {
             ctx,
             neurons,
-            runner: Runner::new(ctx.model, layer, ctx.batch),
+            runner: Runner::new(ctx.model, ctx.batch),
             splits,
             train,
             bos,
@@ -120,9 +121,10 @@ impl<'c, 'a> Chunk<'c, 'a> {
         }
     }
 
-    /// The neuron index (within its layer) of seed `t`.
-    fn neuron_index(&self, t: &Train) -> usize {
-        self.neurons[t.neuron].id.index as usize
+    /// The neuron of seed `t`, as the runner asks for it.
+    fn layer_neuron(&self, t: &Train) -> LayerNeuron {
+        let id = self.neurons[t.neuron].id;
+        (id.layer as usize, id.index as usize)
     }
 
     /// Logs how long the chunk has taken up to the end of `phase`.
@@ -164,13 +166,13 @@ impl<'c, 'a> Chunk<'c, 'a> {
             if open.is_empty() {
                 break;
             }
-            let requests: Vec<(Vec<u32>, usize)> = open
+            let requests: Vec<Request> = open
                 .iter()
                 .map(|&i| {
                     let t = &self.train[i];
                     let mut seq = self.bos.clone();
                     seq.extend_from_slice(&t.ids[candidate_start(t.p, len, first)..ends[i]]);
-                    (seq, self.neuron_index(t))
+                    (seq, self.layer_neuron(t))
                 })
                 .collect();
             let results = self.runner.run(&requests)?;
@@ -235,7 +237,7 @@ impl<'c, 'a> Chunk<'c, 'a> {
             for j in first..kmax {
                 let mut row = t.text[..=kmax].to_vec();
                 row[j] = s.mask_token;
-                requests.push((row, self.neuron_index(t)));
+                requests.push((row, self.layer_neuron(t)));
                 owners.push((i, j));
             }
         }
@@ -332,7 +334,7 @@ impl<'c, 'a> Chunk<'c, 'a> {
                 for &sub in substitutes.get(t.text[j]) {
                     let mut row = t.text[..=cut].to_vec();
                     row[j] = sub;
-                    requests.push((row, self.neuron_index(t)));
+                    requests.push((row, self.layer_neuron(t)));
                     owners.push((i, j));
                 }
             }
@@ -377,13 +379,13 @@ impl<'c, 'a> Chunk<'c, 'a> {
             self.log_phase("token alone");
             return Ok(());
         }
-        let mut requests: Vec<(Vec<u32>, usize)> = Vec::new();
+        let mut requests: Vec<Request> = Vec::new();
         let mut owners = Vec::new();
         for t in &self.train {
             for &k in &t.active {
                 let mut seq = self.bos.clone();
                 seq.push(t.text[k]);
-                requests.push((seq, self.neuron_index(t)));
+                requests.push((seq, self.layer_neuron(t)));
                 owners.push((t.neuron, t.text[k]));
             }
         }

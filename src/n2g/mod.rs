@@ -27,7 +27,7 @@ pub use runner::BatchConfig;
 pub(crate) use settings::check_count;
 pub use settings::{GraphSettings, InvalidSetting, NeuronEval, NeuronGraph};
 pub use stage::{
-    build_graphs, vocabulary_dictionary, GraphReport, KEY_DICTIONARY, KEY_GRAPH_BATCH,
-    KEY_GRAPH_SETTINGS,
+    build_graphs, check_or_set_band, stored_band, vocabulary_dictionary, GraphReport,
+    KEY_DICTIONARY, KEY_GRAPH_BAND, KEY_GRAPH_BATCH, KEY_GRAPH_SETTINGS,
 };
 pub use tokens::{normalize, TokenDictionary};

@@ -1,6 +1,7 @@
-//! The graph stage for a chunk of neurons of one layer (N2G steps 2–8), batched across
-//! neurons: every step gathers the forward passes of all neurons of the chunk into one
-//! [`Runner`] call (deduplicated, length-sorted, stopping at the layer), then the
+//! The graph stage for a chunk of neurons (N2G steps 2–8), batched across neurons:
+//! every step gathers the forward passes of all neurons of the chunk into one
+//! [`Runner`] call (deduplicated, length-sorted, stopping at the deepest layer asked
+//! for), then the
 //! per-neuron work (lines, trie, evaluation) runs in parallel with rayon.
 //!
 //! Causality is used to keep sequences short: a masked or substituted row only needs
@@ -42,21 +43,21 @@ pub struct NeuronInput {
     pub examples: Vec<ExampleInput>,
 }
 
-/// Random corpus windows with the activations of some neurons of one layer, for the
-/// false-positive rate.
+/// Random corpus windows with the activations of the neurons being built (of one layer,
+/// or of a band of layers), for the false-positive rate.
 pub struct RandomSample {
     /// Token ids per window.
     pub ids: Vec<Vec<u32>>,
     /// `acts[w][t * neurons.len() + i]` is neuron `neurons[i]` at position `t`.
     pub acts: Vec<Vec<f32>>,
-    /// The neuron indices sampled, sorted.
-    pub neurons: Vec<usize>,
+    /// The neurons sampled, sorted.
+    pub neurons: Vec<NeuronId>,
 }
 
 impl RandomSample {
     /// The activation of `neuron` at position `t` of window `w`; `None` when the
     /// neuron was not sampled.
-    pub fn activation(&self, w: usize, t: usize, neuron: usize) -> Option<f32> {
+    pub fn activation(&self, w: usize, t: usize, neuron: NeuronId) -> Option<f32> {
         let i = self.neurons.binary_search(&neuron).ok()?;
         Some(self.acts[w][t * self.neurons.len() + i])
     }
@@ -93,16 +94,16 @@ impl<'a> GraphContext<'a> {
         }
     }
 
-    /// Builds and evaluates the graphs of `neurons` (all of layer `layer`): the phases
-    /// of [`Chunk`] in order, each one batched forward pass over the whole chunk.
+    /// Builds and evaluates the graphs of `neurons` (of one layer or of neighbouring
+    /// layers): the phases of [`Chunk`] in order, each one batched forward pass over the
+    /// whole chunk.
     pub fn build_chunk(
         &self,
-        layer: usize,
         neurons: &[NeuronInput],
         substitutes: &mut Substitutes,
         random: &RandomSample,
     ) -> Result<(Vec<(NeuronId, NeuronGraph)>, RunnerStats)> {
-        let mut chunk = Chunk::new(self, layer, neurons);
+        let mut chunk = Chunk::new(self, neurons);
         chunk.prune()?;
         chunk.importance()?;
         chunk.lines_of_pruned_texts();
@@ -167,7 +168,7 @@ impl<'a> GraphContext<'a> {
             let b = baseline.predict(&toks);
             for t in first..ids.len() {
                 let act = random
-                    .activation(w, t, n.id.index as usize)
+                    .activation(w, t, n.id)
                     .expect("the random sample covers every neuron of the chunk");
                 let y = self.normalised(act, 1.0, n.max);
                 tokens += 1;

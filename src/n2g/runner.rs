@@ -1,21 +1,23 @@
 //! Batched forward passes for the graph stage: many small requests ("run this token
-//! sequence, give me neuron n's activations") from many neurons of one layer are
-//! deduplicated (a sequence needed by several neurons runs once and serves all of them,
-//! since one forward yields every neuron of the layer), sorted by length and packed into
-//! batches under a token budget. Every pass stops at the layer and computes only the
-//! neurons its requests ask for.
+//! sequence, give me neuron n of layer l") from the neurons of a chunk are deduplicated
+//! (a sequence needed by several neurons runs once and serves all of them, since one
+//! forward yields every neuron of a layer and of the layers below it), sorted by depth
+//! and length and packed into batches under a token budget. Every pass stops at the
+//! deepest layer its requests ask for and computes only the neurons they ask for there;
+//! the neurons of shallower layers are read on the way.
 
 use std::collections::HashMap;
 
 use crate::error::Result;
-use crate::model::{Model, PrefixPacking};
+use crate::model::{LayerPick, Model, PrefixPacking};
 
 /// How the graph stage batches its forward passes. The batches decide the order of
 /// floating-point reductions, so the last digits of the results depend on it: an index
 /// records it and continues a graph stage only with the same (see `build_graphs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BatchConfig {
-    /// Neurons processed together (their requests share batches and deduplication).
+    /// Neurons of a layer processed together (their requests share batches and
+    /// deduplication).
     pub chunk_neurons: usize,
     /// Padded tokens per forward batch.
     pub max_batch_tokens: usize,
@@ -25,6 +27,17 @@ pub struct BatchConfig {
     /// Tokens per prefix-shared row (tree attention, see [`PrefixPacking`]); 0 runs
     /// every sequence whole.
     pub prefix_row_tokens: usize,
+    /// Neighbouring layers whose chunks run together (layers `band·k ..= band·k +
+    /// band - 1`): a sequence that neurons of several of them need runs once, to the
+    /// deepest, and the shallower read the pass on its way. 1 runs each layer alone.
+    /// Stored apart from the other fields (meta `graph_band`; absent means 1), since it
+    /// also decides which neurons a shard owns.
+    #[serde(skip, default = "one_layer")]
+    pub band_layers: usize,
+}
+
+fn one_layer() -> usize {
+    1
 }
 
 impl Default for BatchConfig {
@@ -34,6 +47,7 @@ impl Default for BatchConfig {
             max_batch_tokens: 4096,
             batched: true,
             prefix_row_tokens: 96,
+            band_layers: 2,
         }
     }
 }
@@ -46,7 +60,13 @@ impl BatchConfig {
         if self.batched {
             check_count("max_batch_tokens", self.max_batch_tokens, 1, 1 << 24)?;
         }
-        check_count("prefix_row_tokens", self.prefix_row_tokens, 0, 1 << 16)
+        check_count("prefix_row_tokens", self.prefix_row_tokens, 0, 1 << 16)?;
+        check_count("band_layers", self.band_layers, 1, 1 << 16)
+    }
+
+    /// The band of `layer`: the first layer of the band it belongs to.
+    pub fn band_of(&self, layer: usize) -> usize {
+        layer / self.band_layers.max(1) * self.band_layers.max(1)
     }
 
     /// One neuron at a time, one sequence per forward pass.
@@ -56,6 +76,7 @@ impl BatchConfig {
             max_batch_tokens: 0,
             batched: false,
             prefix_row_tokens: 0,
+            band_layers: 1,
         }
     }
 }
@@ -75,21 +96,36 @@ pub struct RunnerStats {
     pub passes: u64,
 }
 
-/// Runs requests against one layer of a model.
+impl RunnerStats {
+    /// Adds the counts of `other`.
+    pub fn add(&mut self, other: &RunnerStats) {
+        self.requested += other.requested;
+        self.run += other.run;
+        self.tokens += other.tokens;
+        self.sequence_tokens += other.sequence_tokens;
+        self.passes += other.passes;
+    }
+}
+
+/// A neuron of one layer: `(layer, neuron index)`.
+pub(super) type LayerNeuron = (usize, usize);
+
+/// One request: a token sequence and the neuron whose activations it wants.
+pub(super) type Request = (Vec<u32>, LayerNeuron);
+
+/// Runs requests against the layers of a model.
 pub struct Runner<'a> {
     model: &'a Model,
-    layer: usize,
     config: BatchConfig,
     /// Work counters.
     pub stats: RunnerStats,
 }
 
 impl<'a> Runner<'a> {
-    /// A runner for `layer`.
-    pub fn new(model: &'a Model, layer: usize, config: BatchConfig) -> Self {
+    /// A runner batching as `config` says.
+    pub fn new(model: &'a Model, config: BatchConfig) -> Self {
         Runner {
             model,
-            layer,
             config,
             stats: RunnerStats::default(),
         }
@@ -97,7 +133,7 @@ impl<'a> Runner<'a> {
 
     /// For every `(sequence, neuron)` request, that neuron's activation at every position
     /// of the sequence.
-    pub fn run(&mut self, requests: &[(Vec<u32>, usize)]) -> Result<Vec<Vec<f32>>> {
+    pub(super) fn run(&mut self, requests: &[Request]) -> Result<Vec<Vec<f32>>> {
         self.stats.requested += requests.len() as u64;
         // Group requests by identical sequence.
         let mut groups: Vec<(&[u32], Vec<usize>)> = Vec::new();
@@ -122,31 +158,38 @@ impl<'a> Runner<'a> {
             self.run_packed(requests, &groups, &mut out)?;
             return Ok(out);
         }
-        // Longest first: the first sequence of a batch sets its padded length. (Packed
-        // rows above are ordered by the packing itself.)
+        let deepest = |reqs: &[usize]| reqs.iter().map(|&r| requests[r].1 .0).max();
+        // Shallowest first, then longest first: the first sequence of a batch sets its
+        // padded length, and a batch runs to one depth. (Packed rows below are ordered by
+        // the packing itself.)
         if self.config.batched {
-            groups.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(b.0)));
+            groups.sort_by(|a, b| {
+                deepest(&a.1)
+                    .cmp(&deepest(&b.1))
+                    .then_with(|| b.0.len().cmp(&a.0.len()))
+                    .then_with(|| a.0.cmp(b.0))
+            });
         }
         let mut start = 0;
         while start < groups.len() {
             let width = groups[start].0.len().max(1);
+            let depth = deepest(&groups[start].1);
             let mut end = start + 1;
             if self.config.batched {
                 while end < groups.len()
+                    && deepest(&groups[end].1) == depth
                     && (end - start + 1) * width <= self.config.max_batch_tokens
                 {
                     end += 1;
                 }
             }
             let batch: Vec<&[u32]> = groups[start..end].iter().map(|g| g.0).collect();
-            let neurons = neurons_of(requests, groups[start..end].iter().map(|g| &g.1));
-            let acts = self
-                .model
-                .neuron_activations(&batch, self.layer, &neurons)?;
+            let picks = Picks::of(requests, groups[start..end].iter().map(|g| &g.1));
+            let acts = self.model.picked_activations(&batch, &picks.slices())?;
             for (b, (seq, reqs)) in groups[start..end].iter().enumerate() {
                 for &r in reqs {
-                    let n = column(&neurons, requests[r].1);
-                    out[r] = (0..seq.len()).map(|t| acts.get(b, t, n)).collect();
+                    let (p, n) = picks.locate(requests[r].1);
+                    out[r] = (0..seq.len()).map(|t| acts[p].get(b, t, n)).collect();
                 }
                 self.stats.tokens += seq.len() as u64;
                 self.stats.sequence_tokens += seq.len() as u64;
@@ -158,12 +201,35 @@ impl<'a> Runner<'a> {
         Ok(out)
     }
 
-    /// Runs the distinct sequences as prefix-shared rows, longest rows first, packed into
-    /// batches under the token budget.
+    /// Runs the distinct sequences as prefix-shared rows, shallowest rows first and then
+    /// longest, packed into batches under the token budget. Sequences are packed by the
+    /// deepest layer they are asked of, so a row runs no deeper than each of its
+    /// sequences needs (a sequence asked of two layers runs once, to the deeper).
     fn run_packed(
         &mut self,
-        requests: &[(Vec<u32>, usize)],
+        requests: &[Request],
         groups: &[(&[u32], Vec<usize>)],
+        out: &mut [Vec<f32>],
+    ) -> Result<()> {
+        let depth_of =
+            |g: &(&[u32], Vec<usize>)| g.1.iter().map(|&r| requests[r].1 .0).max().unwrap_or(0);
+        let mut depths: Vec<usize> = groups.iter().map(depth_of).collect();
+        depths.sort_unstable();
+        depths.dedup();
+        for depth in depths {
+            let of_depth: Vec<&(&[u32], Vec<usize>)> =
+                groups.iter().filter(|g| depth_of(g) == depth).collect();
+            self.run_packed_depth(requests, &of_depth, out)?;
+        }
+        self.stats.run += groups.len() as u64;
+        Ok(())
+    }
+
+    /// [`Self::run_packed`] for sequences of one depth.
+    fn run_packed_depth(
+        &mut self,
+        requests: &[Request],
+        groups: &[&(&[u32], Vec<usize>)],
         out: &mut [Vec<f32>],
     ) -> Result<()> {
         let seqs: Vec<&[u32]> = groups.iter().map(|g| g.0).collect();
@@ -186,7 +252,7 @@ impl<'a> Runner<'a> {
                 .iter()
                 .map(|&r| &packing.rows[r])
                 .collect();
-            let neurons = neurons_of(
+            let picks = Picks::of(
                 requests,
                 order[start..end]
                     .iter()
@@ -194,13 +260,16 @@ impl<'a> Runner<'a> {
             );
             let acts = self
                 .model
-                .packed_activations(&rows, self.layer, Some(&neurons))?;
+                .packed_picked_activations(&rows, &picks.slices())?;
             for (b, &r) in order[start..end].iter().enumerate() {
                 for &g in &served[r] {
                     let cols = &packing.placement[g].1;
                     for &q in &groups[g].1 {
-                        let n = column(&neurons, requests[q].1);
-                        out[q] = cols.iter().map(|&c| acts.get(b, c as usize, n)).collect();
+                        let (p, n) = picks.locate(requests[q].1);
+                        out[q] = cols
+                            .iter()
+                            .map(|&c| acts[p].get(b, c as usize, n))
+                            .collect();
                     }
                     self.stats.sequence_tokens += cols.len() as u64;
                 }
@@ -209,26 +278,50 @@ impl<'a> Runner<'a> {
             self.stats.passes += 1;
             start = end;
         }
-        self.stats.run += groups.len() as u64;
         Ok(())
     }
 }
 
-/// The distinct neurons the requests `reqs` ask for, sorted: the only columns a pass
-/// needs to compute.
-fn neurons_of<'r>(
-    requests: &[(Vec<u32>, usize)],
-    reqs: impl Iterator<Item = &'r Vec<usize>>,
-) -> Vec<usize> {
-    let mut neurons: Vec<usize> = reqs.flatten().map(|&r| requests[r].1).collect();
-    neurons.sort_unstable();
-    neurons.dedup();
-    neurons
+/// The distinct neurons a batch's requests ask for, by layer (layers ascending, neurons
+/// sorted): the only columns its pass needs to compute.
+struct Picks {
+    layers: Vec<(usize, Vec<usize>)>,
 }
 
-/// The column of `neuron` among the sorted `neurons` of a pass.
-fn column(neurons: &[usize], neuron: usize) -> usize {
-    neurons
-        .binary_search(&neuron)
-        .expect("every requested neuron is computed")
+impl Picks {
+    /// The neurons of the requests `reqs`.
+    fn of<'r>(requests: &[Request], reqs: impl Iterator<Item = &'r Vec<usize>>) -> Picks {
+        let mut wanted: Vec<LayerNeuron> = reqs.flatten().map(|&r| requests[r].1).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut layers: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (layer, neuron) in wanted {
+            match layers.last_mut() {
+                Some((l, neurons)) if *l == layer => neurons.push(neuron),
+                _ => layers.push((layer, vec![neuron])),
+            }
+        }
+        Picks { layers }
+    }
+
+    /// As the model's multi-layer calls take them.
+    fn slices(&self) -> Vec<LayerPick<'_>> {
+        self.layers
+            .iter()
+            .map(|(l, n)| (*l, n.as_slice()))
+            .collect()
+    }
+
+    /// Where `unit` sits in the pass's output: `(pick, column)`.
+    fn locate(&self, (layer, neuron): LayerNeuron) -> (usize, usize) {
+        let p = self
+            .layers
+            .binary_search_by_key(&layer, |(l, _)| *l)
+            .expect("every requested layer is computed");
+        let n = self.layers[p]
+            .1
+            .binary_search(&neuron)
+            .expect("every requested neuron is computed");
+        (p, n)
+    }
 }

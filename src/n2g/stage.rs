@@ -13,9 +13,9 @@ use super::settings::GraphSettings;
 use super::tokens::{normalize, TokenDictionary};
 use crate::corpus::Windows;
 use crate::error::{Error, Result};
-use crate::model::Model;
+use crate::model::{LayerPick, Model};
 use crate::progress::{Progress, Stage};
-use crate::store::{Store, KEY_VOCABULARY};
+use crate::store::{NeuronScan, Store, KEY_VOCABULARY};
 use crate::NeuronId;
 
 /// Meta key of the token dictionary.
@@ -51,28 +51,67 @@ pub fn vocabulary_dictionary(vocab: &[String]) -> (TokenDictionary, Vec<u32>) {
 /// Meta key of the batch layout of the graph stage ([`BatchConfig`]).
 pub const KEY_GRAPH_BATCH: &str = "graph_batch";
 
+/// Meta key of [`BatchConfig::band_layers`] (absent: 1, as in stores built before
+/// bands).
+pub const KEY_GRAPH_BAND: &str = "graph_band";
+
+/// The band of layers a store's graphs are (or will be) built with.
+pub fn stored_band(store: &Store) -> Result<Option<usize>> {
+    Ok(store.meta::<u32>(KEY_GRAPH_BAND)?.map(|b| b as usize))
+}
+
+/// Records the band of layers when the store has none yet (a new build), or checks that
+/// it equals the recorded one (1 when the store predates bands but was `started`): the
+/// band decides which neurons share a chunk, and so which neurons a shard owns.
+pub fn check_or_set_band(store: &Store, batch: &BatchConfig, started: bool) -> Result<()> {
+    let stored = match stored_band(store)? {
+        Some(b) => b,
+        None if started => 1,
+        None => return store.put_meta(KEY_GRAPH_BAND, &(batch.band_layers as u32)),
+    };
+    if stored != batch.band_layers {
+        return Err(Error::Incompatible {
+            path: store.path().into(),
+            message: format!(
+                "this index is built with bands of {stored} layer(s) a chunk (now {}); continue with --graph-band {stored}, or use a new index folder",
+                batch.band_layers
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Records the batch layout of the graph stage, or (when some graphs are stored
 /// already: `started`) checks that it equals the recorded one. The layout decides the
 /// order of floating-point reductions, so graphs built with another would differ from
 /// the stored ones in their last digits.
 fn check_or_set_batch(store: &Store, batch: &BatchConfig, started: bool) -> Result<()> {
+    check_or_set_band(store, batch, started)?;
     match store.meta::<BatchConfig>(KEY_GRAPH_BATCH)? {
-        Some(stored) if started && stored != *batch => Err(Error::Incompatible {
-            path: store.path().into(),
-            message: format!(
-                "graphs in this index were started with another batch layout (stored: {} neurons a chunk, {} tokens a batch, prefix rows of {} tokens{}; now: {} neurons a chunk, {} tokens a batch, prefix rows of {} tokens{}); it changes the last digits of the results, so continue with the original layout (neurons a chunk, prefix row tokens, batching), or use a new index folder",
-                stored.chunk_neurons,
-                stored.max_batch_tokens,
-                stored.prefix_row_tokens,
-                if stored.batched { "" } else { ", unbatched" },
-                batch.chunk_neurons,
-                batch.max_batch_tokens,
-                batch.prefix_row_tokens,
-                if batch.batched { "" } else { ", unbatched" },
-            ),
-        }),
-        Some(stored) if stored == *batch => Ok(()),
-        _ => store.put_meta(KEY_GRAPH_BATCH, batch),
+        Some(mut stored) => {
+            stored.band_layers = batch.band_layers;
+            if started && stored != *batch {
+                return Err(Error::Incompatible {
+                    path: store.path().into(),
+                    message: format!(
+                        "graphs in this index were started with another batch layout (stored: {} neurons a chunk, {} tokens a batch, prefix rows of {} tokens{}; now: {} neurons a chunk, {} tokens a batch, prefix rows of {} tokens{}); it changes the last digits of the results, so continue with the original layout (neurons a chunk, prefix row tokens, batching), or use a new index folder",
+                        stored.chunk_neurons,
+                        stored.max_batch_tokens,
+                        stored.prefix_row_tokens,
+                        if stored.batched { "" } else { ", unbatched" },
+                        batch.chunk_neurons,
+                        batch.max_batch_tokens,
+                        batch.prefix_row_tokens,
+                        if batch.batched { "" } else { ", unbatched" },
+                    ),
+                });
+            }
+            if stored == *batch {
+                return Ok(());
+            }
+            store.put_meta(KEY_GRAPH_BATCH, batch)
+        }
+        None => store.put_meta(KEY_GRAPH_BATCH, batch),
     }
 }
 
@@ -152,81 +191,52 @@ pub fn build_graphs(
     let mut substitutes = Substitutes::new(model, settings.augment)?;
     report.setup += clock.elapsed();
     progress.start(Stage::Graphs, scans.len() as u64, report.skipped as u64);
-    let mut layers: Vec<u16> = todo.iter().map(|(id, _)| id.layer).collect();
-    layers.dedup();
     let mut eta = DepthEta::new(todo.iter().map(|(id, _)| id.layer));
-    'layers: for layer in layers {
-        let of_layer: Vec<_> = todo.iter().filter(|(id, _)| id.layer == layer).collect();
-        let mut first_chunk_of_layer = true;
+    'bands: for band in bands(&todo, &batch) {
         let clock = Instant::now();
-        let mut neurons: Vec<usize> = of_layer.iter().map(|(id, _)| id.index as usize).collect();
-        neurons.sort_unstable();
-        let random = random_sample(model, layer as usize, &random_ids, neurons)?;
+        let mut ids: Vec<NeuronId> = band.iter().flatten().map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        let random = random_sample(model, &random_ids, ids)?;
         report.setup += clock.elapsed();
+        let layers = match (band.first(), band.last()) {
+            (Some(f), Some(l)) if f[0].0.layer != l[0].0.layer => {
+                format!("layers {}-{}", f[0].0.layer, l[0].0.layer)
+            }
+            _ => format!("layer {}", band[0][0].0.layer),
+        };
         tracing::debug!(
-            layer,
+            layers,
             ms = clock.elapsed().as_millis() as u64,
             "random sample"
         );
-        for chunk in of_layer.chunks(batch.chunk_neurons.max(1)) {
+        let mut first_chunk = true;
+        for chunk in band_chunks(&band, batch.chunk_neurons.max(1)) {
             let chunk_clock = Instant::now();
             let inputs: Vec<NeuronInput> = chunk
                 .iter()
-                .map(|(id, scan)| {
-                    let examples = scan
-                        .examples
-                        .iter()
-                        .map(|e| {
-                            let ids = stored_windows.get(&e.window).cloned().ok_or_else(|| {
-                                Error::Store {
-                                    path: store.path().into(),
-                                    message: format!(
-                                        "window {} of neuron {id} is missing",
-                                        e.window
-                                    ),
-                                }
-                            })?;
-                            Ok(ExampleInput {
-                                ids,
-                                position: e.position as usize,
-                                activation: e.activation,
-                                activations: e.activations.clone(),
-                            })
-                        })
-                        .collect::<Result<Vec<_>>>()?;
-                    Ok(NeuronInput {
-                        id: *id,
-                        max: scan.stats.max,
-                        examples,
-                    })
-                })
+                .map(|(id, scan)| neuron_input(store, &stored_windows, *id, scan))
                 .collect::<Result<Vec<_>>>()?;
-            let (graphs, work) =
-                ctx.build_chunk(layer as usize, &inputs, &mut substitutes, &random)?;
+            let (graphs, work) = ctx.build_chunk(&inputs, &mut substitutes, &random)?;
             store.put_graphs(&graphs)?;
             report.built += graphs.len();
-            report.work.requested += work.requested;
-            report.work.run += work.run;
-            report.work.tokens += work.tokens;
-            report.work.sequence_tokens += work.sequence_tokens;
-            report.work.passes += work.passes;
+            report.work.add(&work);
             progress.advance(graphs.len() as u64);
-            eta.chunk_done(layer, graphs.len(), chunk_clock.elapsed());
-            if first_chunk_of_layer {
-                first_chunk_of_layer = false;
+            eta.chunk_done(chunk.iter().map(|(id, _)| id.layer), chunk_clock.elapsed());
+            if first_chunk {
+                first_chunk = false;
                 if let Some(left) = eta.remaining() {
                     progress.note(&format!(
-                        "graphs: layer {layer} at {:.2} s a {}; about {} left (weighted by layer depth)",
+                        "graphs: {layers} at {:.2} s a {}; about {} left (weighted by layer depth)",
                         chunk_clock.elapsed().as_secs_f64() / graphs.len().max(1) as f64,
                         model.units().unit_name(),
                         readable(left)
                     ));
                 }
             }
-            tracing::info!(layer, built = report.built, "graph chunk committed");
+            tracing::info!(layers, built = report.built, "graph chunk committed");
             if progress.should_stop() {
                 report.stopped = true;
-                break 'layers;
+                break 'bands;
             }
         }
     }
@@ -235,22 +245,104 @@ pub fn build_graphs(
     Ok(report)
 }
 
-/// The activations of `neurons` (sorted) of `layer` on the random windows: the pass
-/// computes only their columns of the layer's MLP.
-fn random_sample(
-    model: &Model,
-    layer: usize,
-    ids: &[Vec<u32>],
-    neurons: Vec<usize>,
-) -> Result<RandomSample> {
-    let n = neurons.len();
+/// One neuron still to build, as the store has its scan.
+type Todo<'s> = &'s (NeuronId, NeuronScan);
+
+/// The neurons to build, by band of neighbouring layers (see
+/// [`BatchConfig::band_layers`]) and within a band by layer (ascending), each layer's
+/// neurons in store order.
+fn bands<'s>(todo: &[Todo<'s>], batch: &BatchConfig) -> Vec<Vec<Vec<Todo<'s>>>> {
+    let mut out: Vec<Vec<Vec<Todo<'s>>>> = Vec::new();
+    for &t in todo {
+        let layer = t.0.layer as usize;
+        let same_band = out
+            .last()
+            .and_then(|b| b.last())
+            .is_some_and(|l| batch.band_of(l[0].0.layer as usize) == batch.band_of(layer));
+        if !same_band {
+            out.push(Vec::new());
+        }
+        let band = out.last_mut().expect("pushed");
+        match band.last_mut() {
+            Some(l) if l[0].0.layer as usize == layer => l.push(t),
+            _ => band.push(vec![t]),
+        }
+    }
+    out
+}
+
+/// The chunks of a band: chunk `c` holds slice `c` (`chunk` neurons) of every layer of
+/// the band. A committed chunk takes the same slice from each layer, so a resumed build
+/// cuts the rest into the same chunks.
+fn band_chunks<'s>(band: &[Vec<Todo<'s>>], chunk: usize) -> Vec<Vec<Todo<'s>>> {
+    let slices = band
+        .iter()
+        .map(|l| l.len().div_ceil(chunk))
+        .max()
+        .unwrap_or(0);
+    (0..slices)
+        .map(|c| {
+            band.iter()
+                .flat_map(|l| l.iter().skip(c * chunk).take(chunk).copied())
+                .collect()
+        })
+        .collect()
+}
+
+/// A neuron's graph-stage input: its top examples with their stored windows.
+fn neuron_input(
+    store: &Store,
+    windows: &HashMap<u32, Vec<u32>>,
+    id: NeuronId,
+    scan: &NeuronScan,
+) -> Result<NeuronInput> {
+    let examples = scan
+        .examples
+        .iter()
+        .map(|e| {
+            let ids = windows
+                .get(&e.window)
+                .cloned()
+                .ok_or_else(|| Error::Store {
+                    path: store.path().into(),
+                    message: format!("window {} of neuron {id} is missing", e.window),
+                })?;
+            Ok(ExampleInput {
+                ids,
+                position: e.position as usize,
+                activation: e.activation,
+                activations: e.activations.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(NeuronInput {
+        id,
+        max: scan.stats.max,
+        examples,
+    })
+}
+
+/// The activations of `neurons` (sorted; of one layer or of a band) on the random
+/// windows: one pass to the deepest of their layers, computing only the deepest layer's
+/// neurons' columns of its MLP.
+fn random_sample(model: &Model, ids: &[Vec<u32>], neurons: Vec<NeuronId>) -> Result<RandomSample> {
+    let mut by_layer: Vec<(usize, Vec<usize>)> = Vec::new();
+    for id in &neurons {
+        match by_layer.last_mut() {
+            Some((l, n)) if *l == id.layer as usize => n.push(id.index as usize),
+            _ => by_layer.push((id.layer as usize, vec![id.index as usize])),
+        }
+    }
+    let picks: Vec<LayerPick> = by_layer.iter().map(|(l, n)| (*l, n.as_slice())).collect();
     let mut acts = Vec::with_capacity(ids.len());
     for batch in ids.chunks(16) {
-        let a = model.neuron_activations(batch, layer, &neurons)?;
+        let a = model.picked_activations(batch, &picks)?;
         for (b, seq) in batch.iter().enumerate() {
-            let mut v = Vec::with_capacity(seq.len() * n);
+            let mut v = Vec::with_capacity(seq.len() * neurons.len());
             for t in 0..seq.len() {
-                v.extend_from_slice(a.at(b, t));
+                for layer in &a {
+                    v.extend_from_slice(layer.at(b, t));
+                }
             }
             acts.push(v);
         }
@@ -282,9 +374,9 @@ impl DepthEta {
         }
     }
 
-    /// Records that `neurons` of `layer` took `took`.
-    fn chunk_done(&mut self, layer: u16, neurons: usize, took: Duration) {
-        let cost = (layer as u64 + 1) * neurons as u64;
+    /// Records that a chunk of neurons of `layers` (one entry a neuron) took `took`.
+    fn chunk_done(&mut self, layers: impl Iterator<Item = u16>, took: Duration) {
+        let cost: u64 = layers.map(|l| l as u64 + 1).sum();
         self.remaining_cost = self.remaining_cost.saturating_sub(cost);
         if cost > 0 {
             self.rate = Some(took.as_secs_f64() / cost as f64);
@@ -318,10 +410,10 @@ mod eta_tests {
         let mut eta = DepthEta::new((0..10).map(|_| 0).chain((0..10).map(|_| 9)));
         assert_eq!(eta.remaining(), None);
         // Layer 0 at 1 s a neuron: layer 9 should take 10 s a neuron, 100 s in all.
-        eta.chunk_done(0, 10, Duration::from_secs(10));
+        eta.chunk_done([0; 10].into_iter(), Duration::from_secs(10));
         assert_eq!(eta.remaining(), Some(Duration::from_secs(100)));
         // Layer 9 at 20 s a neuron: the rate of the latest chunk counts.
-        eta.chunk_done(9, 5, Duration::from_secs(100));
+        eta.chunk_done([9; 5].into_iter(), Duration::from_secs(100));
         assert_eq!(eta.remaining(), Some(Duration::from_secs(100)));
     }
 

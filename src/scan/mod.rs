@@ -77,6 +77,9 @@ pub struct ScanOptions {
     pub max_batches: Option<usize>,
     /// Scan only this shard's part of `layers` × `neurons` (`None`: all of it).
     pub shard: Option<Shard>,
+    /// The graph stage's band of layers (`BatchConfig::band_layers`), which decides
+    /// the shard's part.
+    pub band: usize,
 }
 
 impl ScanOptions {
@@ -91,6 +94,7 @@ impl ScanOptions {
             checkpoint_every: 200,
             max_batches: None,
             shard: None,
+            band: 1,
         }
     }
 
@@ -99,7 +103,7 @@ impl ScanOptions {
     pub fn layer_neurons(&self) -> Vec<(usize, Vec<usize>)> {
         let per_layer = match &self.shard {
             None => vec![self.neurons.clone(); self.layers.len()],
-            Some(shard) => shard.select(&self.layers, &self.neurons),
+            Some(shard) => shard.select(&self.layers, &self.neurons, self.band),
         };
         self.layers
             .iter()

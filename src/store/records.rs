@@ -70,15 +70,16 @@ pub struct ScanSettings {
 }
 
 impl ScanSettings {
-    /// The neurons this store covers in each of `layers` (same order).
-    pub fn layer_neurons(&self) -> Vec<Vec<u32>> {
+    /// The neurons this store covers in each of `layers` (same order), its graphs built
+    /// in bands of `band` layers (see `BatchConfig::band_layers`).
+    pub fn layer_neurons(&self, band: usize) -> Vec<Vec<u32>> {
         match &self.shard {
             None => vec![self.neurons.clone(); self.layers.len()],
             Some(shard) => {
                 let layers: Vec<usize> = self.layers.iter().map(|&l| l as usize).collect();
                 let neurons: Vec<usize> = self.neurons.iter().map(|&n| n as usize).collect();
                 shard
-                    .select(&layers, &neurons)
+                    .select(&layers, &neurons, band)
                     .into_iter()
                     .map(|of_layer| of_layer.into_iter().map(|n| n as u32).collect())
                     .collect()
@@ -86,8 +87,9 @@ impl ScanSettings {
         }
     }
 
-    /// Whether `neuron` is one of the neurons this store covers.
-    pub fn covers(&self, neuron: NeuronId) -> bool {
+    /// Whether `neuron` is one of the neurons this store covers (bands of `band`
+    /// layers).
+    pub fn covers(&self, neuron: NeuronId, band: usize) -> bool {
         let li = self.layers.iter().position(|&l| l == neuron.layer as u32);
         let pos = self.neurons.binary_search(&neuron.index).ok();
         let (Some(li), Some(pos)) = (li, pos) else {
@@ -95,7 +97,7 @@ impl ScanSettings {
         };
         self.shard.as_ref().is_none_or(|s| {
             let layers: Vec<usize> = self.layers.iter().map(|&l| l as usize).collect();
-            s.owner(&layers, self.neurons.len(), li, pos) == s.index
+            s.owner(&layers, self.neurons.len(), band, li, pos) == s.index
         })
     }
 
@@ -105,9 +107,9 @@ impl ScanSettings {
         layers.join(",")
     }
 
-    /// How many neurons this store covers.
-    pub fn neuron_count(&self) -> usize {
-        self.layer_neurons().iter().map(Vec::len).sum()
+    /// How many neurons this store covers (bands of `band` layers).
+    pub fn neuron_count(&self, band: usize) -> usize {
+        self.layer_neurons(band).iter().map(Vec::len).sum()
     }
 }
 

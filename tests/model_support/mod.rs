@@ -2,7 +2,7 @@
 //! `scripts/reference/` (shared by the model tests).
 #![allow(dead_code)]
 
-use n2g_index::model::PrefixPacking;
+use n2g_index::model::{LayerActivations, LayerPick, PrefixPacking};
 use n2g_index::{LoadOptions, Model};
 use serde_json::Value;
 
@@ -59,6 +59,8 @@ pub enum Run {
     /// Only the checked neurons, asked for in reverse order, both as a plain batch and
     /// as prefix-shared rows (which must agree).
     Selected,
+    /// As `Selected`, every layer's checked neurons from one pass to the deepest layer.
+    Picked,
 }
 
 pub fn compare_activations(model: &Model, texts: &[Value], all_neurons: bool, tol: f64, run: Run) {
@@ -85,19 +87,39 @@ pub fn compare_activations(model: &Model, texts: &[Value], all_neurons: bool, to
     };
     let acts: Vec<Vec<Vec<Vec<f32>>>> = if run == Run::Packed {
         packed_table(model, &batch, &layers)
-    } else if run == Run::Selected {
+    } else if run == Run::Selected || run == Run::Picked {
+        let refs: Vec<&[u32]> = batch.iter().map(Vec::as_slice).collect();
+        let packing = PrefixPacking::pack(&refs, 1024);
+        let rows: Vec<_> = packing.rows.iter().collect();
+        let neurons: Vec<Vec<usize>> = (0..layers.len()).map(checked_neurons).collect();
+        // (plain, packed) per layer: one call per layer, or one call for all layers.
+        let per_layer: Vec<(LayerActivations, LayerActivations)> = if run == Run::Selected {
+            layers
+                .iter()
+                .zip(&neurons)
+                .map(|(&l, n)| {
+                    (
+                        model.neuron_activations(&batch, l, n).unwrap(),
+                        model.packed_activations(&rows, l, Some(n)).unwrap(),
+                    )
+                })
+                .collect()
+        } else {
+            let picks: Vec<LayerPick> = layers
+                .iter()
+                .zip(&neurons)
+                .map(|(&l, n)| (l, n.as_slice()))
+                .collect();
+            let plain = model.picked_activations(&batch, &picks).unwrap();
+            let packed = model.packed_picked_activations(&rows, &picks).unwrap();
+            plain.into_iter().zip(packed).collect()
+        };
         let width = model.info().n_neurons;
-        layers
+        per_layer
             .iter()
-            .enumerate()
-            .map(|(li, &l)| {
-                let neurons = checked_neurons(li);
-                let plain = model.neuron_activations(&batch, l, &neurons).unwrap();
+            .zip(&neurons)
+            .map(|((plain, packed), neurons)| {
                 assert_eq!(plain.n_neurons, neurons.len());
-                let refs: Vec<&[u32]> = batch.iter().map(Vec::as_slice).collect();
-                let packing = PrefixPacking::pack(&refs, 1024);
-                let rows: Vec<_> = packing.rows.iter().collect();
-                let packed = model.packed_activations(&rows, l, Some(&neurons)).unwrap();
                 (0..batch.len())
                     .map(|b| {
                         let (r, cols) = &packing.placement[b];
