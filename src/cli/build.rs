@@ -147,7 +147,8 @@ pub struct BuildArgs {
         "no_augment_activating", "end_activation", "end_min_firing", "extra_train",
     ])]
     pub authors: bool,
-    /// Neurons whose graph work shares batches.
+    /// Neurons of a layer whose graph work shares batches (a chunk; with --graph-band,
+    /// the same slice of each layer of a band runs as one chunk).
     #[arg(long, default_value_t = 512)]
     pub graph_chunk: usize,
     /// Tokens per prefix-shared row in the graph stage: masked and substituted rows
