@@ -27,12 +27,15 @@ mod http;
 const CHROMIUM: &str = "/usr/bin/chromium";
 const DRIVER: &str = "/usr/bin/chromedriver";
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+/// The W3C WebDriver endpoint that opens a browser; its answer names it by `ID_KEY`.
+const OPEN: &str = "/session";
+const ID_KEY: &str = "sessionId";
 
-/// A chromedriver process with one browser session.
+/// A chromedriver process driving one browser window (W3C WebDriver).
 struct Browser {
     driver: Child,
     addr: SocketAddr,
-    session: String,
+    window_id: String,
     _profile: tempfile::TempDir,
 }
 
@@ -78,11 +81,11 @@ impl Browser {
         let mut b = Browser {
             driver,
             addr,
-            session: String::new(),
+            window_id: String::new(),
             _profile: profile,
         };
-        let v = b.call("POST", "/session", Some(caps));
-        b.session = v["sessionId"].as_str().expect("a session").to_string();
+        let v = b.call("POST", OPEN, Some(caps));
+        b.window_id = v[ID_KEY].as_str().expect("a WebDriver id").to_string();
         b
     }
 
@@ -96,16 +99,17 @@ impl Browser {
         v["value"].clone()
     }
 
-    fn session(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        self.call(method, &format!("/session/{}{path}", self.session), body)
+    /// A WebDriver command on this browser.
+    fn command(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.call(method, &format!("{OPEN}/{}{path}", self.window_id), body)
     }
 
     fn go(&self, url: &str) {
-        self.session("POST", "/url", Some(json!({ "url": url })));
+        self.command("POST", "/url", Some(json!({ "url": url })));
     }
 
     fn url(&self) -> String {
-        self.session("GET", "/url", None)
+        self.command("GET", "/url", None)
             .as_str()
             .unwrap()
             .to_string()
@@ -116,7 +120,7 @@ impl Browser {
         let t = Instant::now();
         loop {
             let body = json!({"using": "css selector", "value": css}).to_string();
-            let path = format!("/session/{}/element", self.session);
+            let path = format!("{OPEN}/{}/element", self.window_id);
             let r = http::request(self.addr, "POST", &path, Some(body.as_bytes())).unwrap();
             if r.status == 200 {
                 return r.json()["value"][ELEMENT].as_str().unwrap().to_string();
@@ -127,7 +131,7 @@ impl Browser {
     }
 
     fn script(&self, code: &str) -> Value {
-        self.session(
+        self.command(
             "POST",
             "/execute/sync",
             Some(json!({"script": code, "args": []})),
@@ -135,7 +139,7 @@ impl Browser {
     }
 
     fn screenshot(&self, name: &str) -> PathBuf {
-        let png = self.session("GET", "/screenshot", None);
+        let png = self.command("GET", "/screenshot", None);
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(png.as_str().unwrap())
             .unwrap();
@@ -152,8 +156,8 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        if !self.session.is_empty() {
-            let path = format!("/session/{}", self.session);
+        if !self.window_id.is_empty() {
+            let path = format!("{OPEN}/{}", self.window_id);
             let _ = http::request(self.addr, "DELETE", &path, None);
         }
         let _ = self.driver.kill();
@@ -265,13 +269,13 @@ fn a_browser_reads_a_neuron_searches_and_follows_a_result() {
 
     if with_model {
         let text = browser.find("#predict textarea");
-        browser.session(
+        browser.command(
             "POST",
             &format!("/element/{text}/value"),
             Some(json!({"text": "The capital of France is Paris. It is a city."})),
         );
         let run = browser.find("#predict button");
-        browser.session("POST", &format!("/element/{run}/click"), Some(json!({})));
+        browser.command("POST", &format!("/element/{run}/click"), Some(json!({})));
         browser.find("#prediction table");
         let rows =
             browser.script("return document.querySelectorAll('#prediction tbody tr').length;");
@@ -282,14 +286,14 @@ fn a_browser_reads_a_neuron_searches_and_follows_a_result() {
 
     browser.go(&base);
     let input = browser.find("form.search.big input[name=q]");
-    browser.session(
+    browser.command(
         "POST",
         &format!("/element/{input}/value"),
         Some(json!({"text": "layer:3"})),
     );
     browser.screenshot("home.png");
     let submit = browser.find("form.search.big button");
-    browser.session("POST", &format!("/element/{submit}/click"), Some(json!({})));
+    browser.command("POST", &format!("/element/{submit}/click"), Some(json!({})));
     let first = browser.find("table.results a.neuron");
     assert!(
         browser.url().contains("/search?q=layer%3A3"),
@@ -300,7 +304,7 @@ fn a_browser_reads_a_neuron_searches_and_follows_a_result() {
     let name =
         browser.script("return document.querySelector('table.results a.neuron').textContent;");
     let name = name.as_str().unwrap().to_string();
-    browser.session("POST", &format!("/element/{first}/click"), Some(json!({})));
+    browser.command("POST", &format!("/element/{first}/click"), Some(json!({})));
     browser.find("svg.n2g-histogram");
     assert!(
         browser.url().ends_with(&format!("/neuron/{name}")),

@@ -62,7 +62,7 @@ def small_build_args(index: Path, *extra: str, neurons: str = NEURONS) -> List[s
     return ["build", "--corpus", str(SMALL_CORPUS), "--layers", "0", "--neurons", neurons, "--quiet", *extra, "--index", str(index)]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def small_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small complete index, built by the binary."""
     if not SMALL_CORPUS.exists():

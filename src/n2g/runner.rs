@@ -6,7 +6,7 @@
 //! deepest layer its requests ask for and computes only the neurons they ask for there;
 //! the neurons of shallower layers are read on the way.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::error::Result;
 use crate::model::{LayerPick, Model, PrefixPacking};
@@ -163,21 +163,17 @@ impl<'a> Runner<'a> {
         // padded length, and a batch runs to one depth. (Packed rows below are ordered by
         // the packing itself.)
         if self.config.batched {
-            groups.sort_by(|a, b| {
-                deepest(&a.1)
-                    .cmp(&deepest(&b.1))
-                    .then_with(|| b.0.len().cmp(&a.0.len()))
-                    .then_with(|| a.0.cmp(b.0))
-            });
+            // Distinct sequences: the key orders them totally.
+            groups.sort_by_cached_key(|g| (deepest(&g.1), std::cmp::Reverse(g.0.len()), g.0));
         }
+        let depths: Vec<Option<usize>> = groups.iter().map(|g| deepest(&g.1)).collect();
         let mut start = 0;
         while start < groups.len() {
             let width = groups[start].0.len().max(1);
-            let depth = deepest(&groups[start].1);
             let mut end = start + 1;
             if self.config.batched {
                 while end < groups.len()
-                    && deepest(&groups[end].1) == depth
+                    && depths[end] == depths[start]
                     && (end - start + 1) * width <= self.config.max_batch_tokens
                 {
                     end += 1;
@@ -211,15 +207,13 @@ impl<'a> Runner<'a> {
         groups: &[(&[u32], Vec<usize>)],
         out: &mut [Vec<f32>],
     ) -> Result<()> {
-        let depth_of =
-            |g: &(&[u32], Vec<usize>)| g.1.iter().map(|&r| requests[r].1 .0).max().unwrap_or(0);
-        let mut depths: Vec<usize> = groups.iter().map(depth_of).collect();
-        depths.sort_unstable();
-        depths.dedup();
-        for depth in depths {
-            let of_depth: Vec<&(&[u32], Vec<usize>)> =
-                groups.iter().filter(|g| depth_of(g) == depth).collect();
-            self.run_packed_depth(requests, &of_depth, out)?;
+        let mut by_depth: BTreeMap<usize, Vec<&(&[u32], Vec<usize>)>> = BTreeMap::new();
+        for g in groups {
+            let depth = g.1.iter().map(|&r| requests[r].1 .0).max().unwrap_or(0);
+            by_depth.entry(depth).or_default().push(g);
+        }
+        for of_depth in by_depth.values() {
+            self.run_packed_depth(requests, of_depth, out)?;
         }
         self.stats.run += groups.len() as u64;
         Ok(())
