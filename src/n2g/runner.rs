@@ -113,6 +113,9 @@ pub(super) type LayerNeuron = (usize, usize);
 /// One request: a token sequence and the neuron whose activations it wants.
 pub(super) type Request = (Vec<u32>, LayerNeuron);
 
+/// A distinct sequence and the requests (indices) it serves.
+type Group<'r> = (&'r [u32], Vec<usize>);
+
 /// Runs requests against the layers of a model.
 pub struct Runner<'a> {
     model: &'a Model,
@@ -136,7 +139,7 @@ impl<'a> Runner<'a> {
     pub(super) fn run(&mut self, requests: &[Request]) -> Result<Vec<Vec<f32>>> {
         self.stats.requested += requests.len() as u64;
         // Group requests by identical sequence.
-        let mut groups: Vec<(&[u32], Vec<usize>)> = Vec::new();
+        let mut groups: Vec<Group> = Vec::new();
         if self.config.batched {
             let mut index: HashMap<&[u32], usize> = HashMap::new();
             for (r, (seq, _)) in requests.iter().enumerate() {
@@ -204,10 +207,10 @@ impl<'a> Runner<'a> {
     fn run_packed(
         &mut self,
         requests: &[Request],
-        groups: &[(&[u32], Vec<usize>)],
+        groups: &[Group],
         out: &mut [Vec<f32>],
     ) -> Result<()> {
-        let mut by_depth: BTreeMap<usize, Vec<&(&[u32], Vec<usize>)>> = BTreeMap::new();
+        let mut by_depth: BTreeMap<usize, Vec<&Group>> = BTreeMap::new();
         for g in groups {
             let depth = g.1.iter().map(|&r| requests[r].1 .0).max().unwrap_or(0);
             by_depth.entry(depth).or_default().push(g);
@@ -223,7 +226,7 @@ impl<'a> Runner<'a> {
     fn run_packed_depth(
         &mut self,
         requests: &[Request],
-        groups: &[&(&[u32], Vec<usize>)],
+        groups: &[&Group],
         out: &mut [Vec<f32>],
     ) -> Result<()> {
         let seqs: Vec<&[u32]> = groups.iter().map(|g| g.0).collect();
