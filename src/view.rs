@@ -8,7 +8,7 @@ use crate::n2g::GraphSettings;
 use crate::store::{CorpusRecord, ModelRecord, ScanProgress, ScanSettings};
 
 pub use crate::n2g::NeuronEval as EvalView;
-pub use crate::search::{Hit, SimilarHit, SimilarPair};
+pub use crate::search::{Hit, HitPath, HitPaths, SimilarHit, SimilarPair};
 
 /// An activating token of a graph.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -283,7 +283,7 @@ proptest! {
                 .query(&text, 1000)
                 .unwrap()
                 .into_iter()
-                .map(|h| (h.neuron, h.score, h.f1, h.paths))
+                .map(|h| (h.neuron, h.score, h.f1, h.paths.to_vecs()))
                 .collect();
             prop_assert_eq!(&got, &want, "query {}", text);
             let top3: Vec<NeuronId> = index.query(&text, 3).unwrap().iter().map(|h| h.neuron).collect();

@@ -39,7 +39,7 @@ fn build_query_and_reopen() {
     let hits = index.query("token:Paris context:capital", 10).unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].neuron, NeuronId::new(3, 1042));
-    assert_eq!(hits[0].paths, vec![vec!["capital", "*", "paris"]]);
+    assert_eq!(hits[0].paths.to_vecs(), vec![vec!["capital", "*", "paris"]]);
     assert_eq!(hits[0].score, 0.9);
     let hits = SearchIndex::open(dir.path())
         .unwrap()

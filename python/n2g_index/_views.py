@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import numpy.typing as npt
@@ -25,8 +25,9 @@ class Hit:
         index: its index within the layer.
         score: the normalised activation of its best matching path (the rank).
         f1: its graph's firing F1 on held-out examples.
-        paths: every matching path, best first, each in text order (context tokens
-            from the earliest, the activating token last; ``"*"`` is any token).
+        paths: every matching path, best first, each a tuple of tokens in text order
+            (context tokens from the earliest, the activating token last; ``"*"`` is
+            any token).
     """
 
     neuron: str
@@ -34,7 +35,7 @@ class Hit:
     index: int
     score: float
     f1: float
-    paths: List[List[str]]
+    paths: List[Tuple[str, ...]]
 
 
 @dataclass
@@ -99,14 +100,15 @@ class Graph:
     Attributes:
         activating: activating tokens, strongest first.
         context: context tokens by depth.
-        paths: every path from the activating token backwards, ``"*"`` for any token.
+        paths: every path, a tuple of tokens from the activating token backwards,
+            ``"*"`` for any token.
         path_activations: the normalised activation of each path.
         nodes: trie nodes.
     """
 
     activating: List[ActivatingToken]
     context: List[ContextToken]
-    paths: List[List[str]]
+    paths: List[Tuple[str, ...]]
     path_activations: List[float]
     nodes: int
 
@@ -115,7 +117,7 @@ class Graph:
         return cls(
             activating=[ActivatingToken(**a) for a in d["activating"]],
             context=[ContextToken(**c) for c in d["context"]],
-            paths=d["paths"],
+            paths=[tuple(p) for p in d["paths"]],
             path_activations=d["path_activations"],
             nodes=d["nodes"],
         )

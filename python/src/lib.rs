@@ -132,7 +132,7 @@ impl PyIndex {
         to_python(py, &units)
     }
 
-    /// The neurons whose graphs match `query`, best first, as dicts.
+    /// The neurons whose graphs match `query`, best first, as dicts (paths as tuples).
     fn query<'py>(
         &self,
         py: Python<'py>,

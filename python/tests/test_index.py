@@ -24,6 +24,7 @@ def test_query_equals_cli(small_index: Path, query: str) -> None:
     with opened(small_index) as idx:
         hits = idx.query(query, limit=50)
     assert all(isinstance(h, n2g.Hit) for h in hits)
+    assert all(type(p) is tuple for h in hits for p in h.paths)
     assert_same(plain(hits), want)
 
 
@@ -36,7 +37,24 @@ def test_query_df_has_the_hits_as_rows(small_index: Path) -> None:
     with opened(small_index) as idx:
         df = idx.query_df("layer:0", limit=50)
     assert list(df.columns) == ["neuron", "layer", "index", "score", "f1", "paths"]
+    assert all(type(p) is tuple for paths in df["paths"] for p in paths)
     assert_same(plain(df.to_dict("records")), want)
+
+
+def test_paths_are_hashable_and_left_to_reference_counting(idx: n2g.Index) -> None:
+    import gc
+    from collections import Counter
+
+    hits = idx.query("layer:0", limit=50)
+    paths = [p for h in hits for p in h.paths]
+    counts = Counter(paths)  # lists would raise TypeError: unhashable
+    assert paths and sum(counts.values()) == len(paths)
+    # A tuple of strings can never be in a reference cycle: the collector skips them.
+    assert not any(gc.is_tracked(p) for p in paths)
+    assert all(gc.is_tracked(h.paths) for h in hits)
+    view = idx.neuron(hits[0].neuron)
+    assert view.graph is not None
+    assert all(type(p) is tuple for p in view.graph.paths)
 
 
 def test_neuron_equals_cli(small_index: Path) -> None:

@@ -48,7 +48,7 @@ fn show_token(t: &str) -> String {
 }
 
 /// A path in text order, runs of IGNORE (`*`) drawn as one `…`.
-fn draw_path(path: &[String]) -> String {
+fn draw_path<'a>(path: impl IntoIterator<Item = &'a str>) -> String {
     let mut out: Vec<String> = Vec::new();
     for t in path {
         if t == "*" {
@@ -70,7 +70,10 @@ fn table(hits: &[Hit]) -> String {
             [
                 h.neuron.to_string(),
                 h.layer.to_string(),
-                h.paths.first().map(|p| draw_path(p)).unwrap_or_default(),
+                h.paths
+                    .first()
+                    .map(|p| draw_path(p.iter()))
+                    .unwrap_or_default(),
                 format!("{:.3}", h.score),
                 format!("{:.3}", h.f1),
             ]
@@ -111,11 +114,7 @@ mod tests {
 
     #[test]
     fn paths_read_in_text_order_with_ignore_runs_as_one_ellipsis() {
-        let path = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            draw_path(&path(&["capital", "*", "paris"])),
-            "capital … paris"
-        );
-        assert_eq!(draw_path(&path(&["*", "*", " of", "x"])), "… \" of\" x");
+        assert_eq!(draw_path(["capital", "*", "paris"]), "capital … paris");
+        assert_eq!(draw_path(["*", "*", " of", "x"]), "… \" of\" x");
     }
 }

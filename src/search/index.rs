@@ -12,6 +12,7 @@ use super::build::{self, GenerationPaths};
 use super::collect::{top_neurons, MatchedDocs};
 use super::columns::Columns;
 use super::compile::Compiler;
+use super::hit_paths::HitPaths;
 use super::query::{parse, Expr};
 use super::read_only::ReadOnlyDirectory;
 use super::runs::DEFAULT_CHUNK_PATHS;
@@ -37,7 +38,7 @@ pub struct Hit {
     pub f1: f32,
     /// Every matching path, best activation first, each in text order: context tokens
     /// from the earliest to depth 1, then the activating token last; `*` is IGNORE.
-    pub paths: Vec<Vec<String>>,
+    pub paths: HitPaths,
 }
 
 /// An opened search index (one generation of a search folder).
@@ -276,7 +277,8 @@ impl SearchIndex {
         let docs = searcher
             .search(&paths_query, &MatchedDocs(&self.columns))
             .map_err(tv)?;
-        let mut by_neuron: HashMap<u64, Vec<(f64, Vec<String>)>> = HashMap::new();
+        // Each neuron's paths as they come, with their activations; ordered below.
+        let mut by_neuron: HashMap<u64, (Vec<f64>, HitPaths)> = HashMap::new();
         for (ord, act, address) in docs {
             let nid = table
                 .records
@@ -287,24 +289,26 @@ impl SearchIndex {
                 .get_first(self.fields.path)
                 .and_then(|v| v.as_bytes())
                 .unwrap_or_default();
-            let tokens: Vec<Option<String>> = postcard::from_bytes(bytes).map_err(|e| {
+            let tokens: Vec<Option<&str>> = postcard::from_bytes(bytes).map_err(|e| {
                 SearchError::unreadable(
                     &self.tantivy_dir,
                     format!("stored path of {address:?}: {e}"),
                 )
             })?;
-            let drawn = tokens
-                .into_iter()
-                .rev()
-                .map(|t| t.unwrap_or_else(|| "*".to_string()))
-                .collect();
-            by_neuron.entry(nid).or_default().push((act, drawn));
+            let (acts, paths) = by_neuron.entry(nid).or_default();
+            acts.push(act);
+            paths.push(tokens.iter().rev().map(|t| t.unwrap_or("*")));
         }
         Ok(top
             .into_iter()
             .map(|k| {
-                let mut paths = by_neuron.remove(&k.nid).unwrap_or_default();
-                paths.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+                let (acts, paths) = by_neuron.remove(&k.nid).unwrap_or_default();
+                let mut order: Vec<usize> = (0..acts.len()).collect();
+                order.sort_by(|&a, &b| {
+                    acts[b]
+                        .total_cmp(&acts[a])
+                        .then_with(|| paths.get(a).cmp(&paths.get(b)))
+                });
                 let neuron = schema::neuron(k.nid);
                 Hit {
                     neuron,
@@ -312,7 +316,7 @@ impl SearchIndex {
                     index: neuron.index,
                     score: k.act as f32,
                     f1: k.f1 as f32,
-                    paths: paths.into_iter().map(|p| p.1).collect(),
+                    paths: paths.reordered(&order),
                 }
             })
             .collect())

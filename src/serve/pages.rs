@@ -12,7 +12,7 @@ use super::api::{count, params, query_text, Params};
 use super::{blocking, ApiError, App};
 use crate::render::html::token_text;
 use crate::render::xml_escape as esc;
-use crate::view::{Hit, InfoView};
+use crate::view::{Hit, HitPath, InfoView};
 use crate::NeuronId;
 
 /// Search results per page.
@@ -253,7 +253,7 @@ fn results(q: &str, page: usize, hits: &[Hit]) -> String {
              <td>{3:.3}</td><td>{4:.3}</td><td>{5}</td></tr>",
             h.neuron,
             h.layer,
-            h.paths.first().map(|p| path_html(p)).unwrap_or_default(),
+            h.paths.first().map(path_html).unwrap_or_default(),
             h.score,
             h.f1,
             h.paths.len()
@@ -278,7 +278,7 @@ fn results(q: &str, page: usize, hits: &[Hit]) -> String {
 
 /// A path in text order as token chips: context blue, the activating token red, runs of
 /// IGNORE as one `…`.
-pub(crate) fn path_html(path: &[String]) -> String {
+pub(crate) fn path_html(path: HitPath<'_>) -> String {
     let mut out = String::new();
     let last = path.len().saturating_sub(1);
     for (i, t) in path.iter().enumerate() {
