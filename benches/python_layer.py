@@ -113,6 +113,13 @@ def main() -> None:
         f"({per_hit * rows_wanted * 1e3:.2f} ms) + DataFrame {frame * 1e3:.2f} ms = {total * 1e3:.2f} ms (goal <= 50 ms; "
         f"{count} real hits{' repeated' if count < rows_wanted else ''})"
     )
+    # The peer: parsing the same hits from the command line's --json with the standard
+    # library (what a notebook without this package does after running the binary).
+    import json
+
+    text = json.dumps(idx._native.query("layer:0", rows_wanted))
+    _, parse, _ = paired(lambda: 0.0, lambda: json.loads(text), 21)
+    print(f"json.loads of the same {count} hits as JSON ({len(text) / 1e6:.1f} MB): {parse * 1e3:.2f} ms")
     if count >= rows_wanted:
         # End to end, the answer kept until the clock stops: what a caller waits for,
         # page faults of new memory and garbage-collector passes included.
