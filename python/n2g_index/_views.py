@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 import numpy.typing as npt
 
+from ._errors import Error
+
 if TYPE_CHECKING:
     from ._index import Index, Model
 
@@ -104,6 +106,8 @@ class Graph:
             ``"*"`` for any token.
         path_activations: the normalised activation of each path.
         nodes: trie nodes.
+
+    In Jupyter a graph read from an index shows as its drawing (:meth:`svg`).
     """
 
     activating: List[ActivatingToken]
@@ -111,16 +115,44 @@ class Graph:
     paths: List[Tuple[str, ...]]
     path_activations: List[float]
     nodes: int
+    _drawing: Optional[Callable[[], Optional[str]]] = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def _from(cls, d: Dict[str, Any]) -> "Graph":
+    def _from(cls, d: Dict[str, Any], drawing: Optional[Callable[[], Optional[str]]] = None) -> "Graph":
         return cls(
             activating=[ActivatingToken(**a) for a in d["activating"]],
             context=[ContextToken(**c) for c in d["context"]],
             paths=[tuple(p) for p in d["paths"]],
             path_activations=d["path_activations"],
             nodes=d["nodes"],
+            _drawing=drawing,
         )
+
+    def svg(self) -> str:
+        """The graph drawn as a standalone SVG document: activating tokens on the right,
+        context tokens leading to them, quiet patterns marked (as ``n2g-index show L:N
+        --format svg`` and the web page draw it). Read from the index on each call.
+
+        Raises:
+            Error: the graph was not read from an index, or the index is closed.
+        """
+        if self._drawing is None:
+            raise Error("this graph was not read from an index: nothing to draw it from")
+        drawn = self._drawing()
+        if drawn is None:
+            raise Error("the index holds no graph for this neuron any more")
+        return drawn
+
+    def _repr_svg_(self) -> Optional[str]:
+        """Jupyter's picture of the graph; ``None`` (the text repr) when it cannot be drawn."""
+        if self._drawing is None:
+            return None
+        return self.svg()
+
+
+def _drawing(index: "Index", neuron: str) -> Callable[[], Optional[str]]:
+    """Draws ``neuron``'s graph from ``index`` when called (``Graph.svg``)."""
+    return lambda: index._native.graph_svg(neuron)
 
 
 def _strip_html(tokens: List[str], activations: List[float], argmax: int, scale: float, first: int) -> str:
@@ -222,6 +254,7 @@ class NeuronView:
     def _from(cls, d: Dict[str, Any], bos: bool, index: Optional["Index"]) -> "NeuronView":
         examples = [Example(**e) for e in d.get("examples", [])]
         graph = d.get("graph")
+        drawing = _drawing(index, d["neuron"]) if index is not None else None
         return cls(
             neuron=d["neuron"],
             layer=d["layer"],
@@ -232,7 +265,7 @@ class NeuronView:
             positive_fraction=d["positive_fraction"],
             tokens=d["tokens"],
             examples=Examples(examples, d["max_activation"], bos),
-            graph=Graph._from(graph) if graph is not None else None,
+            graph=Graph._from(graph, drawing) if graph is not None else None,
             eval=d.get("eval"),
             graph_skipped=d.get("graph_skipped"),
             _index=index,

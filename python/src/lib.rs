@@ -234,6 +234,13 @@ impl PyIndex {
         to_python(py, &view)
     }
 
+    /// The graph of `neuron` drawn as an SVG document (as `show --format svg` and the web
+    /// page draw it), or `None` before the graph stage has reached it.
+    fn graph_svg(&self, py: Python<'_>, neuron: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
+        let id = neuron_id(neuron)?;
+        self.with(py, |i| i.graph_svg(id))
+    }
+
     /// What the index holds, as a dict.
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let view = self.with(py, |i| i.info())?;

@@ -85,6 +85,30 @@ def test_neuron_view_shows_in_jupyter(idx: n2g.Index) -> None:
                 assert t not in page or "&lt;" in page
 
 
+def test_graph_draws_as_the_cli_draws_it(small_index: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    with opened(small_index) as idx:
+        view = idx.neuron("0:3")
+        assert view.graph is not None
+        svg = view.graph.svg()
+        assert view.graph._repr_svg_() == svg
+        out = cli("show", "0:3", "--format", "svg", "--index", str(small_index))
+        assert out.returncode == 0, out.stderr
+        assert svg == out.stdout
+        root = ET.fromstring(svg)
+        assert root.tag.endswith("svg")
+        text = " ".join(t for t in root.itertext())
+        assert "neuron 0:3" in text
+        # A graph made by hand has nothing to draw from: no picture, a clear error.
+        loose = n2g.Graph(view.graph.activating, view.graph.context, view.graph.paths, view.graph.path_activations, view.graph.nodes)
+        assert loose._repr_svg_() is None
+        with pytest.raises(n2g.Error, match="not read from an index"):
+            loose.svg()
+    with pytest.raises(n2g.Error):
+        view.graph.svg()  # the index is closed
+
+
 def test_similar_equals_cli(small_index: Path) -> None:
     args = ("--top", "5", "--threshold", "0.5", "--index", str(small_index))
     want = {n: cli_json("similar", f"0:{n}", *args) for n in (0, 3, 10)}

@@ -25,3 +25,6 @@ def test_quickstart_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert not errors, errors
     html = [o for o in outputs if "text/html" in o.get("data", {})]
     assert html, "the examples and the DataFrame show as HTML"
+    svg = [o for o in outputs if "image/svg+xml" in o.get("data", {})]
+    assert svg, "the neuron's graph shows as its drawing"
+    assert "<svg" in "".join(svg[0]["data"]["image/svg+xml"])
