@@ -1,6 +1,6 @@
 //! Sharded builds: three shards of layers 0–2 built as separate processes at once and
-//! merged equal one build of the same neurons in every read output; slices by layer
-//! merge the same way; missing, overlapping, mismatched and unfinished shards are
+//! merged equal one build of the same neurons in every read output, also when the
+//! builds skip dense units; slices by layer merge the same way; missing, overlapping, mismatched and unfinished shards are
 //! refused by name; a merge run again writes the same index.
 
 use std::path::{Path, PathBuf};
@@ -178,4 +178,62 @@ fn bad_shard_options_are_named() {
         .output()
         .unwrap();
     refused(out, &["has no neurons", "use fewer shards"]);
+}
+
+/// The units an index skipped as dense, from `info --json`.
+fn skipped_dense(index: &Path) -> serde_json::Value {
+    let out = ok(bin()
+        .args(["info", "--json", "--index"])
+        .arg(index)
+        .output()
+        .unwrap());
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    info["skipped_dense"].clone()
+}
+
+#[test]
+fn shards_skipping_dense_units_equal_one_build() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = |name: &str| tmp.path().join(name);
+    // About a fifth of these neurons fire on more than 60% of tokens: skipped.
+    let dense = ["--max-density", "0.6"];
+    let mut single = build(&dir("single"), "0-2", &dense).spawn().unwrap();
+    let shards: Vec<PathBuf> = (0..3).map(|i| dir(&format!("shard{i}"))).collect();
+    let children: Vec<_> = shards
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let shard = format!("{i}/3");
+            build(d, "0-2", &[dense[0], dense[1], "--shard", &shard])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    assert!(single.wait().unwrap().success());
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let skipped = skipped_dense(&dir("single"));
+    let names: Vec<&str> = skipped
+        .as_array()
+        .expect("a list of skipped units")
+        .iter()
+        .filter_map(|u| u.as_str())
+        .collect();
+    // A dense unit ahead of a layer's last block of 8 shifts every later neuron's chunk
+    // if chunks were cut from what is left to build.
+    let early = names.iter().any(|n| {
+        let index: usize = n.split(':').nth(1).and_then(|i| i.parse().ok()).unwrap();
+        index < 24
+    });
+    assert!(
+        early,
+        "no dense unit before a layer's last block: {names:?}"
+    );
+    ok(merge(&shards, &dir("merged")));
+    assert_eq!(skipped_dense(&dir("merged")), skipped);
+    assert!(
+        reads(&dir("merged")) == reads(&dir("single")),
+        "merged shards that skip dense units differ from one build"
+    );
 }

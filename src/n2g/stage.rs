@@ -155,6 +155,7 @@ pub fn build_graphs(
     let done: std::collections::HashSet<NeuronId> = store.graph_keys()?.into_iter().collect();
     let skip: std::collections::HashSet<NeuronId> = dense.iter().map(|(id, _)| *id).collect();
     let mut scans = store.neuron_scans()?;
+    let slots = layer_slots(&scans);
     scans.retain(|(id, _)| !skip.contains(id));
     let todo: Vec<_> = scans.iter().filter(|(id, _)| !done.contains(id)).collect();
     if !todo.is_empty() {
@@ -210,7 +211,7 @@ pub fn build_graphs(
             "random sample"
         );
         let mut first_chunk = true;
-        for chunk in band_chunks(&band, batch.chunk_neurons.max(1)) {
+        for chunk in band_chunks(&band, batch.chunk_neurons.max(1), &slots) {
             let chunk_clock = Instant::now();
             let inputs: Vec<NeuronInput> = chunk
                 .iter()
@@ -271,22 +272,38 @@ fn bands<'s>(todo: &[Todo<'s>], batch: &BatchConfig) -> Vec<Vec<Vec<Todo<'s>>>> 
     out
 }
 
-/// The chunks of a band: chunk `c` holds slice `c` (`chunk` neurons) of every layer of
-/// the band. A committed chunk takes the same slice from each layer, so a resumed build
-/// cuts the rest into the same chunks.
-fn band_chunks<'s>(band: &[Vec<Todo<'s>>], chunk: usize) -> Vec<Vec<Todo<'s>>> {
-    let slices = band
-        .iter()
-        .map(|l| l.len().div_ceil(chunk))
-        .max()
-        .unwrap_or(0);
-    (0..slices)
-        .map(|c| {
-            band.iter()
-                .flat_map(|l| l.iter().skip(c * chunk).take(chunk).copied())
-                .collect()
-        })
-        .collect()
+/// Each scanned neuron's slot: its position among its layer's scanned neurons (`scans`
+/// in store order, units the build skips as dense included).
+fn layer_slots(scans: &[(NeuronId, NeuronScan)]) -> HashMap<NeuronId, usize> {
+    let mut slots = HashMap::with_capacity(scans.len());
+    let mut layer = None;
+    let mut next = 0;
+    for (id, _) in scans {
+        if layer != Some(id.layer) {
+            (layer, next) = (Some(id.layer), 0);
+        }
+        slots.insert(*id, next);
+        next += 1;
+    }
+    slots
+}
+
+/// The chunks of a band: chunk `c` holds the neurons of slots `c * chunk` to
+/// `(c + 1) * chunk` of every layer of the band ([`layer_slots`]), those left to build.
+/// Cut by slot rather than by what is left, chunks are the same blocks in a resumed
+/// build (a committed chunk is a whole one), in a build that skips dense units, and in
+/// every shard of a build ([`crate::Shard`] deals the same blocks).
+fn band_chunks<'s>(
+    band: &[Vec<Todo<'s>>],
+    chunk: usize,
+    slots: &HashMap<NeuronId, usize>,
+) -> Vec<Vec<Todo<'s>>> {
+    let mut chunks: std::collections::BTreeMap<usize, Vec<Todo<'s>>> = Default::default();
+    for &t in band.iter().flatten() {
+        let slot = slots.get(&t.0).copied().unwrap_or_default();
+        chunks.entry(slot / chunk).or_default().push(t);
+    }
+    chunks.into_values().collect()
 }
 
 /// A neuron's graph-stage input: its top examples with their stored windows.
