@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use n2g_index::search::query::{Cmp, Expr, NumField, Role, Value};
-use n2g_index::search::{Class, NeuronPaths, Relation, SearchIndex, SearchPath};
+use n2g_index::search::{Class, NeuronPaths, Relation, SearchIndex, SearchPath, MANY_HITS};
 use n2g_index::NeuronId;
 use proptest::prelude::*;
 
@@ -234,6 +234,39 @@ fn arb_neurons() -> impl Strategy<Value = Vec<NeuronPaths>> {
     })
 }
 
+/// More than [`MANY_HITS`] neurons of layers 0–2 (neuron `i` is `i % 3 : i / 3`), each
+/// with a path or more.
+fn arb_many_neurons() -> impl Strategy<Value = Vec<NeuronPaths>> {
+    let token = (0..VOCAB.len()).prop_map(|i| VOCAB[i].to_string());
+    let path = (
+        token.clone(),
+        prop::collection::vec(prop::option::weighted(0.7, token), 0..4),
+        prop::sample::select(vec![0.2f32, 0.5, 0.8, 0.9, 1.0]),
+    )
+        .prop_map(|(first, rest, activation)| {
+            let mut tokens = vec![Some(first)];
+            tokens.extend(rest);
+            SearchPath { tokens, activation }
+        });
+    let neuron = (
+        prop::sample::select(vec![0.1f32, 0.5, 0.6, 0.9]),
+        prop::collection::vec(path, 1..4),
+    );
+    prop::collection::vec(neuron, MANY_HITS + 200..MANY_HITS + 400).prop_map(|all| {
+        all.into_iter()
+            .enumerate()
+            .map(|(i, (f1, paths))| NeuronPaths {
+                neuron: NeuronId {
+                    layer: (i % 3) as u16,
+                    index: (i / 3) as u32,
+                },
+                f1,
+                paths,
+            })
+            .collect()
+    })
+}
+
 fn arb_value() -> impl Strategy<Value = Value> {
     prop_oneof![
         4 => (0..VOCAB.len()).prop_map(|i| Value::Exact(VOCAB[i].to_string())),
@@ -340,5 +373,31 @@ proptest! {
             .map(|p| (p.a, p.b, p.activating, p.context, p.relation.name()))
             .collect();
         prop_assert_eq!(got, pairs);
+    }
+}
+
+proptest! {
+    // Enough neurons that a broad query's hits pass MANY_HITS, where their paths are
+    // read through a term set rather than a union of one term per neuron.
+    #![proptest_config(ProptestConfig { cases: 3, ..ProptestConfig::default() })]
+
+    #[test]
+    fn queries_of_many_hits_match_brute_force(neurons in arb_many_neurons(), queries in prop::collection::vec(arb_expr(), 4)) {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SearchIndex::build(dir.path(), neurons.clone()).unwrap();
+        let broad = ["layer:0..2", "NOT token:zzz", "any:/a/", "f1>=0.5 OR act>0.5"];
+        let mut most = 0;
+        for text in broad.iter().map(|b| b.to_string()).chain(queries.iter().map(|q| q.to_string())) {
+            let want = brute_query(&n2g_index::search::parse(&text).unwrap(), &neurons);
+            let got: Vec<Row> = index
+                .query(&text, 5000)
+                .unwrap()
+                .into_iter()
+                .map(|h| (h.neuron, h.score, h.f1, h.paths.to_vecs()))
+                .collect();
+            prop_assert_eq!(&got, &want, "query {}", text);
+            most = most.max(got.len());
+        }
+        prop_assert!(most > MANY_HITS, "no query had more than {} hits", MANY_HITS);
     }
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
+use tantivy::query::{BooleanQuery, Occur, Query, TermQuery, TermSetQuery};
 use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
 
@@ -21,6 +21,10 @@ use super::store::Store;
 use super::{NeuronPaths, Result, SearchError};
 use crate::store::catch_panics;
 use crate::NeuronId;
+
+/// Above this many hits, a query reads their paths through a term set rather than a
+/// union of one term query per neuron (equal results; see `run_query`).
+pub const MANY_HITS: usize = 1024;
 
 /// One neuron found by a query.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -259,21 +263,28 @@ impl SearchIndex {
         if top.is_empty() {
             return Ok(Vec::new());
         }
-        let neurons: Vec<(Occur, Box<dyn Query>)> = top
+        let terms: Vec<Term> = top
             .iter()
             .map(|k| {
                 let ord = table.ordinal(schema::neuron(k.nid)).unwrap_or(u32::MAX);
-                let t = Term::from_field_u64(self.fields.ord, ord as u64);
+                Term::from_field_u64(self.fields.ord, ord as u64)
+            })
+            .collect();
+        // The paths of the top neurons: a union of their terms for a few, a term set (one
+        // bitset of the segment's documents) for many, where the union's cost per term
+        // dominates (10,000 neurons of 1,000,000: 1.2 to 2 times faster, measured).
+        let neurons: Box<dyn Query> = if terms.len() > MANY_HITS {
+            Box::new(TermSetQuery::new(terms))
+        } else {
+            let each = terms.into_iter().map(|t| {
                 (
                     Occur::Should,
                     Box::new(TermQuery::new(t, IndexRecordOption::Basic)) as Box<dyn Query>,
                 )
-            })
-            .collect();
-        let paths_query = BooleanQuery::new(vec![
-            (Occur::Must, q),
-            (Occur::Must, Box::new(BooleanQuery::new(neurons))),
-        ]);
+            });
+            Box::new(BooleanQuery::new(each.collect()))
+        };
+        let paths_query = BooleanQuery::new(vec![(Occur::Must, q), (Occur::Must, neurons)]);
         let docs = searcher
             .search(&paths_query, &MatchedDocs(&self.columns))
             .map_err(tv)?;

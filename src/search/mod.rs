@@ -29,7 +29,7 @@ pub use crate::error::SearchError;
 pub use classes::Class;
 pub use from_graphs::{neuron_paths, reindex, reindex_folder, search_dir};
 pub use hit_paths::{HitPath, HitPaths};
-pub use index::{Hit, SearchIndex};
+pub use index::{Hit, SearchIndex, MANY_HITS};
 pub use query::{parse, Expr, ParseError};
 pub use similar::{Relation, SimilarHit, SimilarPair};
 
