@@ -207,9 +207,10 @@ fn brute_relation(t: &NeuronPaths, c: &NeuronPaths, th: f64) -> (f64, f64, Relat
 
 // ---------- generators ----------
 
-fn arb_neurons() -> impl Strategy<Value = Vec<NeuronPaths>> {
+/// A path: an activating token, then up to 3 context tokens or IGNOREs.
+fn arb_path() -> impl Strategy<Value = SearchPath> {
     let token = (0..VOCAB.len()).prop_map(|i| VOCAB[i].to_string());
-    let path = (
+    (
         token.clone(),
         prop::collection::vec(prop::option::weighted(0.7, token), 0..4),
         prop::sample::select(vec![0.2f32, 0.5, 0.8, 0.9, 1.0]),
@@ -218,12 +219,19 @@ fn arb_neurons() -> impl Strategy<Value = Vec<NeuronPaths>> {
             let mut tokens = vec![Some(first)];
             tokens.extend(rest);
             SearchPath { tokens, activation }
-        });
-    let neuron = (
+        })
+}
+
+/// A neuron's F1 and `paths` paths.
+fn arb_f1_paths(paths: std::ops::Range<usize>) -> impl Strategy<Value = (f32, Vec<SearchPath>)> {
+    (
         prop::sample::select(vec![0.1f32, 0.5, 0.6, 0.9]),
-        prop::collection::vec(path, 0..5),
-    );
-    prop::collection::btree_map((0u16..3, 0u32..12), neuron, 1..14).prop_map(|m| {
+        prop::collection::vec(arb_path(), paths),
+    )
+}
+
+fn arb_neurons() -> impl Strategy<Value = Vec<NeuronPaths>> {
+    prop::collection::btree_map((0u16..3, 0u32..12), arb_f1_paths(0..5), 1..14).prop_map(|m| {
         m.into_iter()
             .map(|((l, i), (f1, paths))| NeuronPaths {
                 neuron: NeuronId { layer: l, index: i },
@@ -237,21 +245,7 @@ fn arb_neurons() -> impl Strategy<Value = Vec<NeuronPaths>> {
 /// More than [`MANY_HITS`] neurons of layers 0–2 (neuron `i` is `i % 3 : i / 3`), each
 /// with a path or more.
 fn arb_many_neurons() -> impl Strategy<Value = Vec<NeuronPaths>> {
-    let token = (0..VOCAB.len()).prop_map(|i| VOCAB[i].to_string());
-    let path = (
-        token.clone(),
-        prop::collection::vec(prop::option::weighted(0.7, token), 0..4),
-        prop::sample::select(vec![0.2f32, 0.5, 0.8, 0.9, 1.0]),
-    )
-        .prop_map(|(first, rest, activation)| {
-            let mut tokens = vec![Some(first)];
-            tokens.extend(rest);
-            SearchPath { tokens, activation }
-        });
-    let neuron = (
-        prop::sample::select(vec![0.1f32, 0.5, 0.6, 0.9]),
-        prop::collection::vec(path, 1..4),
-    );
+    let neuron = arb_f1_paths(1..4);
     prop::collection::vec(neuron, MANY_HITS + 200..MANY_HITS + 400).prop_map(|all| {
         all.into_iter()
             .enumerate()

@@ -70,25 +70,32 @@ fn merge(shards: &[PathBuf], into: &Path) -> Output {
         .unwrap()
 }
 
-#[test]
-fn merged_shards_equal_one_build() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = |name: &str| tmp.path().join(name);
-    let mut single = build(&dir("single"), "0-2", &[]).spawn().unwrap();
-    let shards: Vec<PathBuf> = (0..3).map(|i| dir(&format!("shard{i}"))).collect();
+/// Builds layers 0–2 with `extra` options into `tmp/single` and, at the same time, as
+/// three shards into `tmp/shard0..2`; returns the shards' folders.
+fn build_single_and_shards(tmp: &Path, extra: &[&str]) -> Vec<PathBuf> {
+    let mut single = build(&tmp.join("single"), "0-2", extra).spawn().unwrap();
+    let shards: Vec<PathBuf> = (0..3).map(|i| tmp.join(format!("shard{i}"))).collect();
     let children: Vec<_> = shards
         .iter()
         .enumerate()
         .map(|(i, d)| {
-            build(d, "0-2", &["--shard", &format!("{i}/3")])
-                .spawn()
-                .unwrap()
+            let shard = format!("{i}/3");
+            let args = [extra, &["--shard", &shard]].concat();
+            build(d, "0-2", &args).spawn().unwrap()
         })
         .collect();
     assert!(single.wait().unwrap().success());
     for mut c in children {
         assert!(c.wait().unwrap().success());
     }
+    shards
+}
+
+#[test]
+fn merged_shards_equal_one_build() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = |name: &str| tmp.path().join(name);
+    let shards = build_single_and_shards(tmp.path(), &[]);
     // Every shard holds part of the neurons, none all of them.
     for d in &shards {
         let out = ok(bin().args(["export", "--index"]).arg(d).output().unwrap());
@@ -196,23 +203,7 @@ fn shards_skipping_dense_units_equal_one_build() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = |name: &str| tmp.path().join(name);
     // About a fifth of these neurons fire on more than 60% of tokens: skipped.
-    let dense = ["--max-density", "0.6"];
-    let mut single = build(&dir("single"), "0-2", &dense).spawn().unwrap();
-    let shards: Vec<PathBuf> = (0..3).map(|i| dir(&format!("shard{i}"))).collect();
-    let children: Vec<_> = shards
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            let shard = format!("{i}/3");
-            build(d, "0-2", &[dense[0], dense[1], "--shard", &shard])
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    assert!(single.wait().unwrap().success());
-    for mut c in children {
-        assert!(c.wait().unwrap().success());
-    }
+    let shards = build_single_and_shards(tmp.path(), &["--max-density", "0.6"]);
     let skipped = skipped_dense(&dir("single"));
     let names: Vec<&str> = skipped
         .as_array()
