@@ -154,18 +154,23 @@ mod tests {
         }
     }
 
+    /// The `count` shards of a build in blocks of `block` units.
+    fn shards(count: u32, block: u32) -> impl Iterator<Item = Shard> {
+        (0..count).map(move |index| Shard {
+            index,
+            count,
+            block,
+        })
+    }
+
     #[test]
     fn shards_partition_the_units_in_whole_blocks() {
         let layers = [0, 1, 2, 7];
         let neurons: Vec<usize> = (0..100).map(|i| i * 3).collect();
         for count in [1, 2, 3, 5, 8, 40] {
             let mut seen = vec![vec![0u32; neurons.len()]; layers.len()];
-            for index in 0..count {
-                let shard = Shard {
-                    index,
-                    count,
-                    block: 16,
-                };
+            for shard in shards(count, 16) {
+                let index = shard.index;
                 for (li, of_layer) in shard.select(&layers, &neurons, 1).iter().enumerate() {
                     for n in of_layer {
                         let pos = neurons.binary_search(n).unwrap();
@@ -188,12 +193,8 @@ mod tests {
         let layers: Vec<usize> = (0..30).collect();
         let neurons: Vec<usize> = (0..1536).collect();
         let total: usize = layers.iter().map(|l| (l + 1) * 1536).sum();
-        for index in 0..8 {
-            let shard = Shard {
-                index,
-                count: 8,
-                block: 32,
-            };
+        for shard in shards(8, 32) {
+            let index = shard.index;
             let cost: usize = shard
                 .select(&layers, &neurons, 1)
                 .iter()
@@ -216,12 +217,8 @@ mod tests {
         let neurons: Vec<usize> = (0..100).collect();
         for count in [1, 2, 3, 5, 9] {
             let mut seen = vec![vec![0u32; neurons.len()]; layers.len()];
-            for index in 0..count {
-                let shard = Shard {
-                    index,
-                    count,
-                    block: 16,
-                };
+            for shard in shards(count, 16) {
+                let index = shard.index;
                 let owned = shard.select(&layers, &neurons, 2);
                 // Block c of layer 2 and block c of layer 3 have one owner.
                 assert_eq!(owned[0], owned[1], "count {count} shard {index}");

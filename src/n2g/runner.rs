@@ -161,7 +161,7 @@ impl<'a> Runner<'a> {
             self.run_packed(requests, &groups, &mut out)?;
             return Ok(out);
         }
-        let deepest = |reqs: &[usize]| reqs.iter().map(|&r| requests[r].1 .0).max();
+        let deepest = |reqs: &[usize]| deepest_layer(requests, reqs);
         // Shallowest first, then longest first: the first sequence of a batch sets its
         // padded length, and a batch runs to one depth. (Packed rows below are ordered by
         // the packing itself.)
@@ -212,7 +212,7 @@ impl<'a> Runner<'a> {
     ) -> Result<()> {
         let mut by_depth: BTreeMap<usize, Vec<&Group>> = BTreeMap::new();
         for g in groups {
-            let depth = g.1.iter().map(|&r| requests[r].1 .0).max().unwrap_or(0);
+            let depth = deepest_layer(requests, &g.1).unwrap_or(0);
             by_depth.entry(depth).or_default().push(g);
         }
         for of_depth in by_depth.values() {
@@ -277,6 +277,11 @@ impl<'a> Runner<'a> {
         }
         Ok(())
     }
+}
+
+/// The deepest layer the requests `reqs` (indices into `requests`) ask for.
+fn deepest_layer(requests: &[Request], reqs: &[usize]) -> Option<usize> {
+    reqs.iter().map(|&r| requests[r].1 .0).max()
 }
 
 /// The distinct neurons a batch's requests ask for, by layer (layers ascending, neurons
